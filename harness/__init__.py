@@ -1,0 +1,178 @@
+"""harness: test and compare LLMs under plain pytest.
+
+The public API is LiteLLM's batch-completion call shapes, done right::
+
+    from harness import batch_completion, batch_completion_models
+
+    answers = batch_completion(model="mock/demo", messages=[[{"role": "user", "content": "hi"}]])
+    fastest = batch_completion_models(models=["echo/a", "mock/b"], messages=[...])
+
+Each function uses a default ``Harness`` configured from ``harness.toml`` or
+``[tool.harness]`` in the working directory; build your own ``Harness(config=...)`` for
+anything else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness._version import __version__
+from harness.config import HarnessConfig, ModelSpec, Price, load_config
+from harness.errors import (
+    AllModelsFailed,
+    APIConnectionError,
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    BillingError,
+    ConfigError,
+    ConflictError,
+    ContentFilterError,
+    ContextWindowExceededError,
+    HarnessError,
+    InternalServerError,
+    InvalidResponseError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ReplayMissError,
+    ServiceUnavailableError,
+    TimeoutError,
+)
+from harness.retry import RetryPolicy
+from harness.runner import Harness, Result, get_default_harness, set_default_harness
+from harness.types import (
+    Choice,
+    Contestant,
+    FunctionCall,
+    Message,
+    ModelResponse,
+    RaceInfo,
+    ResponseMeta,
+    ToolCall,
+    Usage,
+)
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "AllModelsFailed",
+    "AuthenticationError",
+    "BadRequestError",
+    "BillingError",
+    "Choice",
+    "ConfigError",
+    "ConflictError",
+    "ContentFilterError",
+    "ContextWindowExceededError",
+    "Contestant",
+    "FunctionCall",
+    "Harness",
+    "HarnessConfig",
+    "HarnessError",
+    "InternalServerError",
+    "InvalidResponseError",
+    "Message",
+    "ModelResponse",
+    "ModelSpec",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "Price",
+    "RaceInfo",
+    "RateLimitError",
+    "ReplayMissError",
+    "ResponseMeta",
+    "Result",
+    "RetryPolicy",
+    "ServiceUnavailableError",
+    "TimeoutError",
+    "ToolCall",
+    "Usage",
+    "__version__",
+    "abatch_completion",
+    "abatch_completion_models",
+    "abatch_completion_models_all_responses",
+    "acompletion",
+    "batch_completion",
+    "batch_completion_models",
+    "batch_completion_models_all_responses",
+    "completion",
+    "get_default_harness",
+    "load_config",
+    "set_default_harness",
+]
+
+
+def completion(model: str, messages: list[dict[str, Any]], **params: Any) -> ModelResponse:
+    """One chat completion with the default harness (see ``Harness.completion``)."""
+    return get_default_harness().completion(model, messages, **params)
+
+
+async def acompletion(model: str, messages: list[dict[str, Any]], **params: Any) -> ModelResponse:
+    """Async ``completion``."""
+    return await get_default_harness().acompletion(model, messages, **params)
+
+
+def batch_completion(
+    model: str,
+    messages: list[list[dict[str, Any]]],
+    *,
+    max_workers: int | None = 100,
+    **params: Any,
+) -> list[Result]:
+    """Many conversations to one model; answers in order, errors in their slots."""
+    return get_default_harness().batch_completion(
+        model, messages, max_workers=max_workers, **params
+    )
+
+
+async def abatch_completion(
+    model: str,
+    messages: list[list[dict[str, Any]]],
+    *,
+    max_workers: int | None = 100,
+    **params: Any,
+) -> list[Result]:
+    """Async ``batch_completion``."""
+    return await get_default_harness().abatch_completion(
+        model, messages, max_workers=max_workers, **params
+    )
+
+
+def batch_completion_models(
+    models: list[str], messages: list[dict[str, Any]], **params: Any
+) -> ModelResponse:
+    """Race: one conversation to many models; the first successful answer wins."""
+    return get_default_harness().batch_completion_models(models, messages, **params)
+
+
+async def abatch_completion_models(
+    models: list[str], messages: list[dict[str, Any]], **params: Any
+) -> ModelResponse:
+    """Async ``batch_completion_models``."""
+    return await get_default_harness().abatch_completion_models(models, messages, **params)
+
+
+def batch_completion_models_all_responses(
+    models: list[str], messages: list[dict[str, Any]], **params: Any
+) -> list[Result]:
+    """Every model's answer, aligned with ``models``, errors in place."""
+    return get_default_harness().batch_completion_models_all_responses(models, messages, **params)
+
+
+async def abatch_completion_models_all_responses(
+    models: list[str], messages: list[dict[str, Any]], **params: Any
+) -> list[Result]:
+    """Async ``batch_completion_models_all_responses``."""
+    return await get_default_harness().abatch_completion_models_all_responses(
+        models, messages, **params
+    )
+
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("harness.") and not _name.startswith("_"):
+        try:
+            _obj.__module__ = "harness"
+        except (AttributeError, TypeError):
+            pass

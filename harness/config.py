@@ -1,0 +1,486 @@
+"""Configuration: model strings, aliases, and the ``harness.toml`` / ``[tool.harness]`` loader.
+
+A model is named either by a ``provider/name`` string (``openai/gpt-4o-mini``,
+``anthropic/claude-3-5-haiku-latest``, ``ollama/llama3.2``, ``mock/demo``) or by an alias
+defined in the config::
+
+    # harness.toml (or [tool.harness] in pyproject.toml)
+    [defaults]
+    timeout = 60          # seconds per attempt
+    retries = 2
+    max_concurrency = 32  # per model (default: no limit besides max_workers)
+
+    [models.fast]
+    model = "openai/gpt-4o-mini"
+    max_concurrency = 16
+    params = { temperature = 0 }
+    price = { input_per_mtok = 0.15, output_per_mtok = 0.60 }
+
+    [models.local]
+    model = "openai/llama3.2"
+    api_base = "http://localhost:11434/v1"
+    api_key_env = "NONE"
+
+This module owns the provider table (default base URL and key variable of each named
+provider), resolution of a name into a frozen ``ModelSpec``, and loading with precise errors
+that name the file and the field. It never reads API keys into a spec: keys are looked up
+at call time and never stored.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from harness.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_MAX_CONCURRENCY",
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "PROVIDERS",
+    "HarnessConfig",
+    "ModelSpec",
+    "Price",
+    "ProviderInfo",
+    "load_config",
+]
+
+DEFAULT_TIMEOUT = 600.0
+DEFAULT_RETRIES = 2
+DEFAULT_MAX_CONCURRENCY: int | None = None
+"""No per-model limit unless configured; ``max_workers`` still bounds each batch."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderInfo:
+    """What the harness knows about a named provider before any config."""
+
+    family: str
+    """The adapter that speaks its API: openai, azure, anthropic, gemini, cohere, echo, mock."""
+    api_base: str | None
+    key_env: tuple[str, ...] = ()
+    """Environment variables that may hold the key, first found wins."""
+    key_required: bool = True
+    base_env: tuple[str, ...] = ()
+    """Environment variables that may override the base URL."""
+    openai_native: bool = False
+    """OpenAI itself (sends ``max_completion_tokens``); compatible servers get ``max_tokens``."""
+
+
+def _compat(base: str, *key_env: str, required: bool = True) -> ProviderInfo:
+    return ProviderInfo("openai", base, key_env, key_required=required)
+
+
+PROVIDERS: Mapping[str, ProviderInfo] = MappingProxyType(
+    {
+        "openai": ProviderInfo(
+            "openai",
+            "https://api.openai.com/v1",
+            ("OPENAI_API_KEY",),
+            base_env=("OPENAI_BASE_URL",),
+            openai_native=True,
+        ),
+        "azure": ProviderInfo(
+            "azure",
+            None,
+            ("AZURE_OPENAI_API_KEY", "AZURE_API_KEY"),
+            base_env=("AZURE_OPENAI_ENDPOINT", "AZURE_API_BASE"),
+        ),
+        "ollama": _compat("http://localhost:11434/v1", required=False),
+        "vllm": _compat("http://localhost:8000/v1", "VLLM_API_KEY", required=False),
+        "hosted_vllm": _compat("http://localhost:8000/v1", "VLLM_API_KEY", required=False),
+        "llamacpp": _compat("http://127.0.0.1:8080/v1", "LLAMA_API_KEY", required=False),
+        "lm_studio": _compat("http://localhost:1234/v1", "LM_STUDIO_API_KEY", required=False),
+        "groq": _compat("https://api.groq.com/openai/v1", "GROQ_API_KEY"),
+        "together": _compat(
+            "https://api.together.xyz/v1", "TOGETHER_API_KEY", "TOGETHERAI_API_KEY"
+        ),
+        "together_ai": _compat(
+            "https://api.together.xyz/v1", "TOGETHER_API_KEY", "TOGETHERAI_API_KEY"
+        ),
+        "openrouter": _compat("https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
+        "mistral": _compat("https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
+        "deepseek": _compat("https://api.deepseek.com", "DEEPSEEK_API_KEY"),
+        "anthropic": ProviderInfo(
+            "anthropic",
+            "https://api.anthropic.com",
+            ("ANTHROPIC_API_KEY",),
+            base_env=("ANTHROPIC_BASE_URL",),
+        ),
+        "gemini": ProviderInfo(
+            "gemini",
+            "https://generativelanguage.googleapis.com/v1beta",
+            ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+            base_env=("GOOGLE_GEMINI_BASE_URL",),
+        ),
+        "cohere": ProviderInfo(
+            "cohere",
+            "https://api.cohere.com",
+            ("CO_API_KEY", "COHERE_API_KEY"),
+            base_env=("CO_API_URL",),
+        ),
+        "echo": ProviderInfo("echo", None, key_required=False),
+        "mock": ProviderInfo("mock", None, key_required=False),
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """Token prices in US dollars per million tokens."""
+
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """Cost in dollars of one call with these token counts."""
+        return (
+            prompt_tokens * self.input_per_mtok + completion_tokens * self.output_per_mtok
+        ) / 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """A fully resolved model: which adapter, which endpoint, which defaults and limits."""
+
+    name: str
+    """As the user wrote it: an alias or a ``provider/model`` string."""
+    provider: str
+    model: str
+    """The provider's own model name (Azure: the deployment)."""
+    api_base: str | None = None
+    api_key_env: str | None = None
+    """Environment variable holding the key; ``"NONE"`` means send no key."""
+    api_version: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    max_concurrency: int | None = None
+    timeout: float | None = None
+    retries: int | None = None
+    price: Price | None = None
+    mock: Mapping[str, Any] = field(default_factory=dict)
+    """Settings of offline models: ``responses``, ``latency_ms``, ``error``."""
+
+    @property
+    def info(self) -> ProviderInfo:
+        """The provider table entry."""
+        return PROVIDERS[self.provider]
+
+    @property
+    def family(self) -> str:
+        """The adapter family that speaks this model's API."""
+        return self.info.family
+
+    @property
+    def full_name(self) -> str:
+        """``provider/model``."""
+        return f"{self.provider}/{self.model}"
+
+    def resolve_api_base(self, override: str | None = None) -> str | None:
+        """The base URL: call override, then config, then env override, then provider default."""
+        if override:
+            return override.rstrip("/")
+        if self.api_base:
+            return self.api_base.rstrip("/")
+        for var in self.info.base_env:
+            if os.environ.get(var):
+                return os.environ[var].rstrip("/")
+        return self.info.api_base
+
+    def resolve_api_key(
+        self, override: str | None = None, api_base: str | None = None
+    ) -> str | None:
+        """Find the key (call override, ``api_key_env``, the provider's variables).
+
+        Raises ``ConfigError`` naming the variables to set when a key is required and absent.
+        A custom ``api_base`` on an OpenAI-compatible provider makes the key optional, as
+        local servers (vLLM, Ollama, llama.cpp) rarely need one.
+        """
+        if override:
+            return override
+        if self.api_key_env == "NONE":
+            return None
+        names = (self.api_key_env,) if self.api_key_env else self.info.key_env
+        for var in names:
+            if var and os.environ.get(var):
+                return os.environ[var]
+        required = self.info.key_required
+        if self.family == "openai" and api_base and api_base != self.info.api_base:
+            required = False
+        if required:
+            hint = " or ".join(n for n in names if n) or "an api_key_env"
+            raise ConfigError(
+                f"no API key for model {self.name!r}: set {hint}, "
+                "or pass api_key=..., or set api_key_env in the config",
+                provider=self.provider,
+                model=self.name,
+            )
+        return None
+
+
+_MODEL_KEYS = {
+    "model",
+    "api_base",
+    "api_key_env",
+    "api_version",
+    "params",
+    "headers",
+    "max_concurrency",
+    "timeout",
+    "retries",
+    "price",
+    "responses",
+    "latency_ms",
+    "error",
+    "rpm",
+    "tpm",
+}
+_DEFAULT_KEYS = {"timeout", "retries", "max_concurrency"}
+_TOP_KEYS = {"models", "defaults", "cache", "report", "suites"}
+
+
+@dataclass(frozen=True, slots=True)
+class HarnessConfig:
+    """Aliases and defaults from ``harness.toml``, ``[tool.harness]``, or built in code."""
+
+    models: Mapping[str, ModelSpec] = field(default_factory=dict)
+    timeout: float = DEFAULT_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+    max_concurrency: int | None = DEFAULT_MAX_CONCURRENCY
+    source: str | None = None
+    """Where the config came from (a file path), for error messages."""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Other top-level tables (``cache``, ``report``, ``suites``) for the plugin and reporter."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> HarnessConfig:
+        """Validate and build a config from parsed TOML (or an equivalent dict)."""
+        where = source or "config"
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where}: expected a table, got {type(data).__name__}")
+        unknown = set(data) - _TOP_KEYS
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown top-level key(s) {', '.join(sorted(unknown))}; "
+                f"expected {', '.join(sorted(_TOP_KEYS))}"
+            )
+        defaults = _table(data.get("defaults", {}), f"{where}: [defaults]")
+        bad = set(defaults) - _DEFAULT_KEYS
+        if bad:
+            raise ConfigError(
+                f"{where}: [defaults]: unknown key(s) {', '.join(sorted(bad))}; "
+                f"expected {', '.join(sorted(_DEFAULT_KEYS))}"
+            )
+        timeout = _number(defaults.get("timeout", DEFAULT_TIMEOUT), f"{where}: [defaults].timeout")
+        retries = _int(defaults.get("retries", DEFAULT_RETRIES), f"{where}: [defaults].retries", 0)
+        max_conc = (
+            _int(defaults["max_concurrency"], f"{where}: [defaults].max_concurrency", 1)
+            if "max_concurrency" in defaults
+            else None
+        )
+        models: dict[str, ModelSpec] = {}
+        for alias, table in _table(data.get("models", {}), f"{where}: [models]").items():
+            models[alias] = _model_from_table(alias, table, where)
+        extra = {k: data[k] for k in ("cache", "report", "suites") if k in data}
+        return cls(models, timeout, retries, max_conc, source, MappingProxyType(extra))
+
+    def resolve(self, name: str) -> ModelSpec:
+        """Turn an alias or ``provider/model`` string into a ``ModelSpec``.
+
+        Raises ``ConfigError`` for an unknown alias or provider, naming the choices.
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"model must be a non-empty string, got {name!r}")
+        if name in self.models:
+            return self.models[name]
+        return parse_model_string(name, known_aliases=tuple(self.models))
+
+    def with_models(self, **specs: ModelSpec) -> HarnessConfig:
+        """A copy with more aliases."""
+        return replace(self, models=MappingProxyType({**self.models, **specs}))
+
+
+def parse_model_string(name: str, known_aliases: tuple[str, ...] = ()) -> ModelSpec:
+    """Parse ``provider/model`` into a bare ``ModelSpec`` (no config applied)."""
+    provider, sep, model = name.partition("/")
+    if not sep and (inferred := infer_provider(name)):
+        return ModelSpec(name=name, provider=inferred, model=name)
+    if not sep or not model:
+        hint = f" or one of the aliases {', '.join(known_aliases)}" if known_aliases else ""
+        raise ConfigError(
+            f"model {name!r} is not of the form 'provider/model'{hint}; "
+            f"providers: {', '.join(sorted(PROVIDERS))}",
+            model=name,
+        )
+    if provider not in PROVIDERS:
+        raise ConfigError(
+            f"unknown provider {provider!r} in model {name!r}; "
+            f"known providers: {', '.join(sorted(PROVIDERS))}",
+            model=name,
+        )
+    return ModelSpec(name=name, provider=provider, model=model)
+
+
+_BARE_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("gpt-", "openai"),
+    ("chatgpt-", "openai"),
+    ("o1", "openai"),
+    ("o3", "openai"),
+    ("o4", "openai"),
+    ("claude-", "anthropic"),
+    ("gemini-", "gemini"),
+    ("command", "cohere"),
+    ("mistral-", "mistral"),
+    ("open-mistral", "mistral"),
+    ("codestral", "mistral"),
+    ("deepseek-", "deepseek"),
+)
+
+
+def infer_provider(bare_name: str) -> str | None:
+    """The provider of a well-known model name given without a prefix (``gpt-4o`` → openai).
+
+    This keeps LiteLLM-style calls (``model="claude-2"``) working; anything else needs
+    ``provider/name``.
+    """
+    for prefix, provider in _BARE_PREFIXES:
+        if bare_name.startswith(prefix):
+            return provider
+    return None
+
+
+def _model_from_table(alias: str, table: Any, where: str) -> ModelSpec:
+    ctx = f"{where}: [models.{alias}]"
+    table = _table(table, ctx)
+    bad = set(table) - _MODEL_KEYS
+    if bad:
+        raise ConfigError(
+            f"{ctx}: unknown key(s) {', '.join(sorted(bad))}; "
+            f"expected some of {', '.join(sorted(_MODEL_KEYS))}"
+        )
+    if "model" not in table:
+        raise ConfigError(f"{ctx}: missing 'model' (a 'provider/name' string)")
+    try:
+        base = parse_model_string(_str(table["model"], f"{ctx}.model"))
+    except ConfigError as exc:
+        raise ConfigError(f"{ctx}.model: {exc.message}") from None
+    price = None
+    if "price" in table:
+        p = _table(table["price"], f"{ctx}.price")
+        bad = set(p) - {"input_per_mtok", "output_per_mtok"}
+        if bad:
+            raise ConfigError(
+                f"{ctx}.price: unknown key(s) {', '.join(sorted(bad))}; "
+                "expected input_per_mtok, output_per_mtok"
+            )
+        price = Price(
+            _number(p.get("input_per_mtok", 0.0), f"{ctx}.price.input_per_mtok"),
+            _number(p.get("output_per_mtok", 0.0), f"{ctx}.price.output_per_mtok"),
+        )
+    mock: dict[str, Any] = {}
+    if "responses" in table:
+        responses = table["responses"]
+        if not isinstance(responses, list) or not responses:
+            raise ConfigError(f"{ctx}.responses: expected a non-empty list of answers")
+        mock["responses"] = responses
+    if "latency_ms" in table:
+        mock["latency_ms"] = _number(table["latency_ms"], f"{ctx}.latency_ms")
+    if "error" in table:
+        mock["error"] = table["error"]
+    headers = _table(table.get("headers", {}), f"{ctx}.headers")
+    return replace(
+        base,
+        name=alias,
+        api_base=_opt_str(table.get("api_base"), f"{ctx}.api_base"),
+        api_key_env=_opt_str(table.get("api_key_env"), f"{ctx}.api_key_env"),
+        api_version=_opt_str(table.get("api_version"), f"{ctx}.api_version"),
+        params=MappingProxyType(dict(_table(table.get("params", {}), f"{ctx}.params"))),
+        headers=MappingProxyType({str(k): str(v) for k, v in headers.items()}),
+        max_concurrency=(
+            _int(table["max_concurrency"], f"{ctx}.max_concurrency", 1)
+            if "max_concurrency" in table
+            else None
+        ),
+        timeout=_number(table["timeout"], f"{ctx}.timeout") if "timeout" in table else None,
+        retries=_int(table["retries"], f"{ctx}.retries", 0) if "retries" in table else None,
+        price=price,
+        mock=MappingProxyType(mock),
+    )
+
+
+def _table(value: Any, ctx: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{ctx}: expected a table, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _str(value: Any, ctx: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{ctx}: expected a string, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _opt_str(value: Any, ctx: str) -> str | None:
+    return None if value is None else _str(value, ctx)
+
+
+def _number(value: Any, ctx: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{ctx}: expected a non-negative number, got {value!r}")
+    return float(value)
+
+
+def _int(value: Any, ctx: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{ctx}: expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def find_config_file(start: Path | None = None) -> Path | None:
+    """Find the config file in ``start`` (default: the working directory).
+
+    That is ``harness.toml``, else a ``pyproject.toml`` with a ``[tool.harness]`` table.
+    """
+    here = Path(start or Path.cwd())
+    toml = here / "harness.toml"
+    if toml.is_file():
+        return toml
+    pyproject = here / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError):
+            return None
+        if "harness" in data.get("tool", {}):
+            return pyproject
+    return None
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> HarnessConfig:
+    """Load the config from ``path``, or find it in the working directory.
+
+    A ``pyproject.toml`` path reads its ``[tool.harness]`` table; any other path is read as a
+    harness TOML file. With no path and no file found, the empty default config is returned.
+    Errors name the file and the field.
+    """
+    file = Path(path) if path is not None else find_config_file()
+    if file is None:
+        return HarnessConfig()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {file}: {exc.strerror or exc}") from None
+    try:
+        data: Mapping[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+    if file.name == "pyproject.toml":
+        data = data.get("tool", {}).get("harness", {})
+        return HarnessConfig.from_dict(data, f"{file} [tool.harness]")
+    return HarnessConfig.from_dict(data, str(file))

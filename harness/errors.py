@@ -1,0 +1,329 @@
+"""One exception tree for every provider.
+
+::
+
+    HarnessError
+    ├── ConfigError                    bad setup: unknown provider/alias, missing key, bad config
+    ├── APIStatusError                 the provider answered with an error status
+    │   ├── BadRequestError            400, 413, 422; malformed messages (raised before sending)
+    │   │   ├── ContextWindowExceededError
+    │   │   └── ContentFilterError
+    │   ├── AuthenticationError        401 (and Gemini's invalid-key 400)
+    │   ├── PermissionDeniedError      403
+    │   ├── BillingError               402, and quota-exhausted 429s that will not clear by waiting
+    │   ├── NotFoundError              404
+    │   ├── ConflictError              409 (retried)
+    │   ├── RateLimitError             429 (retried; carries ``retry_after``)
+    │   └── InternalServerError        500 and other 5xx (retried)
+    │       └── ServiceUnavailableError  502, 503, 529 overloaded (retried)
+    ├── TimeoutError                   the call or the server timed out (408, 504; retried)
+    ├── APIConnectionError             could not connect, or the connection broke (retried)
+    ├── InvalidResponseError           a body that does not parse as the provider's format
+    ├── ReplayMissError                replay mode found no recorded answer
+    └── AllModelsFailed                every model of a race failed; carries each model's error
+
+Every error carries ``provider``, ``model``, ``status`` and a short ``body`` excerpt. API keys
+are scrubbed from messages and bodies before an error is built, so printing, logging or
+recording an error never leaks one.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "AllModelsFailed",
+    "AuthenticationError",
+    "BadRequestError",
+    "BillingError",
+    "ConfigError",
+    "ConflictError",
+    "ContentFilterError",
+    "ContextWindowExceededError",
+    "HarnessError",
+    "InternalServerError",
+    "InvalidResponseError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ReplayMissError",
+    "ServiceUnavailableError",
+    "TimeoutError",
+    "error_from_status",
+    "register_secret",
+    "scrub",
+]
+
+BODY_EXCERPT_CHARS = 500
+
+# Things that look like credentials: bearer tokens and the usual key prefixes.
+_SECRET_PATTERNS = re.compile(
+    r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"
+    r"|\b(sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{8,})"
+    r"|\b(AIza[0-9A-Za-z_\-]{20,})"
+)
+
+_known_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a key so that ``scrub`` removes it from any text (ignored under 8 chars)."""
+    if value and len(value) >= 8:
+        _known_secrets.add(value)
+
+
+def scrub(text: str) -> str:
+    """Remove known API keys and key-shaped tokens from ``text``."""
+    for secret in _known_secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return _SECRET_PATTERNS.sub(lambda m: (m.group(1) or "") + "***", text)
+
+
+def excerpt(body: bytes | str | None, limit: int = BODY_EXCERPT_CHARS) -> str | None:
+    """A short, scrubbed, single-string excerpt of a response body."""
+    if body is None:
+        return None
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = scrub(text.strip())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class HarnessError(Exception):
+    """Base of every error the harness raises or puts in a result slot."""
+
+    retryable: bool = False
+    """Whether the runner's retry policy may try the call again."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        status: int | None = None,
+        body: bytes | str | None = None,
+        retry_after: float | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.message = scrub(message)
+        self.provider = provider
+        self.model = model
+        self.status = status
+        self.body = excerpt(body)
+        self.retry_after = retry_after
+        self.request_id = request_id
+        self.attempts = 1
+        """How many attempts were made before this error was final."""
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        where = "/".join(p for p in (self.provider, self._model_name()) if p)
+        parts = [f"[{where}]" if where else "", f"HTTP {self.status}:" if self.status else ""]
+        return " ".join(p for p in parts if p) + (" " if any(parts) else "") + self.message
+
+    def _model_name(self) -> str | None:
+        if self.model and self.provider and self.model.startswith(self.provider + "/"):
+            return self.model[len(self.provider) + 1 :]
+        return self.model
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data for result records and reports."""
+        return {
+            "type": type(self).__name__,
+            "message": self.message,
+            "provider": self.provider,
+            "model": self.model,
+            "status": self.status,
+            "body": self.body,
+            "retry_after": self.retry_after,
+            "request_id": self.request_id,
+            "attempts": self.attempts,
+        }
+
+
+class ConfigError(HarnessError, ValueError):
+    """The harness is set up wrongly: unknown provider or alias, missing API key, bad config."""
+
+
+class APIStatusError(HarnessError):
+    """The provider answered with an HTTP error status."""
+
+
+class BadRequestError(APIStatusError, ValueError):
+    """The request is invalid (400, 413, 422), or the messages are malformed."""
+
+
+class ContextWindowExceededError(BadRequestError):
+    """The prompt (plus ``max_tokens``) does not fit the model's context window."""
+
+
+class ContentFilterError(BadRequestError):
+    """The provider's safety system refused the prompt."""
+
+
+class AuthenticationError(APIStatusError):
+    """The API key is missing, invalid or expired (401)."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """The key may not use this model or region (403)."""
+
+
+class BillingError(APIStatusError):
+    """Out of credit or quota (402, or a quota-exhausted 429); waiting will not help."""
+
+
+class NotFoundError(APIStatusError):
+    """Unknown model, deployment or path (404)."""
+
+
+class ConflictError(APIStatusError):
+    """A conflicting concurrent request (409); retried."""
+
+    retryable = True
+
+
+class RateLimitError(APIStatusError):
+    """Too many requests (429); retried, honouring ``retry_after`` (seconds)."""
+
+    retryable = True
+
+
+class InternalServerError(APIStatusError):
+    """A server-side failure (500 and other 5xx); retried."""
+
+    retryable = True
+
+
+class ServiceUnavailableError(InternalServerError):
+    """The provider is overloaded or starting (502, 503, 529); retried."""
+
+
+class TimeoutError(HarnessError, builtins.TimeoutError):
+    """The call took longer than its timeout, or the server timed out (408, 504); retried."""
+
+    retryable = True
+
+
+class APIConnectionError(HarnessError):
+    """The connection could not be made or broke before the answer was complete; retried."""
+
+    retryable = True
+
+
+class InvalidResponseError(HarnessError):
+    """The provider's body could not be parsed into a response."""
+
+
+class ReplayMissError(HarnessError):
+    """Replay mode was asked for an answer that was never recorded."""
+
+
+class AllModelsFailed(HarnessError):
+    """Every model of a race failed; ``errors`` maps each model to its own error, in order."""
+
+    def __init__(self, errors: Mapping[str, BaseException] | Iterable[tuple[str, BaseException]]):
+        self.errors: dict[str, BaseException] = dict(errors)
+        lines = "; ".join(f"{m}: {type(e).__name__}: {e}" for m, e in self.errors.items())
+        super().__init__(f"all {len(self.errors)} models failed — {lines}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data, with each model's error."""
+        out = super().to_dict()
+        out["errors"] = {
+            m: (
+                e.to_dict()
+                if isinstance(e, HarnessError)
+                else {"type": type(e).__name__, "message": str(e)}
+            )
+            for m, e in self.errors.items()
+        }
+        return out
+
+
+_STATUS_CLASSES: dict[int, type[HarnessError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: BillingError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    408: TimeoutError,
+    409: ConflictError,
+    413: BadRequestError,
+    422: BadRequestError,
+    429: RateLimitError,
+    499: APIConnectionError,
+    500: InternalServerError,
+    502: ServiceUnavailableError,
+    503: ServiceUnavailableError,
+    504: TimeoutError,
+    529: ServiceUnavailableError,
+}
+
+_CONTEXT_HINTS = (
+    "context_length_exceeded",
+    "context length",
+    "context window",
+    "maximum context",
+    "too many tokens",
+    "prompt is too long",
+    "input is too long",
+    "maximum number of tokens",
+)
+# Only unambiguous signs that waiting will not help (Gemini's per-minute 429 also says
+# "exceeded your current quota ... billing", so those words are not enough).
+_QUOTA_HINTS = ("insufficient_quota", "spend limit", "credit balance", "per day", "perday")
+_FILTER_HINTS = ("content_filter", "content filter", "content management policy", "safety")
+
+
+def error_from_status(
+    status: int,
+    message: str,
+    *,
+    code: str | None = None,
+    provider: str | None = None,
+    model: str | None = None,
+    body: bytes | str | None = None,
+    retry_after: float | None = None,
+    request_id: str | None = None,
+) -> HarnessError:
+    """Map an HTTP error status (plus the provider's error code/message) to the error tree.
+
+    ``code`` is the provider's machine-readable error code or type, when it has one; it and the
+    message refine the class (context window, content filter, quota exhaustion).
+    """
+    hay = f"{code or ''} {message}".lower()
+    cls: type[HarnessError]
+    if status in _STATUS_CLASSES:
+        cls = _STATUS_CLASSES[status]
+    elif status >= 500:
+        cls = InternalServerError
+    elif status >= 400:
+        cls = BadRequestError
+    else:
+        cls = InvalidResponseError
+    if cls is BadRequestError and status != 413:  # 413 is about bytes, not tokens
+        if any(h in hay for h in _CONTEXT_HINTS):
+            cls = ContextWindowExceededError
+        elif any(h in hay for h in _FILTER_HINTS):
+            cls = ContentFilterError
+    elif cls is RateLimitError and any(h in hay for h in _QUOTA_HINTS):
+        cls = BillingError
+    return cls(
+        message or f"HTTP {status}",
+        provider=provider,
+        model=model,
+        status=status,
+        body=body,
+        retry_after=retry_after,
+        request_id=request_id,
+    )

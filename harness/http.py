@@ -1,0 +1,504 @@
+"""HTTP plumbing: a lean HTTP/1.1 transport under the httpx API, and the per-loop client.
+
+Why a transport of our own: httpx's default transport (httpcore) spends about 10 ms of CPU
+per request when its pool holds 100 busy connections, because its pool bookkeeping grows
+with the pool; the runner already bounds concurrency, so the transport needs no pool limits,
+only keep-alive reuse. ``LeanTransport`` is an ``httpx.AsyncBaseTransport`` on asyncio's
+``Protocol`` API: one socket per in-flight request, idle sockets kept per origin and reused,
+responses streamed to httpx as ``httpx.Response`` objects. Everything above it (requests,
+responses, decoding, ``respx``-style ``MockTransport`` in tests) is plain httpx.
+
+Cancelling a request (race losers, timeouts) aborts its socket at once, so the server sees
+the client disconnect. A request on a reused keep-alive socket that the server had already
+closed is sent again once on a fresh socket, as httpcore and urllib3 do.
+
+When a proxy is configured in the environment (``HTTPS_PROXY`` and friends), ``auto`` picks
+httpx's own transport, which knows proxies.
+
+This module also owns ``ClientCache``: an ``httpx.AsyncClient`` per event loop, created
+inside that loop (httpx clients must not cross loops) and closed when the loop is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import time
+import urllib.request
+import weakref
+from collections.abc import AsyncIterator
+from typing import Literal
+
+import httpx
+
+__all__ = ["ClientCache", "LeanTransport", "TransportKind", "make_transport"]
+
+TransportKind = Literal["auto", "lean", "httpx"]
+
+IDLE_TIMEOUT = 15.0
+"""Seconds an idle keep-alive socket is kept before it is closed rather than reused."""
+
+_ssl_context: ssl.SSLContext | None = None
+
+
+def _get_ssl_context() -> ssl.SSLContext:
+    # Creating a context loads the CA bundle (~20 ms): do it once per process, lazily.
+    global _ssl_context
+    if _ssl_context is None:
+        ctx = httpx.create_ssl_context()
+        ctx.set_alpn_protocols(["http/1.1"])
+        _ssl_context = ctx
+    return _ssl_context
+
+
+class _ConnectionClosed(Exception):
+    """The peer closed the socket; ``got_bytes`` says whether any response had arrived."""
+
+    def __init__(self, got_bytes: bool) -> None:
+        super().__init__("server closed the connection")
+        self.got_bytes = got_bytes
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 socket: a byte buffer filled by the event loop, read by one request."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, key: tuple[str, str, int]) -> None:
+        self.loop = loop
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.waiter: asyncio.Future[None] | None = None
+        self.eof = False
+        self.got_bytes = False
+        self.idle_since = 0.0
+        self.reused = False
+
+    # asyncio.Protocol callbacks ------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        self.got_bytes = True
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def eof_received(self) -> bool:
+        self._closed()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed()
+
+    def _closed(self) -> None:
+        self.eof = True
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # reading -------------------------------------------------------------------------
+    @property
+    def reusable(self) -> bool:
+        """Open, idle, not expired, and with no unexpected bytes waiting."""
+        t = self.transport
+        return (
+            not self.eof
+            and t is not None
+            and not t.is_closing()
+            and not self.buf
+            and time.monotonic() - self.idle_since < IDLE_TIMEOUT
+        )
+
+    async def fill(self) -> None:
+        """Wait until more bytes arrive; raise ``_ConnectionClosed`` at EOF."""
+        if self.eof:
+            raise _ConnectionClosed(self.got_bytes)
+        fut = self.loop.create_future()
+        self.waiter = fut
+        try:
+            await fut
+        finally:
+            self.waiter = None
+        if not self.buf and self.eof:
+            raise _ConnectionClosed(self.got_bytes)
+
+    async def read_line(self) -> bytes:
+        """One CRLF-terminated line, without the CRLF."""
+        while True:
+            idx = self.buf.find(b"\r\n")
+            if idx >= 0:
+                line = bytes(self.buf[:idx])
+                del self.buf[: idx + 2]
+                return line
+            await self.fill()
+
+    async def read_head(self) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """Status, reason and headers of the next final (non-1xx) response."""
+        while True:
+            while True:
+                idx = self.buf.find(b"\r\n\r\n")
+                if idx >= 0:
+                    break
+                await self.fill()
+            head = bytes(self.buf[:idx])
+            del self.buf[: idx + 4]
+            lines = head.split(b"\r\n")
+            version, _, rest = lines[0].partition(b" ")
+            code, _, reason = rest.partition(b" ")
+            if not version.startswith(b"HTTP/1.") or not code.isdigit():
+                raise httpx.RemoteProtocolError(f"malformed status line {lines[0][:80]!r}")
+            status = int(code)
+            if 100 <= status < 200:
+                continue
+            headers: list[tuple[bytes, bytes]] = []
+            for line in lines[1:]:
+                name, sep, value = line.partition(b":")
+                if sep:
+                    headers.append((name.strip(), value.strip()))
+            if version == b"HTTP/1.0":
+                headers.append((b"x-harness-http10", b"1"))
+            return status, reason, headers
+
+
+class _Body(httpx.AsyncByteStream):
+    """The response body, read from the socket as httpx iterates it."""
+
+    def __init__(
+        self,
+        pool: LeanTransport,
+        conn: _Connection,
+        length: int | None,
+        chunked: bool,
+        keep_alive: bool,
+    ) -> None:
+        self.pool = pool
+        self.conn = conn
+        self.length = length
+        self.chunked = chunked
+        self.keep_alive = keep_alive
+        self.done = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        conn = self.conn
+        try:
+            if self.chunked:
+                async for chunk in self._chunks():
+                    yield chunk
+            elif self.length is not None:
+                remaining = self.length
+                while remaining > 0:
+                    if not conn.buf:
+                        await conn.fill()
+                    take = min(remaining, len(conn.buf))
+                    chunk = bytes(conn.buf[:take])
+                    del conn.buf[:take]
+                    remaining -= take
+                    yield chunk
+            else:  # read until the server closes
+                self.keep_alive = False
+                while True:
+                    if conn.buf:
+                        chunk = bytes(conn.buf)
+                        conn.buf.clear()
+                        yield chunk
+                    if conn.eof:
+                        break
+                    try:
+                        await conn.fill()
+                    except _ConnectionClosed:
+                        break
+            self.done = True
+        except _ConnectionClosed:
+            raise httpx.RemoteProtocolError("server closed the connection mid-body") from None
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        conn = self.conn
+        while True:
+            size_line = await conn.read_line()
+            try:
+                size = int(size_line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise httpx.RemoteProtocolError(f"bad chunk size {size_line[:40]!r}") from None
+            if size == 0:
+                while await conn.read_line():  # trailers, then the blank line
+                    pass
+                return
+            while len(conn.buf) < size + 2:
+                await conn.fill()
+            chunk = bytes(conn.buf[:size])
+            del conn.buf[: size + 2]
+            yield chunk
+
+    async def aclose(self) -> None:
+        if self.done and self.keep_alive:
+            self.pool._release(self.conn)
+        else:
+            self.pool._discard(self.conn)
+
+
+class LeanTransport(httpx.AsyncBaseTransport):
+    """HTTP/1.1 over asyncio with keep-alive reuse and no pool limits (the runner limits).
+
+    Bound to the event loop it is first used in; ``ClientCache`` makes one per loop.
+    """
+
+    def __init__(self, *, connect_timeout: float = 10.0) -> None:
+        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._connect_timeout = connect_timeout
+        self._closed = False
+        self.connections_opened = 0
+        """How many sockets this transport has opened (for tests and benchmarks)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` and return the response with a streaming body."""
+        if self._closed:
+            raise RuntimeError("LeanTransport is closed")
+        url = request.url
+        scheme = url.scheme
+        if scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}")
+        port = url.port or (443 if scheme == "https" else 80)
+        key = (scheme, url.host, port)
+        head = self._head(request)
+        body = (
+            request.content
+            if isinstance(request.stream, httpx.ByteStream)
+            else await request.aread()
+        )
+        payload = head + body
+        for _ in range(2):
+            conn = await self._acquire(key)
+            try:
+                return await self._exchange(conn, payload)
+            except _ConnectionClosed as exc:
+                self._discard(conn)
+                if conn.reused and not exc.got_bytes:
+                    continue  # a stale keep-alive socket: send once more on a new one
+                raise httpx.RemoteProtocolError(
+                    "server disconnected without sending a complete response"
+                ) from None
+            except BaseException:
+                # Cancelled (race loser, timeout) or failed: abort the socket so the
+                # server sees the client go away.
+                self._discard(conn)
+                raise
+        raise httpx.RemoteProtocolError("server disconnected without sending a response")
+
+    @staticmethod
+    def _head(request: httpx.Request) -> bytes:
+        url = request.url
+        lines = [request.method.encode("ascii") + b" " + url.raw_path + b" HTTP/1.1"]
+        lines.extend(name + b": " + value for name, value in request.headers.raw)
+        return b"\r\n".join(lines) + b"\r\n\r\n"
+
+    async def _exchange(self, conn: _Connection, payload: bytes) -> httpx.Response:
+        assert conn.transport is not None
+        conn.transport.write(payload)
+        status, reason, raw_headers = await conn.read_head()
+        length: int | None = None
+        chunked = False
+        keep_alive = True
+        for name, value in raw_headers:
+            lname = name.lower()
+            if lname == b"content-length":
+                length = int(value)
+            elif lname == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+            elif lname == b"connection":
+                keep_alive = b"close" not in value.lower()
+            elif lname == b"x-harness-http10":
+                keep_alive = False
+        if chunked:
+            length = None
+        stream = _Body(self, conn, length, chunked, keep_alive)
+        if length == 0:
+            stream.done = True
+        return httpx.Response(
+            status,
+            headers=[h for h in raw_headers if h[0] != b"x-harness-http10"],
+            stream=stream,
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
+        )
+
+    async def _acquire(self, key: tuple[str, str, int]) -> _Connection:
+        idle = self._idle.get(key)
+        while idle:
+            conn = idle.pop()
+            if conn.reusable:
+                conn.reused = True
+                return conn
+            self._discard(conn)
+        loop = asyncio.get_running_loop()
+        scheme, host, port = key
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(loop, key),
+                    host,
+                    port,
+                    ssl=_get_ssl_context() if scheme == "https" else None,
+                    server_hostname=host if scheme == "https" else None,
+                )
+        except TimeoutError:
+            raise httpx.ConnectTimeout(f"connecting to {host}:{port} timed out") from None
+        except OSError as exc:
+            raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc}") from None
+        self.connections_opened += 1
+        return conn
+
+    def _release(self, conn: _Connection) -> None:
+        if self._closed:
+            self._discard(conn)
+            return
+        conn.idle_since = time.monotonic()
+        self._idle.setdefault(conn.key, []).append(conn)
+
+    @staticmethod
+    def _discard(conn: _Connection) -> None:
+        if conn.transport is not None:
+            try:
+                conn.transport.abort()
+            except RuntimeError:  # its loop is already closed; nothing more can be done
+                pass
+
+    def close_now(self) -> None:
+        """Close every idle socket without awaiting (safe when the loop is gone)."""
+        self._closed = True
+        for conns in self._idle.values():
+            for conn in conns:
+                self._discard(conn)
+        self._idle.clear()
+
+    async def aclose(self) -> None:
+        """Close every idle socket."""
+        self.close_now()
+
+
+def _proxy_configured() -> bool:
+    return any(k in ("http", "https", "all") for k in urllib.request.getproxies_environment())
+
+
+def make_transport(kind: TransportKind = "auto") -> httpx.AsyncBaseTransport | None:
+    """The transport for ``kind``: ``lean``, ``httpx`` (None: httpx's default), or ``auto``."""
+    if kind == "httpx" or (kind == "auto" and _proxy_configured()):
+        return None
+    if kind not in ("auto", "lean"):
+        raise ValueError(f"unknown transport {kind!r}; expected auto, lean or httpx")
+    return LeanTransport()
+
+
+async def _close_at_loop_shutdown(client: httpx.AsyncClient) -> AsyncIterator[None]:
+    """An async generator whose ``finally`` closes ``client``.
+
+    Event loops close every live async generator when they shut down
+    (``loop.shutdown_asyncgens()``, which ``asyncio.run`` and pytest-asyncio call) while the
+    loop still runs, so this is where a loop's keep-alive sockets get closed cleanly.
+    """
+    try:
+        yield
+    finally:
+        await _aclose_client(client)
+
+
+async def _aclose_client(client: httpx.AsyncClient) -> None:
+    transport = client._transport  # noqa: SLF001 - our own transport
+    if isinstance(transport, LeanTransport):
+        transport.close_now()
+    else:
+        await client.aclose()
+
+
+_closing: set[asyncio.Future[None]] = set()
+
+
+def _close_soon(client: httpx.AsyncClient) -> None:
+    task = asyncio.ensure_future(_aclose_client(client))
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+def _close_clients(clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient]) -> None:
+    for loop, client in list(clients.items()):
+        transport = client._transport  # noqa: SLF001
+        if loop.is_closed():
+            if isinstance(transport, LeanTransport):
+                transport.close_now()
+            continue
+        try:
+            loop.call_soon_threadsafe(_close_soon, client)
+        except RuntimeError:  # closed in the meantime
+            pass
+    clients.clear()
+
+
+class ClientCache:
+    """One ``httpx.AsyncClient`` per running event loop, created inside that loop.
+
+    ``transport`` is either a kind (``auto``/``lean``/``httpx``) or a ready transport
+    instance (tests pass ``httpx.MockTransport``); an instance is shared by every loop.
+    """
+
+    def __init__(self, transport: TransportKind | httpx.AsyncBaseTransport = "auto") -> None:
+        self._transport = transport
+        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        self._sentinels: dict[asyncio.AbstractEventLoop, AsyncIterator[None]] = {}
+        # When the owner is garbage collected, close the sockets it leaves behind.
+        weakref.finalize(self, _close_clients, self._clients)
+
+    def get(self) -> httpx.AsyncClient:
+        """The client of the running loop (made on first use; closed loops' clients dropped)."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            self._prune()
+            if isinstance(self._transport, str):
+                transport = make_transport(self._transport)
+            else:
+                transport = self._transport
+            client = httpx.AsyncClient(
+                transport=transport,
+                timeout=None,  # the runner bounds each attempt with asyncio.timeout
+                trust_env=transport is None,
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+            )
+            self._clients[loop] = client
+            sentinel = _close_at_loop_shutdown(client)
+            try:  # run it to its ``yield``; this registers it with the loop
+                sentinel.__anext__().send(None)  # type: ignore[attr-defined]
+            except StopIteration:
+                pass
+            self._sentinels[loop] = sentinel
+        return client
+
+    def _prune(self) -> None:
+        for loop in list(self._clients):
+            if loop.is_closed():
+                client = self._clients.pop(loop)
+                self._sentinels.pop(loop, None)
+                transport = client._transport  # noqa: SLF001 - our own transport
+                if isinstance(transport, LeanTransport):
+                    transport.close_now()
+
+    async def aclose(self) -> None:
+        """Close the running loop's client."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.pop(loop, None)
+        self._sentinels.pop(loop, None)
+        if client is not None and isinstance(self._transport, str):
+            await client.aclose()
+
+    def close_all(self) -> None:
+        """Drop every client; close the sockets of lean transports (no awaiting needed)."""
+        _close_clients(self._clients)
+        self._sentinels.clear()
+
+    @staticmethod
+    def env_transport() -> TransportKind:
+        """The transport kind from ``HARNESS_TRANSPORT``, default ``auto``."""
+        value = os.environ.get("HARNESS_TRANSPORT", "auto")
+        if value not in ("auto", "lean", "httpx"):
+            raise ValueError(f"HARNESS_TRANSPORT={value!r}: expected auto, lean or httpx")
+        return value  # type: ignore[return-value]

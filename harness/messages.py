@@ -1,0 +1,102 @@
+"""Validation of OpenAI-style message lists, done before any request is sent.
+
+A conversation is a non-empty list of ``{"role", "content"}`` dicts with a known role.
+``content`` is a string or a list of typed parts; it may be ``None`` only on an assistant
+message that carries ``tool_calls``. A ``tool`` message needs its ``tool_call_id``.
+Errors are ``BadRequestError``s that name the exact index and field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from harness.errors import BadRequestError
+
+__all__ = ["ROLES", "validate_conversations", "validate_messages"]
+
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+
+
+def _fail(where: str, problem: str) -> BadRequestError:
+    return BadRequestError(f"{where}: {problem}")
+
+
+def validate_messages(messages: Any, where: str = "messages") -> list[dict[str, Any]]:
+    """Check one conversation and return it as a list of plain dicts.
+
+    Raises ``BadRequestError`` naming the index and field that is wrong.
+    """
+    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
+        raise _fail(
+            where,
+            f"expected a list of {{'role', 'content'}} dicts, got {type(messages).__name__}",
+        )
+    if not messages:
+        raise _fail(where, "is empty; a conversation needs at least one message")
+    out: list[dict[str, Any]] = []
+    for i, message in enumerate(messages):
+        at = f"{where}[{i}]"
+        if not isinstance(message, Mapping):
+            raise _fail(
+                at, f"expected a dict with 'role' and 'content', got {type(message).__name__}"
+            )
+        role = message.get("role")
+        if role not in ROLES:
+            if "role" not in message:
+                raise _fail(at, "missing 'role'")
+            raise _fail(at, f"role {role!r} is not one of {', '.join(ROLES)}")
+        tool_calls = message.get("tool_calls")
+        if "content" not in message and not (
+            role == "assistant" and (tool_calls or message.get("function_call"))
+        ):
+            raise _fail(at, "missing 'content'")
+        content = message.get("content")
+        if content is None:
+            if not (role == "assistant" and (tool_calls or message.get("function_call"))):
+                raise _fail(
+                    at, "'content' is None; only an assistant message with tool_calls may omit it"
+                )
+        elif isinstance(content, list):
+            for j, part in enumerate(content):
+                if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
+                    raise _fail(
+                        f"{at}.content[{j}]", "expected a part dict with a 'type' (e.g. 'text')"
+                    )
+                if part["type"] == "text" and not isinstance(part.get("text"), str):
+                    raise _fail(f"{at}.content[{j}]", "a text part needs a string 'text'")
+        elif not isinstance(content, str):
+            raise _fail(
+                at, f"'content' must be a string or a list of parts, got {type(content).__name__}"
+            )
+        if tool_calls is not None:
+            if role != "assistant":
+                raise _fail(at, "only assistant messages may carry 'tool_calls'")
+            if not isinstance(tool_calls, list):
+                raise _fail(f"{at}.tool_calls", "expected a list")
+            for j, call in enumerate(tool_calls):
+                fn = call.get("function") if isinstance(call, Mapping) else None
+                if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
+                    raise _fail(
+                        f"{at}.tool_calls[{j}]",
+                        "expected {'id', 'type', 'function': {'name', 'arguments'}}",
+                    )
+        if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+            raise _fail(at, "a tool message needs a string 'tool_call_id'")
+        out.append(message if type(message) is dict else dict(message))
+    return out
+
+
+def validate_conversations(conversations: Any) -> list[list[dict[str, Any]]]:
+    """Check a batch: a list of conversations, each a list of messages."""
+    if isinstance(conversations, str | bytes) or not isinstance(conversations, Sequence):
+        raise BadRequestError(
+            f"messages: batch_completion takes a list of conversations (list[list[dict]]), "
+            f"got {type(conversations).__name__}"
+        )
+    if conversations and isinstance(conversations[0], Mapping):
+        raise BadRequestError(
+            "messages: batch_completion takes a list of conversations (list[list[dict]]), "
+            "got a single conversation (a list of dicts); wrap it in a list or use completion()"
+        )
+    return [validate_messages(c, f"messages[{i}]") for i, c in enumerate(conversations)]

@@ -1,0 +1,1 @@
+"""Provider adapters, one module per API family, behind the interface in ``base``."""

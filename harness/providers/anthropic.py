@@ -1,0 +1,489 @@
+"""The Anthropic Messages API adapter (``POST {base}/v1/messages``).
+
+This module owns the translation between the harness's OpenAI-shaped calls and Anthropic's
+wire format, in both directions:
+
+* requests: system prompts lifted to the top level, OpenAI content parts, tool calls and
+  tool results turned into Anthropic content blocks, same-role turns merged, OpenAI
+  parameters renamed, clamped or dropped;
+* responses: content blocks turned into an OpenAI ``chat.completion`` (text, tool calls,
+  thinking as ``reasoning_content``), ``stop_reason`` mapped, cache-aware usage;
+* errors: Anthropic's ``{"type": "error", "error": {...}}`` bodies mapped onto the error tree.
+
+Anthropic has no ``n``; ``HTTPProvider.generate`` sends ``n`` requests and merges them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from harness.errors import (
+    BadRequestError,
+    BillingError,
+    ConfigError,
+    ContextWindowExceededError,
+    HarnessError,
+    InvalidResponseError,
+    ServiceUnavailableError,
+    error_from_status,
+    register_secret,
+)
+from harness.providers.base import (
+    Call,
+    HTTPProvider,
+    content_text,
+    error_details,
+    map_finish_reason,
+    new_id,
+    now,
+    request_id,
+    retry_after_seconds,
+)
+from harness.types import (
+    Choice,
+    FunctionCall,
+    Message,
+    ModelResponse,
+    ResponseMeta,
+    ToolCall,
+    Usage,
+)
+
+__all__ = ["ANTHROPIC_VERSION", "DEFAULT_MAX_TOKENS", "AnthropicProvider"]
+
+ANTHROPIC_VERSION = "2023-06-01"
+"""The ``anthropic-version`` header value (the one the official SDK sends)."""
+
+DEFAULT_MAX_TOKENS = 4096
+"""``max_tokens`` is required by Anthropic; this is sent when the caller gives none."""
+
+# OpenAI-only parameters that the Messages API rejects.
+_DROPPED = frozenset({
+    "n", "seed", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs",
+    "top_logprobs", "response_format", "stream_options",
+})
+# Parameters translated by ``_params``; everything else passes through unchanged.
+_TRANSLATED = frozenset({
+    "max_tokens", "max_completion_tokens", "temperature", "stop", "tools", "tool_choice",
+    "parallel_tool_calls", "user",
+})
+_TOOL_CHOICE_STRINGS = {"auto": "auto", "none": "none", "required": "any", "any": "any"}
+_ANTHROPIC_CHOICE_TYPES = frozenset({"auto", "any", "none", "tool"})
+_DATA_URL = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)$", re.DOTALL)
+# Error types whose meaning beats the HTTP status they arrive with.
+_TYPE_CLASSES: dict[str, type[HarnessError]] = {
+    "billing_error": BillingError,
+    "overloaded_error": ServiceUnavailableError,
+}
+_BILLING_HINTS = ("credit balance is too low", "api usage limits")
+
+
+class AnthropicProvider(HTTPProvider):
+    """Speaks the Anthropic Messages API and normalises it to OpenAI ``chat.completion``."""
+
+    family = "anthropic"
+    supports_n = False
+
+    def build_request(self, call: Call) -> httpx.Request:
+        """The ``POST /v1/messages`` request for ``call``.
+
+        Raises:
+            BadRequestError: a message cannot be expressed in Anthropic's format (unknown
+                role, tool-call arguments that are not a JSON object, bad image URL, …).
+            ConfigError: no base URL could be resolved.
+        """
+        base = call.spec.resolve_api_base(call.api_base)
+        if not base:
+            raise call.error(ConfigError, "no api_base for the Anthropic API")
+        headers = {"anthropic-version": ANTHROPIC_VERSION, "content-type": "application/json"}
+        if call.api_key:
+            headers["x-api-key"] = call.api_key
+        headers.update(call.spec.headers)
+        headers.update(call.headers)
+        return httpx.Request("POST", f"{base}/v1/messages", headers=headers, json=build_body(call))
+
+    def parse_response(self, call: Call, data: Any, headers: Mapping[str, str]) -> ModelResponse:
+        """Normalise a Messages API response body into a ``ModelResponse``.
+
+        Raises:
+            InvalidResponseError: the body is not a Messages API ``message``.
+            HarnessError: the body is an Anthropic error object (mapped by its type).
+        """
+        if not isinstance(data, Mapping):
+            raise call.error(InvalidResponseError, "response body is not a JSON object")
+        if data.get("type") == "error":
+            raise error_from_payload(call, None, data, json.dumps(data), headers)
+        blocks = data.get("content")
+        if not isinstance(blocks, list):
+            raise call.error(InvalidResponseError, "response has no 'content' list", body=str(data))
+        message, flags = _message(blocks)
+        raw = data.get("stop_reason")
+        finish, finish_flags = map_finish_reason(raw, call)
+        return ModelResponse(
+            id=str(data.get("id") or new_id("msg_")),
+            model=str(data.get("model") or call.spec.model),
+            choices=[Choice(index=0, message=message, finish_reason=finish)],
+            created=now(),
+            usage=_usage(data.get("usage")),
+            harness=ResponseMeta(
+                provider=call.spec.provider,
+                model=call.spec.name,
+                raw_finish_reasons=[raw],
+                flags=finish_flags + flags,
+                request_id=request_id(headers),
+            ),
+        )
+
+    def parse_error(
+        self, call: Call, status: int, body: bytes, headers: Mapping[str, str]
+    ) -> HarnessError:
+        """Map an Anthropic error response to the error tree; the API key never appears."""
+        try:
+            payload: Any = json.loads(body)
+        except (ValueError, TypeError):
+            payload = None
+        return error_from_payload(call, status, payload, body, headers)
+
+
+# --- request -----------------------------------------------------------------------------
+
+
+def build_body(call: Call) -> dict[str, Any]:
+    """The JSON body of a Messages API request (pure)."""
+    params = {**call.spec.params, **call.params}
+    system, messages = convert_messages(call.messages, call)
+    body: dict[str, Any] = {"model": call.spec.model, "max_tokens": _max_tokens(params)}
+    if system:
+        body["system"] = system
+    body["messages"] = messages
+    body.update(_params(params, call))
+    return body
+
+
+def convert_messages(
+    messages: list[dict[str, Any]], call: Call
+) -> tuple[str | None, list[dict[str, Any]]]:
+    """Split OpenAI messages into Anthropic's top-level ``system`` and ``messages``.
+
+    System and developer messages are joined with a blank line; tool messages become
+    ``tool_result`` blocks of a user turn; consecutive same-role turns are merged.
+    """
+    system: list[str] = []
+    turns: list[tuple[str, list[dict[str, Any]]]] = []
+    for index, msg in enumerate(messages):
+        if not isinstance(msg, Mapping):
+            raise _bad(call, index, f"is a {type(msg).__name__}, not an object")
+        role = msg.get("role")
+        if role in ("system", "developer"):
+            text = content_text(msg.get("content"))
+            if text:
+                system.append(text)
+            continue
+        if role == "user":
+            turn = ("user", _blocks(msg.get("content"), call, index))
+        elif role == "assistant":
+            turn = ("assistant", _assistant_blocks(msg, call, index))
+        elif role == "tool":
+            turn = ("user", [_tool_result(msg, call, index)])
+        else:
+            raise _bad(call, index, f"has unsupported role {role!r}")
+        if turns and turns[-1][0] == turn[0]:
+            turns[-1][1].extend(turn[1])
+        else:
+            turns.append(turn)
+    return ("\n\n".join(system) or None), [_turn(role, blocks) for role, blocks in turns]
+
+
+def _turn(role: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """One Anthropic message; a lone plain text block is sent as a string."""
+    if not blocks:
+        return {"role": role, "content": ""}
+    if len(blocks) == 1 and blocks[0].keys() == {"type", "text"}:
+        return {"role": role, "content": blocks[0]["text"]}
+    return {"role": role, "content": blocks}
+
+
+def _blocks(content: Any, call: Call, index: int) -> list[dict[str, Any]]:
+    """Anthropic content blocks for an OpenAI ``content`` (string or list of parts)."""
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    if not isinstance(content, list):
+        raise _bad(call, index, f"has content of type {type(content).__name__}")
+    blocks: list[dict[str, Any]] = []
+    for part in content:
+        if isinstance(part, str):
+            part = {"type": "text", "text": part}
+        if not isinstance(part, Mapping):
+            raise _bad(call, index, f"has a content part of type {type(part).__name__}")
+        block = _part(part, call, index)
+        if block is not None:
+            blocks.append(block)
+    return blocks
+
+
+def _part(part: Mapping[str, Any], call: Call, index: int) -> dict[str, Any] | None:
+    """One OpenAI content part as an Anthropic block; native blocks pass through."""
+    kind = part.get("type")
+    if kind == "text":
+        text = str(part.get("text") or "")
+        if not text:
+            return None
+        block: dict[str, Any] = {"type": "text", "text": text}
+        if "cache_control" in part:
+            block["cache_control"] = part["cache_control"]
+        return block
+    if kind == "image_url":
+        image = part.get("image_url")
+        url = image.get("url") if isinstance(image, Mapping) else image
+        return _image(str(url or ""), call, index)
+    return dict(part)
+
+
+def _image(url: str, call: Call, index: int) -> dict[str, Any]:
+    """An Anthropic image block from a ``data:`` URL (base64) or an http(s) URL."""
+    match = _DATA_URL.match(url)
+    if match:
+        source = {"type": "base64", "media_type": match["media"], "data": match["data"]}
+        return {"type": "image", "source": source}
+    if url.startswith(("http://", "https://")):
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    shown = url if len(url) <= 40 else url[:37] + "..."
+    raise _bad(call, index, f"has an image URL that is neither base64 data: nor http(s): {shown!r}")
+
+
+def _assistant_blocks(msg: Mapping[str, Any], call: Call, index: int) -> list[dict[str, Any]]:
+    """Text blocks then ``tool_use`` blocks of an assistant message."""
+    blocks = _blocks(msg.get("content"), call, index)
+    for tool_call in msg.get("tool_calls") or []:
+        blocks.append(_tool_use(tool_call, call, index))
+    return blocks
+
+
+def _tool_use(tool_call: Any, call: Call, index: int) -> dict[str, Any]:
+    """An OpenAI tool call as a ``tool_use`` block (arguments parsed into an object)."""
+    if not isinstance(tool_call, Mapping):
+        raise _bad(call, index, "has a tool call that is not an object")
+    fn = tool_call.get("function") or {}
+    name = str(fn.get("name") or "")
+    arguments = fn.get("arguments")
+    if isinstance(arguments, str):
+        try:
+            parsed = json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            raise _bad(
+                call, index, f"has tool call {name!r} whose arguments are not valid JSON"
+            ) from None
+    else:
+        parsed = arguments if arguments is not None else {}
+    if not isinstance(parsed, Mapping):
+        raise _bad(call, index, f"has tool call {name!r} whose arguments are not a JSON object")
+    return {"type": "tool_use", "id": str(tool_call.get("id") or ""), "name": name,
+            "input": dict(parsed)}
+
+
+def _tool_result(msg: Mapping[str, Any], call: Call, index: int) -> dict[str, Any]:
+    """An OpenAI ``tool`` message as a ``tool_result`` block."""
+    tool_call_id = msg.get("tool_call_id")
+    if not tool_call_id:
+        raise _bad(call, index, "is a tool message without tool_call_id")
+    content = msg.get("content")
+    result: Any = content if isinstance(content, str) else _blocks(content, call, index)
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": str(tool_call_id)}
+    if result:
+        block["content"] = result
+    if msg.get("is_error"):
+        block["is_error"] = True
+    return block
+
+
+def _bad(call: Call, index: int, what: str) -> HarnessError:
+    """A ``BadRequestError`` about message ``index`` (raised before sending)."""
+    return call.error(BadRequestError, f"messages[{index}] {what}")
+
+
+def _max_tokens(params: Mapping[str, Any]) -> Any:
+    """``max_tokens``, else ``max_completion_tokens``, else the default."""
+    for key in ("max_tokens", "max_completion_tokens"):
+        if params.get(key) is not None:
+            return params[key]
+    return DEFAULT_MAX_TOKENS
+
+
+def _params(params: Mapping[str, Any], call: Call) -> dict[str, Any]:
+    """Sampling, stop, tool and metadata parameters, in Anthropic's names."""
+    out = {k: v for k, v in params.items() if k not in _DROPPED and k not in _TRANSLATED}
+    temperature = params.get("temperature")
+    if temperature is not None:
+        out["temperature"] = min(max(float(temperature), 0.0), 1.0)
+    stop = params.get("stop")
+    if stop is not None:
+        out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    tools = params.get("tools")
+    if tools:
+        out["tools"] = [_tool(t) for t in tools]
+    choice = _tool_choice(params.get("tool_choice"), call)
+    if choice is not None and choice.get("type") == "none" and not tools:
+        choice = None  # "none" without tools means nothing, and Anthropic rejects it
+    if params.get("parallel_tool_calls") is False and tools:
+        choice = choice or {"type": "auto"}
+        if choice.get("type") != "none":
+            choice = {**choice, "disable_parallel_tool_use": True}
+    if choice is not None:
+        out["tool_choice"] = choice
+    user = params.get("user")
+    if user is not None:
+        metadata = out.get("metadata")
+        out["metadata"] = {**(metadata if isinstance(metadata, Mapping) else {}),
+                           "user_id": str(user)}
+    return out
+
+
+def _tool(tool: Any) -> Any:
+    """An OpenAI function tool as an Anthropic tool; other tools pass through unchanged."""
+    if not (isinstance(tool, Mapping) and tool.get("type") == "function"):
+        return tool
+    fn = tool.get("function") or {}
+    out: dict[str, Any] = {"name": fn.get("name")}
+    if fn.get("description"):
+        out["description"] = fn["description"]
+    out["input_schema"] = fn.get("parameters") or {"type": "object", "properties": {}}
+    if "cache_control" in tool:
+        out["cache_control"] = tool["cache_control"]
+    return out
+
+
+def _tool_choice(choice: Any, call: Call) -> dict[str, Any] | None:
+    """OpenAI ``tool_choice`` as Anthropic's; Anthropic-shaped dicts pass through."""
+    if choice is None:
+        return None
+    if isinstance(choice, str):
+        if choice not in _TOOL_CHOICE_STRINGS:
+            raise call.error(BadRequestError, f"unsupported tool_choice {choice!r}")
+        return {"type": _TOOL_CHOICE_STRINGS[choice]}
+    if isinstance(choice, Mapping):
+        if choice.get("type") == "function":
+            name = (choice.get("function") or {}).get("name")
+            if not name:
+                raise call.error(BadRequestError, "tool_choice names no function")
+            return {"type": "tool", "name": name}
+        if choice.get("type") in _ANTHROPIC_CHOICE_TYPES:
+            return dict(choice)
+    raise call.error(BadRequestError, f"unsupported tool_choice {choice!r}")
+
+
+# --- response ----------------------------------------------------------------------------
+
+
+def _message(blocks: list[Any]) -> tuple[Message, list[str]]:
+    """The assistant message of a list of content blocks, and flags worth keeping."""
+    texts: list[str] = []
+    thinking: list[str] = []
+    tool_calls: list[ToolCall] = []
+    flags: list[str] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(str(block.get("text") or ""))
+        elif kind == "tool_use":
+            function = FunctionCall(str(block["name"]), json.dumps(block.get("input") or {}))
+            tool_calls.append(ToolCall(str(block["id"]), function))
+        elif kind == "thinking":
+            thinking.append(str(block.get("thinking") or ""))
+        elif kind == "redacted_thinking" and "redacted_thinking" not in flags:
+            flags.append("redacted_thinking")
+    content: str | None = "".join(texts)
+    if not content and tool_calls:
+        content = None
+    message = Message(
+        content=content,
+        tool_calls=tool_calls or None,
+        reasoning_content="\n\n".join(thinking) if thinking else None,
+    )
+    return message, flags
+
+
+def _usage(usage: Any) -> Usage:
+    """OpenAI usage from Anthropic's; the prompt includes cache writes and reads."""
+    if not isinstance(usage, Mapping):
+        return Usage()
+    fresh = int(usage.get("input_tokens") or 0)
+    written = int(usage.get("cache_creation_input_tokens") or 0)
+    read = usage.get("cache_read_input_tokens")
+    prompt = fresh + written + int(read or 0)
+    completion = int(usage.get("output_tokens") or 0)
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        cached_tokens=int(read) if read is not None else None,
+    )
+
+
+# --- errors ------------------------------------------------------------------------------
+
+# The status each error type is sent with, for errors that arrive without one (a 200 body).
+_TYPE_STATUS = {
+    "invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
+    "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
+    "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529,
+}
+
+
+def error_from_payload(
+    call: Call,
+    status: int | None,
+    payload: Any,
+    body: bytes | str,
+    headers: Mapping[str, str],
+) -> HarnessError:
+    """Map an Anthropic error (HTTP status plus parsed body, if JSON) to the error tree.
+
+    ``status`` is ``None`` for an error object received without an error status; the
+    status its ``error.type`` is normally sent with is used instead.
+    """
+    register_secret(call.api_key)
+    message, code = _details(payload, body)
+    if status is None:
+        status = _TYPE_STATUS.get(code or "", 500)
+    req_id = request_id(headers)
+    if req_id is None and isinstance(payload, Mapping) and payload.get("request_id"):
+        req_id = str(payload["request_id"])
+    cls = _refined_class(status, code, message)
+    fields: dict[str, Any] = {
+        "provider": call.spec.provider, "model": call.spec.name, "body": body,
+        "retry_after": retry_after_seconds(headers), "request_id": req_id,
+    }
+    text = message or f"HTTP {status}"
+    if cls is None:
+        return error_from_status(status, text, code=code, **fields)
+    return cls(text, status=status, **fields)
+
+
+def _details(payload: Any, body: bytes | str) -> tuple[str, str | None]:
+    """Message and ``error.type`` of an Anthropic error body; any other body as best we can."""
+    if isinstance(payload, Mapping) and isinstance(payload.get("error"), Mapping):
+        err = payload["error"]
+        code = err.get("type")
+        return str(err.get("message") or ""), (str(code) if code else None)
+    return error_details(body)
+
+
+def _refined_class(status: int, code: str | None, message: str) -> type[HarnessError] | None:
+    """A class that beats ``error_from_status``'s choice, or ``None`` to keep it."""
+    lowered = message.lower()
+    if status == 413:
+        return BadRequestError  # a size limit, not the context window
+    if "prompt is too long" in lowered:
+        return ContextWindowExceededError
+    if code in _TYPE_CLASSES:
+        return _TYPE_CLASSES[code]
+    if status in (400, 429) and any(h in lowered for h in _BILLING_HINTS):
+        return BillingError
+    return None

@@ -1,0 +1,547 @@
+"""The Google Gemini ``generateContent`` adapter (Generative Language API).
+
+This module owns the translation between OpenAI-shaped calls and Gemini's REST format:
+OpenAI messages become ``systemInstruction`` plus ``user``/``model`` ``contents``, OpenAI
+parameters become ``generationConfig``/``tools``/``toolConfig``, each candidate comes back
+as one OpenAI choice, and Google RPC error statuses are mapped onto the harness error tree.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from harness.errors import (
+    APIConnectionError,
+    AuthenticationError,
+    BadRequestError,
+    BillingError,
+    HarnessError,
+    InvalidResponseError,
+    RateLimitError,
+    error_from_status,
+)
+from harness.providers.base import (
+    Call,
+    HTTPProvider,
+    content_text,
+    error_details,
+    map_finish_reason,
+    new_id,
+    now,
+    request_id,
+    retry_after_seconds,
+)
+from harness.types import (
+    Choice,
+    FinishReason,
+    FunctionCall,
+    Message,
+    ModelResponse,
+    ResponseMeta,
+    ToolCall,
+    Usage,
+)
+
+__all__ = ["DEFAULT_API_BASE", "GeminiProvider"]
+
+DEFAULT_API_BASE = "https://generativelanguage.googleapis.com/v1beta"
+"""Where requests go when neither the call, the config nor the environment names a base."""
+
+_GENERATION_FIELDS: Mapping[str, str] = {
+    "temperature": "temperature",
+    "top_p": "topP",
+    "top_k": "topK",
+    "seed": "seed",
+    "presence_penalty": "presencePenalty",
+    "frequency_penalty": "frequencyPenalty",
+}
+"""OpenAI parameters copied into ``generationConfig`` under their Gemini names."""
+
+_TOP_LEVEL_FIELDS: Mapping[str, str] = {
+    "safetySettings": "safetySettings",
+    "safety_settings": "safetySettings",
+    "cachedContent": "cachedContent",
+    "cached_content": "cachedContent",
+}
+"""Gemini-native request fields passed through at the top level of the body."""
+
+_TOOL_MODES: Mapping[str, str] = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
+
+_DATA_URL = re.compile(r"^data:(?P<mime>[^;,]+)?(?:;[^,]*)?;base64,(?P<data>.*)$", re.DOTALL)
+_DURATION = re.compile(r"^\s*(?P<seconds>\d+(?:\.\d+)?)s\s*$")
+_ZERO_LIMIT = re.compile(r"\blimit: 0(?![\d.])")
+"""A quota whose limit is zero (e.g. no free tier for the model): waiting will not help."""
+
+_ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
+_QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
+_RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+
+
+class GeminiProvider(HTTPProvider):
+    """Gemini's ``models/{model}:generateContent``; ``n`` is sent as ``candidateCount``."""
+
+    family = "gemini"
+    supports_n = True
+
+    def build_request(self, call: Call) -> httpx.Request:
+        """Build the ``generateContent`` POST for ``call`` (pure).
+
+        Raises:
+            BadRequestError: a message cannot be expressed in Gemini's format (unknown role,
+                tool arguments that are not a JSON object, a tool result for an unknown call).
+        """
+        base = call.spec.resolve_api_base(call.api_base) or DEFAULT_API_BASE
+        path = call.spec.model
+        if not path.startswith("tunedModels/"):
+            path = "models/" + path.removeprefix("models/")
+        headers = {"content-type": "application/json"}
+        if call.api_key:
+            headers["x-goog-api-key"] = call.api_key
+        headers.update(call.spec.headers)
+        headers.update(call.headers)
+        body = build_body(call)
+        return httpx.Request(
+            "POST",
+            f"{base.rstrip('/')}/{path}:generateContent",
+            headers=headers,
+            content=json.dumps(body).encode("utf-8"),
+        )
+
+    def parse_response(self, call: Call, data: Any, headers: Mapping[str, str]) -> ModelResponse:
+        """Normalise a ``GenerateContentResponse`` into a ``ModelResponse`` (pure).
+
+        Raises:
+            InvalidResponseError: the body has neither candidates nor a prompt block reason.
+        """
+        candidates = data.get("candidates") or []
+        flags: list[str] = []
+        raw_reasons: list[str | None] = []
+        choices: list[Choice] = []
+        if not candidates:
+            reason = (data.get("promptFeedback") or {}).get("blockReason")
+            if not reason:
+                raise call.error(
+                    InvalidResponseError,
+                    "response has no candidates and no promptFeedback.blockReason",
+                    body=json.dumps(data)[:1000],
+                )
+            choices.append(Choice(0, Message(content=""), "content_filter"))
+            raw_reasons.append(str(reason))
+            flags.append(f"prompt_blocked:{reason}")
+        for index, candidate in zip(candidate_indices(candidates), candidates, strict=True):
+            choice, choice_flags = parse_candidate(candidate, index, call)
+            choices.append(choice)
+            raw_reasons.append(candidate.get("finishReason"))
+            flags.extend(f for f in choice_flags if f not in flags)
+        order = sorted(range(len(choices)), key=lambda i: choices[i].index)
+        return ModelResponse(
+            id=str(data.get("responseId") or new_id()),
+            model=str(data.get("modelVersion") or call.spec.model),
+            choices=[choices[i] for i in order],
+            created=now(),
+            usage=parse_usage(data.get("usageMetadata") or {}),
+            harness=ResponseMeta(
+                provider=call.spec.provider,
+                model=call.spec.name,
+                raw_finish_reasons=[raw_reasons[i] for i in order],
+                flags=flags,
+            ),
+        )
+
+    def parse_error(
+        self, call: Call, status: int, body: bytes, headers: Mapping[str, str]
+    ) -> HarnessError:
+        """Map a Google RPC error status onto the harness error tree (pure)."""
+        message, code = error_details(body)
+        error = _rpc_error(body)
+        details = [d for d in error.get("details") or [] if isinstance(d, Mapping)]
+        retry_after = _retry_delay(details)
+        if retry_after is None:
+            retry_after = retry_after_seconds(headers)
+        context: dict[str, Any] = {
+            "body": body,
+            "retry_after": retry_after,
+            "request_id": request_id(headers),
+        }
+        text = message or f"HTTP {status}"
+        cls = _special_class(status, code, message, details)
+        if cls is not None:
+            return call.error(cls, text, status=status, **context)
+        return error_from_status(
+            status, text, code=code, provider=call.spec.provider, model=call.spec.name, **context
+        )
+
+
+# --- request ---------------------------------------------------------------------------
+
+
+def build_body(call: Call) -> dict[str, Any]:
+    """The JSON body of a ``generateContent`` request for ``call``.
+
+    Raises:
+        BadRequestError: a message cannot be expressed in Gemini's format.
+    """
+    system, contents = convert_messages(call)
+    body: dict[str, Any] = {"contents": contents}
+    if system:
+        body["systemInstruction"] = {"parts": system}
+    params = call.params
+    config = generation_config(params)
+    if config:
+        body["generationConfig"] = config
+    tools = convert_tools(params.get("tools"))
+    if tools:
+        body["tools"] = tools
+    tool_config = convert_tool_choice(params.get("tool_choice"))
+    if tool_config:
+        body["toolConfig"] = tool_config
+    for name, field in _TOP_LEVEL_FIELDS.items():
+        if params.get(name) is not None:
+            body[field] = params[name]
+    return body
+
+
+def convert_messages(call: Call) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split OpenAI messages into system-instruction parts and ``user``/``model`` turns.
+
+    Consecutive turns of the same role are merged, and tool results become
+    ``functionResponse`` parts of a user turn, named after the tool call they answer.
+
+    Raises:
+        BadRequestError: an unknown role, bad tool arguments, or an unmatched tool result.
+    """
+    system: list[dict[str, Any]] = []
+    contents: list[dict[str, Any]] = []
+    call_names: dict[str, str] = {}
+    for i, msg in enumerate(call.messages):
+        role = msg.get("role")
+        if role in ("system", "developer"):
+            text = content_text(msg.get("content"))
+            if text:
+                system.append({"text": text})
+            continue
+        if role == "user":
+            turn_role, parts = "user", user_parts(msg.get("content"))
+        elif role == "assistant":
+            turn_role, parts = "model", assistant_parts(call, msg, call_names, i)
+        elif role in ("tool", "function"):
+            turn_role, parts = "user", [function_response_part(call, msg, call_names, i)]
+        else:
+            raise call.error(BadRequestError, f"messages[{i}]: unsupported role {role!r}")
+        if contents and contents[-1]["role"] == turn_role:
+            contents[-1]["parts"].extend(parts)
+        else:
+            contents.append({"role": turn_role, "parts": parts})
+    return system, contents
+
+
+def user_parts(content: Any) -> list[dict[str, Any]]:
+    """Gemini parts for an OpenAI user ``content`` (a string or a list of parts)."""
+    if not isinstance(content, list):
+        return [{"text": content_text(content)}]
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        converted = _content_part(part) if isinstance(part, Mapping) else None
+        if converted is not None:
+            parts.append(converted)
+    return parts or [{"text": ""}]
+
+
+def _content_part(part: Mapping[str, Any]) -> dict[str, Any] | None:
+    kind = part.get("type")
+    if kind == "text":
+        return {"text": str(part.get("text", ""))}
+    if kind == "image_url":
+        image = part.get("image_url")
+        url = image.get("url") if isinstance(image, Mapping) else image
+        return _media_part(str(url or ""))
+    if kind == "input_audio":
+        audio = part.get("input_audio") or {}
+        mime = f"audio/{audio.get('format', 'wav')}"
+        return {"inlineData": {"mimeType": mime, "data": str(audio.get("data", ""))}}
+    if kind == "file":
+        file = part.get("file") or {}
+        if file.get("file_data"):
+            return _media_part(str(file["file_data"]))
+    return None
+
+
+def _media_part(url: str) -> dict[str, Any]:
+    """``inlineData`` for a base64 ``data:`` URL, ``fileData`` for any other URL."""
+    match = _DATA_URL.match(url)
+    if match:
+        mime = match.group("mime") or "application/octet-stream"
+        return {"inlineData": {"mimeType": mime, "data": match.group("data")}}
+    mime = mimetypes.guess_type(url)[0] or "application/octet-stream"
+    return {"fileData": {"mimeType": mime, "fileUri": url}}
+
+
+def assistant_parts(
+    call: Call, msg: Mapping[str, Any], call_names: dict[str, str], index: int
+) -> list[dict[str, Any]]:
+    """Gemini ``model`` parts for an assistant message: its text, then its function calls.
+
+    Records each tool call's id → name in ``call_names`` for the tool results that follow.
+    """
+    parts: list[dict[str, Any]] = []
+    text = content_text(msg.get("content"))
+    if text:
+        parts.append({"text": text})
+    for tool_call in msg.get("tool_calls") or []:
+        fn = tool_call.get("function") or {}
+        name = str(fn.get("name", ""))
+        call_names[str(tool_call.get("id", ""))] = name
+        args = _arguments(call, fn.get("arguments"), index)
+        parts.append({"functionCall": {"name": name, "args": args}})
+    return parts or [{"text": ""}]
+
+
+def _arguments(call: Call, arguments: Any, index: int) -> dict[str, Any]:
+    if arguments is None or arguments == "":
+        return {}
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            raise call.error(
+                BadRequestError, f"messages[{index}]: tool call arguments are not valid JSON"
+            ) from None
+    if not isinstance(arguments, dict):
+        raise call.error(
+            BadRequestError, f"messages[{index}]: tool call arguments must be a JSON object"
+        )
+    return arguments
+
+
+def function_response_part(
+    call: Call, msg: Mapping[str, Any], call_names: Mapping[str, str], index: int
+) -> dict[str, Any]:
+    """A ``functionResponse`` part for an OpenAI ``tool`` (or legacy ``function``) message.
+
+    The name comes from the earlier tool call with the same id (else the message's
+    ``name``); a result that is not a JSON object is wrapped as ``{"result": ...}``.
+    """
+    call_id = msg.get("tool_call_id")
+    name = call_names.get(str(call_id or "")) or msg.get("name")
+    if not name:
+        raise call.error(
+            BadRequestError, f"messages[{index}]: tool result {call_id!r} matches no tool call"
+        )
+    text = content_text(msg.get("content"))
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    response = parsed if isinstance(parsed, dict) else {"result": text}
+    return {"functionResponse": {"name": str(name), "response": response}}
+
+
+def generation_config(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``generationConfig`` from OpenAI-named parameters (unset ones are left out)."""
+    config: dict[str, Any] = {
+        field: params[name]
+        for name, field in _GENERATION_FIELDS.items()
+        if params.get(name) is not None
+    }
+    max_tokens = params.get("max_completion_tokens")
+    if max_tokens is None:
+        max_tokens = params.get("max_tokens")
+    if max_tokens is not None:
+        config["maxOutputTokens"] = max_tokens
+    stop = params.get("stop")
+    if stop:
+        config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if params.get("n") is not None:
+        config["candidateCount"] = params["n"]
+    config.update(_response_format(params.get("response_format")))
+    return config
+
+
+def _response_format(fmt: Any) -> dict[str, Any]:
+    if not isinstance(fmt, Mapping):
+        return {}
+    if fmt.get("type") == "json_object":
+        return {"responseMimeType": "application/json"}
+    if fmt.get("type") == "json_schema":
+        out: dict[str, Any] = {"responseMimeType": "application/json"}
+        schema = (fmt.get("json_schema") or {}).get("schema")
+        if schema is not None:
+            out["responseSchema"] = schema
+        return out
+    return {}
+
+
+def convert_tools(tools: Any) -> list[dict[str, Any]]:
+    """OpenAI ``tools`` as one Gemini ``functionDeclarations`` tool.
+
+    Entries that are not OpenAI function tools (e.g. ``{"googleSearch": {}}``) are passed
+    through as Gemini tools.
+    """
+    declarations: list[dict[str, Any]] = []
+    native: list[dict[str, Any]] = []
+    for tool in tools or []:
+        if tool.get("type") == "function" and "function" in tool:
+            fn = tool["function"]
+            decl = {"name": fn["name"]}
+            decl.update({k: fn[k] for k in ("description", "parameters") if fn.get(k)})
+            declarations.append(decl)
+        else:
+            native.append(dict(tool))
+    out = [{"functionDeclarations": declarations}] if declarations else []
+    return out + native
+
+
+def convert_tool_choice(choice: Any) -> dict[str, Any] | None:
+    """``toolConfig`` for an OpenAI ``tool_choice``; ``None`` when there is none."""
+    if choice is None:
+        return None
+    if isinstance(choice, str):
+        mode = _TOOL_MODES.get(choice)
+        return {"functionCallingConfig": {"mode": mode}} if mode else None
+    name = (choice.get("function") or {}).get("name") if isinstance(choice, Mapping) else None
+    if not name:
+        return None
+    return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}}
+
+
+# --- response ---------------------------------------------------------------------------
+
+
+def candidate_indices(candidates: list[Mapping[str, Any]]) -> list[int]:
+    """Each candidate's choice index, unique even where ``index`` is missing.
+
+    JSON omits an ``index`` of 0, so a missing one takes the smallest index that no other
+    candidate uses.
+    """
+    taken = {int(c["index"]) for c in candidates if c.get("index") is not None}
+    out: list[int] = []
+    free = 0
+    for candidate in candidates:
+        if candidate.get("index") is not None:
+            out.append(int(candidate["index"]))
+            continue
+        while free in taken:
+            free += 1
+        taken.add(free)
+        out.append(free)
+    return out
+
+
+def parse_candidate(
+    candidate: Mapping[str, Any], index: int, call: Call | None = None
+) -> tuple[Choice, list[str]]:
+    """One OpenAI choice (and its flags) from a Gemini candidate.
+
+    Text parts are joined into ``content``; ``thought`` parts go to ``reasoning_content``;
+    ``functionCall`` parts become tool calls, which make the finish reason ``tool_calls``.
+    """
+    parts = (candidate.get("content") or {}).get("parts") or []
+    text: list[str] = []
+    thoughts: list[str] = []
+    tool_calls: list[ToolCall] = []
+    for part in parts:
+        if "functionCall" in part:
+            tool_calls.append(_tool_call(part["functionCall"]))
+        elif "text" in part:
+            (thoughts if part.get("thought") else text).append(str(part["text"]))
+    content = "".join(text)
+    flags: list[str] = []
+    finish: FinishReason
+    if tool_calls:
+        finish = "tool_calls"
+    else:
+        finish, flags = map_finish_reason(candidate.get("finishReason"), call)
+    message = Message(
+        content=content if content or not tool_calls else None,
+        tool_calls=tool_calls or None,
+        reasoning_content="".join(thoughts) if thoughts else None,
+    )
+    return Choice(index, message, finish), flags
+
+
+def _tool_call(fc: Mapping[str, Any]) -> ToolCall:
+    call_id = fc.get("id") or f"call_{uuid.uuid4().hex[:24]}"
+    arguments = json.dumps(fc.get("args") or {})
+    return ToolCall(id=str(call_id), function=FunctionCall(str(fc.get("name", "")), arguments))
+
+
+def parse_usage(meta: Mapping[str, Any]) -> Usage:
+    """OpenAI usage from Gemini ``usageMetadata``.
+
+    prompt = ``promptTokenCount + toolUsePromptTokenCount``; completion =
+    ``candidatesTokenCount + thoughtsTokenCount``; total = ``totalTokenCount`` (else the sum).
+    """
+    prompt = int(meta.get("promptTokenCount") or 0) + int(meta.get("toolUsePromptTokenCount") or 0)
+    thoughts = meta.get("thoughtsTokenCount")
+    completion = int(meta.get("candidatesTokenCount") or 0) + int(thoughts or 0)
+    total = meta.get("totalTokenCount")
+    cached = meta.get("cachedContentTokenCount")
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=int(total) if total is not None else prompt + completion,
+        cached_tokens=int(cached) if cached is not None else None,
+        reasoning_tokens=int(thoughts) if thoughts is not None else None,
+    )
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+def _rpc_error(body: bytes) -> Mapping[str, Any]:
+    """The ``error`` object of a Google RPC status body, unwrapping a one-element list."""
+    try:
+        data = json.loads(body)
+    except (ValueError, TypeError):
+        return {}
+    if isinstance(data, list) and data:
+        data = data[0]
+    error = data.get("error") if isinstance(data, Mapping) else None
+    return error if isinstance(error, Mapping) else {}
+
+
+def _retry_delay(details: list[Mapping[str, Any]]) -> float | None:
+    """Seconds from a ``RetryInfo.retryDelay`` detail (``"37s"`` → 37.0), if any."""
+    for detail in details:
+        if detail.get("@type") != _RETRY_INFO:
+            continue
+        delay = detail.get("retryDelay")
+        if isinstance(delay, str):
+            match = _DURATION.match(delay)
+            if match:
+                return float(match.group("seconds"))
+        elif isinstance(delay, Mapping):
+            return float(delay.get("seconds") or 0) + float(delay.get("nanos") or 0) / 1e9
+    return None
+
+
+def _special_class(
+    status: int, code: str | None, message: str, details: list[Mapping[str, Any]]
+) -> type[HarnessError] | None:
+    """The error class where Gemini departs from the plain status map, else ``None``."""
+    if status == 400 and (
+        any(d.get("@type") == _ERROR_INFO and d.get("reason") == "API_KEY_INVALID" for d in details)
+        or "api key not valid" in message.lower()
+    ):
+        return AuthenticationError
+    if status == 429 or code == "RESOURCE_EXHAUSTED":
+        quota_ids = [
+            str(v.get("quotaId", ""))
+            for d in details
+            if d.get("@type") == _QUOTA_FAILURE
+            for v in d.get("violations") or []
+            if isinstance(v, Mapping)
+        ]
+        if any("PerDay" in q for q in quota_ids) or _ZERO_LIMIT.search(message):
+            return BillingError
+        return RateLimitError
+    if status == 499:
+        return APIConnectionError
+    return None

@@ -1,0 +1,170 @@
+"""Offline models that need no network and no key: ``echo/<name>`` and ``mock/<name>``.
+
+``echo`` answers with the text of the last user message.
+
+``mock`` answers from a script. The answer of one attempt comes from, in order:
+
+1. the call's ``mock_response=`` (any model answers offline when it is given, as in LiteLLM);
+2. the model's ``responses`` list in the config, taken in turn (the n-th call gets the n-th
+   answer, cycling);
+3. else the echo answer.
+
+An answer is a string (the content) or a table with any of ``content``, ``tool_calls``,
+``finish_reason``, ``latency_ms``, ``error`` and ``usage``. ``error`` simulates a failure:
+an HTTP status (``429``, ``503``, …, mapped exactly as a real provider's would be, with
+``retry_after`` when given) or ``"timeout"`` / ``"connection"``. A *list* given as
+``mock_response`` is a per-attempt script: attempt k uses item k (the last item repeats), so
+``[{"error": 503}, "ok"]`` fails once and succeeds on the retry.
+
+Latency (``latency_ms`` on the answer, the ``mock_latency_ms=`` call parameter, or the
+model's ``latency_ms`` in config) is an ``asyncio.sleep``: cancellable, so races and
+timeouts behave as with a real server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from harness.errors import APIConnectionError, TimeoutError, error_from_status
+from harness.providers.base import (
+    Call,
+    Provider,
+    Send,
+    content_text,
+    map_finish_reason,
+    new_id,
+    now,
+)
+from harness.types import Choice, Message, ModelResponse, ResponseMeta, ToolCall, Usage
+
+__all__ = ["EchoProvider", "MockProvider", "count_tokens"]
+
+
+def count_tokens(text: str) -> int:
+    """A rough, dependency-free token count for offline models: words and punctuation runs."""
+    return len(text.split())
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return content_text(message.get("content"))
+    return ""
+
+
+class EchoProvider(Provider):
+    """Answers with the last user message."""
+
+    family = "echo"
+    needs_network = False
+
+    async def generate(self, call: Call, send: Send) -> ModelResponse:
+        """Echo the last user message, after the configured latency."""
+        await _sleep_ms(call.params.get("mock_latency_ms", call.spec.mock.get("latency_ms")))
+        return _build(call, {"content": _last_user_text(call.messages)})
+
+
+class MockProvider(Provider):
+    """Answers from a script; simulates latency, error statuses and timeouts."""
+
+    family = "mock"
+    needs_network = False
+
+    def __init__(self) -> None:
+        self._turns: dict[str, Iterator[int]] = {}
+
+    def _next_scripted(self, call: Call) -> Any:
+        responses = call.spec.mock.get("responses")
+        if not responses:
+            return None
+        turn = self._turns.setdefault(call.spec.name, itertools.cycle(range(len(responses))))
+        return responses[next(turn)]
+
+    async def generate(self, call: Call, send: Send) -> ModelResponse:
+        """Play the scripted answer for this attempt."""
+        answer: Any = call.mock_response
+        if isinstance(answer, list | tuple):
+            answer = answer[min(call.attempt, len(answer) - 1)] if answer else None
+        if answer is None:
+            answer = self._next_scripted(call)
+        if answer is None:
+            answer = {"content": _last_user_text(call.messages)}
+        elif isinstance(answer, str):
+            answer = {"content": answer}
+        elif not isinstance(answer, Mapping):
+            answer = {"content": str(answer)}
+        error = answer.get("error", call.spec.mock.get("error"))
+        latency = answer.get(
+            "latency_ms", call.params.get("mock_latency_ms", call.spec.mock.get("latency_ms"))
+        )
+        await _sleep_ms(latency)
+        if error is not None:
+            raise _simulated_error(call, error, answer)
+        return _build(call, answer)
+
+
+async def _sleep_ms(ms: Any) -> None:
+    if ms:
+        await asyncio.sleep(float(ms) / 1000.0)
+
+
+def _simulated_error(call: Call, error: Any, answer: Mapping[str, Any]) -> Exception:
+    if error == "timeout":
+        return call.error(TimeoutError, "mock model timed out (simulated)")
+    if error == "connection":
+        return call.error(APIConnectionError, "mock model connection failed (simulated)")
+    if isinstance(error, int) and not isinstance(error, bool):
+        message = answer.get("message") or f"simulated HTTP {error} from mock model"
+        return error_from_status(
+            error,
+            str(message),
+            code=answer.get("code"),
+            provider=call.spec.provider,
+            model=call.spec.name,
+            retry_after=answer.get("retry_after"),
+        )
+    return call.error(
+        APIConnectionError,
+        f"mock error must be a status code, 'timeout' or 'connection', got {error!r}",
+    )
+
+
+def _build(call: Call, answer: Mapping[str, Any]) -> ModelResponse:
+    content = answer.get("content")
+    tool_calls = [ToolCall.from_dict(t) for t in answer.get("tool_calls") or []] or None
+    raw_finish = answer.get("finish_reason") or ("tool_calls" if tool_calls else "stop")
+    finish, flags = map_finish_reason(raw_finish, call)
+    if content is not None and not isinstance(content, str):
+        import json
+
+        content = json.dumps(content)  # a mock answer given as structured data is JSON text
+    usage_in = answer.get("usage") or {}
+    prompt_tokens = int(
+        usage_in.get(
+            "prompt_tokens",
+            sum(count_tokens(content_text(m.get("content"))) for m in call.messages),
+        )
+    )
+    completion_tokens = int(usage_in.get("completion_tokens", count_tokens(content or "")))
+    n = int(call.params.get("n") or 1)
+    choices = [
+        Choice(i, Message(content=content, tool_calls=tool_calls), finish_reason=finish)
+        for i in range(n)
+    ]
+    return ModelResponse(
+        id=new_id("chatcmpl-mock-"),
+        model=call.spec.model,
+        choices=choices,
+        created=now(),
+        usage=Usage(prompt_tokens, completion_tokens * n, prompt_tokens + completion_tokens * n),
+        system_fingerprint=None,
+        harness=ResponseMeta(
+            provider=call.spec.provider,
+            model=call.spec.name,
+            raw_finish_reasons=[raw_finish] * n,
+            flags=flags,
+        ),
+    )

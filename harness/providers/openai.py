@@ -1,0 +1,519 @@
+"""The OpenAI Chat Completions adapter, for OpenAI itself, every compatible server, and Azure.
+
+This module owns the wire format of ``POST …/chat/completions``: building the request for
+OpenAI (``max_completion_tokens``, organisation/project headers), for compatible servers
+(Ollama, vLLM, llama.cpp, LM Studio, Groq, Together, OpenRouter, Mistral, DeepSeek: they get
+``max_tokens``; Mistral gets ``random_seed`` and nine-character tool-call ids) and for Azure
+OpenAI (deployment URLs, ``api-version``, the ``api-key`` header, the ``/openai/v1`` surface);
+normalising their answers, with every known quirk, into a ``ModelResponse``; and mapping their
+error bodies onto the harness error tree.
+
+``build_request`` and ``parse_response`` are the hot path of the throughput benchmark, so
+they avoid copies of the caller's data, pydantic, and per-call parsing of URLs or patterns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+
+from harness.errors import (
+    ConfigError,
+    ContentFilterError,
+    HarnessError,
+    InvalidResponseError,
+    error_from_status,
+)
+from harness.providers.base import (
+    Call,
+    HTTPProvider,
+    Send,
+    content_text,
+    error_details,
+    map_finish_reason,
+    new_id,
+    now,
+    request_id,
+    retry_after_seconds,
+)
+from harness.types import (
+    Choice,
+    FinishReason,
+    Message,
+    ModelResponse,
+    ResponseMeta,
+    ToolCall,
+    Usage,
+)
+
+__all__ = ["DEFAULT_AZURE_API_VERSION", "AzureProvider", "OpenAIProvider"]
+
+DEFAULT_AZURE_API_VERSION = "2024-10-21"
+"""The Azure OpenAI ``api-version`` used when neither the config nor the environment sets one."""
+
+_SINGLE_CHOICE_PROVIDERS = frozenset({"ollama", "llamacpp"})
+"""Servers that return one choice whatever ``n`` says (llama.cpp even fails on ``n > 1``)."""
+
+_MISTRAL_TOOL_ID = re.compile(r"[a-zA-Z0-9]{9}")
+_CONTENT_FILTER_CODES = frozenset({"content_filter", "ResponsibleAIPolicyViolation"})
+_URL_CACHE_LIMIT = 1024
+_JSON_SEPARATORS = (",", ":")
+_ENCODER = json.JSONEncoder(separators=_JSON_SEPARATORS)
+"""Compact JSON; built once, as ``json.dumps`` with ``separators`` builds an encoder per call."""
+
+
+class OpenAIProvider(HTTPProvider):
+    """OpenAI's Chat Completions API and the servers that speak it.
+
+    One instance serves every provider whose family is ``openai``; the differences between
+    them (token-limit field name, Mistral's ``random_seed``, which headers to send) are keyed
+    on ``call.spec.provider`` and ``call.spec.info``.
+    """
+
+    family: ClassVar[str] = "openai"
+
+    def __init__(self) -> None:
+        self._urls: dict[str, httpx.URL] = {}
+
+    # --- request ------------------------------------------------------------------------
+
+    def build_request(self, call: Call) -> httpx.Request:
+        """Build ``POST {api_base}/chat/completions`` for ``call``.
+
+        Raises:
+            ConfigError: the provider has no base URL and none was configured.
+        """
+        spec = call.spec
+        base = call.api_base or spec.resolve_api_base()
+        if not base:
+            raise call.error(
+                ConfigError,
+                f"no api_base for model {spec.name!r}: "
+                "set api_base in the config or pass api_base=...",
+            )
+        body = self._body(call, spec.model)
+        native = spec.info.openai_native
+        if native:
+            _rename(body, "max_tokens", "max_completion_tokens")
+        else:
+            _rename(body, "max_completion_tokens", "max_tokens")
+        if spec.provider == "mistral":
+            _rename(body, "seed", "random_seed")
+            _remint_tool_ids(body)
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        if call.api_key:
+            headers["Authorization"] = "Bearer " + call.api_key
+        if native:
+            org = os.environ.get("OPENAI_ORG_ID")
+            if org:
+                headers["OpenAI-Organization"] = org
+            project = os.environ.get("OPENAI_PROJECT_ID")
+            if project:
+                headers["OpenAI-Project"] = project
+        return self._request(call, self._url(base + "/chat/completions"), body, headers)
+
+    def _body(self, call: Call, model: str) -> dict[str, Any]:
+        """The JSON body: model, messages (not copied) and the non-``None`` parameters."""
+        body: dict[str, Any] = {"model": model, "messages": call.messages}
+        for key, value in call.params.items():
+            if value is not None:
+                body[key] = value
+        return body
+
+    def _request(
+        self, call: Call, url: httpx.URL, body: dict[str, Any], headers: dict[str, str]
+    ) -> httpx.Request:
+        """Add the configured and per-call headers and encode the body once."""
+        if call.spec.headers:
+            _merge_headers(headers, call.spec.headers)
+        if call.headers:
+            _merge_headers(headers, call.headers)
+        content = _ENCODER.encode(body).encode()
+        return httpx.Request("POST", url, content=content, headers=headers)
+
+    def _url(self, text: str) -> httpx.URL:
+        """A parsed URL, cached: parsing costs more than the rest of ``build_request``."""
+        url = self._urls.get(text)
+        if url is None:
+            if len(self._urls) >= _URL_CACHE_LIMIT:
+                self._urls.clear()
+            url = self._urls[text] = httpx.URL(text)
+        return url
+
+    # --- response -----------------------------------------------------------------------
+
+    def parse_response(self, call: Call, data: Any, headers: Mapping[str, str]) -> ModelResponse:
+        """Normalise a ``chat.completion`` body, tolerating the compatible servers' quirks.
+
+        Raises:
+            HarnessError: the body carries an ``error`` (OpenRouter sends some with HTTP 200),
+                a choice finished with a failure reason (``error``,
+                ``insufficient_system_resource``), or the body has no choices.
+        """
+        if not isinstance(data, dict):
+            raise call.error(InvalidResponseError, "response body is not a JSON object")
+        if data.get("error"):
+            raise self._embedded_error(call, data, headers)
+        raw_choices = data.get("choices")
+        if not isinstance(raw_choices, list) or not raw_choices:
+            raise call.error(InvalidResponseError, "response has no choices", body=_dump(data))
+        try:
+            return self._completion(call, data, raw_choices)
+        except OverflowError as exc:  # int(Infinity): json.loads accepts it, ``generate`` not
+            raise call.error(
+                InvalidResponseError, f"number out of range in response: {exc}", body=_dump(data)
+            ) from exc
+
+    def _completion(
+        self, call: Call, data: dict[str, Any], raw_choices: list[Any]
+    ) -> ModelResponse:
+        meta = ResponseMeta(provider=call.spec.provider, model=call.spec.name)
+        choices = [self._choice(call, i, raw, meta) for i, raw in enumerate(raw_choices)]
+        rid = data.get("id")
+        created = data.get("created")
+        fingerprint = data.get("system_fingerprint")
+        return ModelResponse(
+            id=str(rid) if rid else new_id(),
+            model=str(data.get("model") or call.spec.model),
+            choices=choices,
+            created=int(created) if created else now(),
+            usage=_usage(data),
+            system_fingerprint=None if fingerprint is None else str(fingerprint),
+            harness=meta,
+        )
+
+    def _choice(self, call: Call, index: int, raw: dict[str, Any], meta: ResponseMeta) -> Choice:
+        """One choice; records its raw finish reason and flags in ``meta``."""
+        msg = raw.get("message") or {}
+        content = msg.get("content")
+        reasoning = msg.get("reasoning_content")
+        if reasoning is None:
+            reasoning = msg.get("reasoning")
+        if content is not None and not isinstance(content, str):
+            content, thinking = _split_content(content)
+            if reasoning is None:
+                reasoning = thinking
+        if reasoning is not None and not isinstance(reasoning, str):
+            reasoning = content_text(reasoning)
+        raw_tools = msg.get("tool_calls")
+        refusal = msg.get("refusal")
+        finish = raw.get("finish_reason")
+        if finish is not None and not isinstance(finish, str):
+            finish = str(finish)
+        mapped: FinishReason
+        mapped, flags = map_finish_reason(finish, call)
+        meta.raw_finish_reasons.append(finish)
+        if flags:
+            meta.flags.extend(flags)
+        position = raw.get("index")
+        return Choice(
+            index=position if type(position) is int else index,
+            message=Message(
+                content=content,
+                tool_calls=[_tool_call(t) for t in raw_tools] if raw_tools else None,
+                refusal=None if refusal is None else str(refusal),
+                reasoning_content=reasoning,
+            ),
+            finish_reason=mapped,
+            logprobs=raw.get("logprobs"),
+        )
+
+    def _embedded_error(
+        self, call: Call, data: dict[str, Any], headers: Mapping[str, str]
+    ) -> HarnessError:
+        """The error of a body that reports one with a success status (OpenRouter)."""
+        err = data["error"]
+        code = err.get("code") if isinstance(err, dict) else None
+        status = code if type(code) is int and 400 <= code < 600 else 500
+        return self.parse_error(call, status, _dump(data).encode(), headers)
+
+    # --- errors -------------------------------------------------------------------------
+
+    def parse_error(
+        self, call: Call, status: int, body: bytes, headers: Mapping[str, str]
+    ) -> HarnessError:
+        """Map an OpenAI-style error body to the error tree.
+
+        Understands ``{"error": {"message", "type", "param", "code"}}``, the flat vLLM/Mistral
+        ``{"object": "error", "message", "type", "code"}``, OpenRouter's
+        ``{"error": {"code": <int>, "message", "metadata"}}`` and Azure's content-filter
+        errors; anything else falls back to the body's text.
+        """
+        err = _error_object(body)
+        if err is None:
+            message, code = error_details(body)
+            metadata: Any = None
+        else:
+            message, code, metadata = _error_fields(err)
+        retry_after = retry_after_seconds(headers)
+        rid = request_id(headers)
+        if status < 500 and _is_content_filter(err, status, metadata):
+            return call.error(
+                ContentFilterError,
+                message or f"HTTP {status}: content filtered",
+                status=status,
+                body=body,
+                retry_after=retry_after,
+                request_id=rid,
+            )
+        return error_from_status(
+            status,
+            message or f"HTTP {status}",
+            code=code,
+            provider=call.spec.provider,
+            model=call.spec.name,
+            body=body,
+            retry_after=retry_after,
+            request_id=rid,
+        )
+
+    # --- n ------------------------------------------------------------------------------
+
+    async def generate(self, call: Call, send: Send) -> Any:
+        """Send ``call`` and parse the answer; fans ``n > 1`` out for single-choice servers."""
+        if (
+            self.supports_n
+            and call.spec.provider in _SINGLE_CHOICE_PROVIDERS
+            and (call.params.get("n") or 1) > 1
+        ):
+            return await _SINGLE_CHOICE.generate(call, send)
+        return await super().generate(call, send)
+
+
+class _SingleChoiceProvider(OpenAIProvider):
+    """The adapter with ``supports_n`` off, so ``n`` becomes parallel requests (unregistered)."""
+
+    family: ClassVar[str] = ""
+    supports_n: ClassVar[bool] = False
+
+
+_SINGLE_CHOICE = _SingleChoiceProvider()
+
+
+class AzureProvider(OpenAIProvider):
+    """Azure OpenAI: deployment URLs with ``api-version``, or the ``/openai/v1`` surface.
+
+    The base URL is the resource endpoint (``https://{resource}.openai.azure.com``); a base
+    that already ends with ``/openai/deployments/{name}`` is used as is, and one that ends
+    with ``/openai/v1`` selects the v1 API (no ``api-version``, deployment in ``model``).
+    The key goes in the ``api-key`` header.
+    """
+
+    family: ClassVar[str] = "azure"
+
+    def build_request(self, call: Call) -> httpx.Request:
+        """Build the deployment's ``chat/completions`` request.
+
+        Raises:
+            ConfigError: no endpoint is configured.
+        """
+        spec = call.spec
+        base = call.api_base or spec.resolve_api_base()
+        if not base:
+            raise call.error(
+                ConfigError,
+                f"no endpoint for Azure model {spec.name!r}: set AZURE_OPENAI_ENDPOINT "
+                "(e.g. https://my-resource.openai.azure.com) or api_base in the config",
+            )
+        body = self._body(call, spec.model)
+        version = body.pop("api_version", None)
+        if base.endswith("/openai/v1"):
+            url = base + "/chat/completions"
+        else:
+            version = version or spec.api_version or _env_api_version()
+            if "/openai/deployments/" not in base:
+                base = _strip_suffix(base, "/openai") + "/openai/deployments/" + quote(
+                    spec.model, safe=""
+                )
+            url = f"{base}/chat/completions?api-version={quote(str(version), safe='')}"
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        if call.api_key:
+            headers["api-key"] = call.api_key
+        return self._request(call, self._url(url), body, headers)
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _rename(body: dict[str, Any], old: str, new: str) -> None:
+    """Move ``body[old]`` to ``body[new]``; an explicit ``new`` wins and ``old`` is dropped."""
+    if old in body:
+        value = body.pop(old)
+        body.setdefault(new, value)
+
+
+def _merge_headers(headers: dict[str, str], extra: Mapping[str, str]) -> None:
+    """Add ``extra`` to ``headers``, replacing a header of any spelling (``authorization``)."""
+    lowered = {name.lower(): name for name in headers}
+    for name, value in extra.items():
+        old = lowered.get(name.lower())
+        if old is not None and old != name:
+            del headers[old]
+        headers[name] = value
+        lowered[name.lower()] = name
+
+
+def _env_api_version() -> str:
+    """The Azure ``api-version`` from the environment, or the default."""
+    return (
+        os.environ.get("OPENAI_API_VERSION")
+        or os.environ.get("AZURE_API_VERSION")
+        or DEFAULT_AZURE_API_VERSION
+    )
+
+
+def _strip_suffix(text: str, suffix: str) -> str:
+    return text[: -len(suffix)] if text.endswith(suffix) else text
+
+
+def _remint_tool_ids(body: dict[str, Any]) -> None:
+    """Replace tool-call ids Mistral rejects (not nine alphanumerics) with stable ones.
+
+    The same foreign id always maps to the same new id, so an assistant's ``tool_calls`` and
+    the ``tool`` messages answering them stay paired (and retries send the same body). Only
+    messages that change are copied; the caller's messages are never modified.
+    """
+    messages = body["messages"]
+    if not any("tool_calls" in m or "tool_call_id" in m for m in messages):
+        return
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        calls = message.get("tool_calls")
+        call_id = message.get("tool_call_id")
+        if calls:
+            message = {
+                **message,
+                "tool_calls": [
+                    {**c, "id": _mistral_id(c.get("id"))} if isinstance(c, dict) else c
+                    for c in calls
+                ],
+            }
+        if isinstance(call_id, str):
+            message = {**message, "tool_call_id": _mistral_id(call_id)}
+        out.append(message)
+    body["messages"] = out
+
+
+def _mistral_id(value: Any) -> Any:
+    if not isinstance(value, str) or _MISTRAL_TOOL_ID.fullmatch(value):
+        return value
+    return hashlib.sha256(value.encode()).hexdigest()[:9]
+
+
+def _split_content(content: Any) -> tuple[str, str | None]:
+    """Text and thinking of a list-of-parts ``content`` (Mistral's reasoning models)."""
+    if not isinstance(content, list):
+        return content_text(content), None
+    thinking = [
+        content_text(part.get("thinking"))
+        for part in content
+        if isinstance(part, dict) and part.get("type") == "thinking"
+    ]
+    return content_text(content), ("".join(thinking) if thinking else None)
+
+
+def _tool_call(data: dict[str, Any]) -> ToolCall:
+    """An OpenAI tool call; mints an id for servers that send none."""
+    call = ToolCall.from_dict(data)
+    if not call.id:
+        call.id = new_id("call_")
+    return call
+
+
+def _usage(data: dict[str, Any]) -> Usage:
+    """Token counts from ``usage`` (or Groq's ``x_groq.usage``); zeros when there are none."""
+    usage = data.get("usage")
+    if not usage:
+        groq = data.get("x_groq")
+        usage = groq.get("usage") if isinstance(groq, dict) else None
+        if not usage:
+            return Usage()
+    prompt = int(usage.get("prompt_tokens") or 0)
+    completion = int(usage.get("completion_tokens") or 0)
+    total = usage.get("total_tokens")
+    prompt_details = usage.get("prompt_tokens_details")
+    cached = prompt_details.get("cached_tokens") if prompt_details else None
+    if cached is None:
+        cached = usage.get("prompt_cache_hit_tokens")
+    completion_details = usage.get("completion_tokens_details")
+    reasoning = completion_details.get("reasoning_tokens") if completion_details else None
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion if total is None else int(total),
+        cached_tokens=None if cached is None else int(cached),
+        reasoning_tokens=None if reasoning is None else int(reasoning),
+    )
+
+
+def _dump(data: Any) -> str:
+    return json.dumps(data, separators=_JSON_SEPARATORS, ensure_ascii=False, default=str)
+
+
+def _error_object(body: bytes) -> dict[str, Any] | None:
+    """The dict describing the error in an OpenAI-style body, or ``None`` if it has none."""
+    try:
+        data = json.loads(body)
+    except (ValueError, TypeError):
+        return None
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        data = data[0]
+    if not isinstance(data, dict):
+        return None
+    err = data.get("error")
+    if isinstance(err, dict):
+        return err
+    if isinstance(err, str):
+        return {"message": err, "type": data.get("type"), "code": data.get("code")}
+    if "message" in data or data.get("object") == "error":
+        return data
+    return None
+
+
+def _error_fields(err: dict[str, Any]) -> tuple[str, str | None, Any]:
+    """Message, the most telling code (a named code, else the type, else a number), metadata."""
+    message = err.get("message")
+    message = "" if message is None else str(message)
+    metadata = err.get("metadata")
+    if isinstance(metadata, dict):
+        upstream = metadata.get("raw")
+        if upstream:
+            name = metadata.get("provider_name") or "upstream"
+            text = upstream if isinstance(upstream, str) else _dump(upstream)
+            message = f"{message} ({name}: {text[:300]})" if message else f"{name}: {text[:300]}"
+    code = err.get("code")
+    kind = err.get("type")
+    chosen: str | None
+    if isinstance(code, str) and code and not code.isdigit():
+        chosen = code
+    elif isinstance(kind, str) and kind:
+        chosen = kind
+    elif code is not None:
+        chosen = str(code)
+    else:
+        chosen = None
+    return message, chosen, metadata
+
+
+def _is_content_filter(err: dict[str, Any] | None, status: int, metadata: Any) -> bool:
+    """Azure's filtered prompt (``content_filter`` codes) or OpenRouter's moderation 403."""
+    if err is None:
+        return False
+    if _code_in(err, _CONTENT_FILTER_CODES):
+        return True
+    inner = err.get("innererror")
+    if isinstance(inner, dict) and _code_in(inner, _CONTENT_FILTER_CODES):
+        return True
+    return status == 403 and isinstance(metadata, dict) and "flagged_input" in metadata
+
+
+def _code_in(err: dict[str, Any], codes: frozenset[str]) -> bool:
+    code = err.get("code")
+    return isinstance(code, str) and code in codes

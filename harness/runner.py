@@ -1,0 +1,494 @@
+"""The async core: one call with retries, and the three call shapes; plus their sync twins.
+
+``Harness`` holds the config, one HTTP client per event loop, and per-model concurrency
+limits. Its methods carry LiteLLM's names and signatures with the semantics LiteLLM's docs
+promise:
+
+* ``batch_completion`` — many conversations, one model; results in input order, a failed
+  call is its error object in its slot, concurrency bounded by ``max_workers`` and the
+  model's ``max_concurrency``.
+* ``batch_completion_models`` (race) — one conversation, many models; the first
+  *successful* answer wins and the other calls are cancelled at once (their sockets
+  closed); if every model fails, ``AllModelsFailed`` carries each model's error.
+* ``batch_completion_models_all_responses`` — one entry per model, in the order of
+  ``models``, errors in place.
+
+Every argument is checked (models resolved, messages validated, keys found) before the
+first request is sent, so bad input fails fast with one precise error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import httpx
+
+from harness._sync import run_sync
+from harness.config import HarnessConfig, ModelSpec, load_config
+from harness.errors import (
+    AllModelsFailed,
+    APIConnectionError,
+    BadRequestError,
+    ConfigError,
+    HarnessError,
+    TimeoutError,
+    register_secret,
+)
+from harness.http import ClientCache, TransportKind
+from harness.messages import validate_conversations, validate_messages
+from harness.providers.base import Call, get_provider
+from harness.retry import RetryPolicy
+from harness.types import Contestant, ModelResponse, RaceInfo
+
+__all__ = ["Harness", "Result", "get_default_harness", "set_default_harness"]
+
+Result = ModelResponse | HarnessError
+"""One slot of a batch or all-responses result: the answer or the error."""
+
+OnResult = Callable[[int, Result], None]
+
+# Parameters the harness consumes; everything else goes to the provider.
+_HARNESS_PARAMS = frozenset(
+    {
+        "api_key",
+        "api_base",
+        "base_url",
+        "api_version",
+        "timeout",
+        "request_timeout",
+        "num_retries",
+        "max_retries",
+        "mock_response",
+        "mock_latency_ms",
+        "extra_headers",
+        "deployment_id",
+        "custom_llm_provider",
+    }
+)
+_OFFLINE = frozenset({"echo", "mock"})
+
+
+@dataclass(slots=True)
+class _Plan:
+    """A prepared call plus the runner settings that apply to it."""
+
+    call: Call
+    family: str
+    timeout: float
+    policy: RetryPolicy
+
+
+class Harness:
+    """The configured entry point: config, HTTP client per loop, per-model limits.
+
+    Args:
+        config: a ``HarnessConfig``, a path to ``harness.toml``/``pyproject.toml``, a dict in
+            the TOML's shape, or ``None`` to look for a config file in the working directory
+            (read lazily, on first use).
+        transport: ``"auto"`` (the lean transport, or httpx's when a proxy is configured),
+            ``"lean"``, ``"httpx"``, or an ``httpx.AsyncBaseTransport`` instance (tests pass
+            ``httpx.MockTransport``). Default: ``HARNESS_TRANSPORT`` or ``auto``.
+        timeout: seconds per attempt, overriding the config.
+        retries: retries per call, overriding the config.
+        retry_policy: backoff settings (the retry count still comes from config/params).
+    """
+
+    def __init__(
+        self,
+        config: HarnessConfig | str | os.PathLike[str] | Mapping[str, Any] | None = None,
+        *,
+        transport: TransportKind | httpx.AsyncBaseTransport | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        self._config_arg = config
+        self._config: HarnessConfig | None = config if isinstance(config, HarnessConfig) else None
+        self._clients = ClientCache(transport or ClientCache.env_transport())
+        self._timeout = timeout
+        self._retries = retries
+        self._policy = retry_policy or RetryPolicy()
+        self._limits: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]
+        ] = weakref.WeakKeyDictionary()
+
+    # --- configuration ------------------------------------------------------------------
+
+    @property
+    def config(self) -> HarnessConfig:
+        """The config (loaded on first access when given as a path or found in the cwd)."""
+        if self._config is None:
+            arg = self._config_arg
+            if isinstance(arg, Mapping):
+                self._config = HarnessConfig.from_dict(arg)
+            elif isinstance(arg, HarnessConfig):
+                self._config = arg
+            else:
+                self._config = load_config(arg)
+        return self._config
+
+    def resolve(self, model: str) -> ModelSpec:
+        """The ``ModelSpec`` for an alias or ``provider/name`` string."""
+        return self.config.resolve(model)
+
+    def prepare(self, model: str, messages: Any, params: Mapping[str, Any]) -> Call:
+        """Validate and resolve one call without sending it (raises on bad input)."""
+        return self._plan(self.resolve(model), validate_messages(messages), params).call
+
+    def _plan(
+        self, spec: ModelSpec, messages: list[dict[str, Any]], params: Mapping[str, Any]
+    ) -> _Plan:
+        if params.get("stream"):
+            raise BadRequestError(
+                "stream=True is not supported by completion/batch calls yet; call without stream",
+                model=spec.name,
+            )
+        merged: dict[str, Any] = dict(spec.params)
+        harness_args: dict[str, Any] = {}
+        for key, value in params.items():
+            if value is None or key == "stream":
+                continue
+            if key in _HARNESS_PARAMS:
+                harness_args[key] = value
+            else:
+                merged[key] = value
+        mock_response = harness_args.get("mock_response")
+        family = (
+            "mock" if mock_response is not None and spec.family not in _OFFLINE else spec.family
+        )
+        if family in _OFFLINE:
+            if "mock_latency_ms" in harness_args:
+                merged["mock_latency_ms"] = harness_args["mock_latency_ms"]
+            api_base = api_key = None
+        else:
+            api_base = spec.resolve_api_base(
+                harness_args.get("api_base") or harness_args.get("base_url")
+            )
+            api_key = spec.resolve_api_key(harness_args.get("api_key"), api_base)
+            register_secret(api_key)
+        if harness_args.get("api_version"):
+            from dataclasses import replace
+
+            spec = replace(spec, api_version=str(harness_args["api_version"]))
+        timeout = _first(
+            harness_args.get("timeout"),
+            harness_args.get("request_timeout"),
+            self._timeout,
+            spec.timeout,
+            self.config.timeout,
+        )
+        retries = _first(
+            harness_args.get("num_retries"),
+            harness_args.get("max_retries"),
+            self._retries,
+            spec.retries,
+            self.config.retries,
+        )
+        policy = (
+            self._policy
+            if retries == self._policy.retries
+            else _with_retries(self._policy, int(retries))
+        )
+        headers = harness_args.get("extra_headers") or {}
+        call = Call(
+            spec=spec,
+            messages=messages,
+            params=merged,
+            api_key=api_key,
+            api_base=api_base,
+            headers=MappingProxyType(dict(headers)),
+            mock_response=mock_response,
+        )
+        return _Plan(call, family, float(timeout), policy)
+
+    def _limit(self, spec: ModelSpec) -> asyncio.Semaphore | None:
+        limit = spec.max_concurrency or self.config.max_concurrency
+        if not limit:
+            return None
+        loop = asyncio.get_running_loop()
+        per_loop = self._limits.get(loop)
+        if per_loop is None:
+            per_loop = self._limits[loop] = {}
+        sem = per_loop.get(spec.name)
+        if sem is None:
+            sem = per_loop[spec.name] = asyncio.Semaphore(limit)
+        return sem
+
+    # --- one call -----------------------------------------------------------------------
+
+    async def _run(self, plan: _Plan) -> ModelResponse:
+        """One call: attempts with retries, each bounded by the timeout and the model limit."""
+        call = plan.call
+        provider = get_provider(plan.family)
+        send = self._clients.get().send if provider.needs_network else _no_network
+        limit = self._limit(call.spec)
+        retries_done = 0
+        while True:
+            call.attempt = retries_done
+            start = time.perf_counter()
+            try:
+                if limit is not None:
+                    await limit.acquire()
+                    start = time.perf_counter()
+                try:
+                    async with asyncio.timeout(plan.timeout):
+                        response: ModelResponse = await provider.generate(call, send)
+                finally:
+                    if limit is not None:
+                        limit.release()
+            except HarnessError as exc:
+                error: HarnessError = exc
+            except builtins.TimeoutError:
+                error = call.error(TimeoutError, f"no answer within {plan.timeout:g} s")
+            except httpx.TimeoutException as exc:
+                error = call.error(TimeoutError, f"{type(exc).__name__}: {exc}")
+            except (httpx.TransportError, OSError) as exc:
+                error = call.error(APIConnectionError, f"{type(exc).__name__}: {exc}")
+            else:
+                meta = response.harness
+                meta.latency_ms = (time.perf_counter() - start) * 1000.0
+                meta.attempts = retries_done + 1
+                meta.model = call.spec.name
+                price = call.spec.price
+                if price is not None:
+                    meta.cost_usd = price.cost(
+                        response.usage.prompt_tokens, response.usage.completion_tokens
+                    )
+                return response
+            if not plan.policy.should_retry(error, retries_done):
+                error.attempts = retries_done + 1
+                raise error
+            await asyncio.sleep(plan.policy.delay(error, retries_done))
+            retries_done += 1
+
+    async def _run_safe(self, plan: _Plan) -> Result:
+        """``_run`` with any failure returned as a ``HarnessError`` instead of raised."""
+        try:
+            return await self._run(plan)
+        except HarnessError as exc:
+            return exc
+        except Exception as exc:  # a bug in an adapter must not sink the batch
+            error = plan.call.error(HarnessError, f"unexpected {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            return error
+
+    # --- async API ----------------------------------------------------------------------
+
+    async def acompletion(
+        self, model: str, messages: list[dict[str, Any]], **params: Any
+    ) -> ModelResponse:
+        """One chat completion. Raises the call's ``HarnessError`` on failure."""
+        spec = self.resolve(model)
+        return await self._run(self._plan(spec, validate_messages(messages), params))
+
+    async def abatch_completion(
+        self,
+        model: str,
+        messages: list[list[dict[str, Any]]],
+        *,
+        max_workers: int | None = 100,
+        on_result: OnResult | None = None,
+        **params: Any,
+    ) -> list[Result]:
+        """Many conversations to one model, answers in input order, errors in their slots.
+
+        ``on_result(index, result)`` is called as each answer arrives (e.g. to write it).
+        """
+        spec = self.resolve(model)
+        conversations = validate_conversations(messages)
+        plans = [self._plan(spec, conv, params) for conv in conversations]
+        return await self._gather(plans, max_workers or 100, on_result)
+
+    async def _gather(
+        self, plans: Sequence[_Plan], workers: int, on_result: OnResult | None
+    ) -> list[Result]:
+        results: list[Result | None] = [None] * len(plans)
+        indices = iter(range(len(plans)))
+
+        async def worker() -> None:
+            for i in indices:
+                result = results[i] = await self._run_safe(plans[i])
+                if on_result is not None:
+                    on_result(i, result)
+
+        count = min(max(workers, 1), len(plans))
+        if count == 1:
+            await worker()
+        elif count:
+            await asyncio.gather(*(worker() for _ in range(count)))
+        return results  # type: ignore[return-value]
+
+    async def abatch_completion_models(
+        self, models: Sequence[str], messages: list[dict[str, Any]], **params: Any
+    ) -> ModelResponse:
+        """Race: the first successful answer wins and the other calls are cancelled.
+
+        The winner's ``harness.race`` says who won and how long each contestant took.
+        Raises ``AllModelsFailed`` (with every model's error) when no model succeeds.
+        """
+        plans = self._plans_for_models(models, messages, params)
+        names = [p.call.spec.name for p in plans]
+        loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+        ended: dict[int, float] = {}
+        tasks: list[asyncio.Task[ModelResponse]] = []
+
+        def stamp(i: int) -> Callable[[asyncio.Task[ModelResponse]], object]:
+            return lambda _task: ended.setdefault(i, time.perf_counter())
+
+        for i, plan in enumerate(plans):
+            task = loop.create_task(self._run(plan))
+            task.add_done_callback(stamp(i))
+            tasks.append(task)
+        index = {task: i for i, task in enumerate(tasks)}
+        winner: int | None = None
+        pending: set[asyncio.Task[ModelResponse]] = set(tasks)
+        try:
+            while pending and winner is None:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                ok = [index[t] for t in done if not t.cancelled() and t.exception() is None]
+                if ok:
+                    winner = min(ok, key=lambda i: ended[i])
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        contestants = []
+        for i, task in enumerate(tasks):
+            latency = (ended.get(i, time.perf_counter()) - t0) * 1000.0
+            if i == winner:
+                contestants.append(Contestant(names[i], "winner", latency))
+            elif task.cancelled():
+                contestants.append(Contestant(names[i], "cancelled", latency))
+            elif task.exception() is not None:
+                exc = task.exception()
+                contestants.append(
+                    Contestant(names[i], "failed", latency, f"{type(exc).__name__}: {exc}")
+                )
+            else:
+                contestants.append(Contestant(names[i], "finished", latency))
+        if winner is None:
+            raise AllModelsFailed(
+                _unique((c.model, tasks[i].exception()) for i, c in enumerate(contestants))
+            )
+        response = tasks[winner].result()
+        response.harness.race = RaceInfo(names[winner], contestants)
+        return response
+
+    async def abatch_completion_models_all_responses(
+        self, models: Sequence[str], messages: list[dict[str, Any]], **params: Any
+    ) -> list[Result]:
+        """Every model's answer, in the order of ``models``, errors in their slots."""
+        plans = self._plans_for_models(models, messages, params)
+        return await self._gather(plans, len(plans), None)
+
+    def _plans_for_models(
+        self, models: Sequence[str], messages: list[dict[str, Any]], params: Mapping[str, Any]
+    ) -> list[_Plan]:
+        if isinstance(models, str):
+            raise TypeError(
+                f"models must be a list of model names, got the string {models!r}; "
+                f"write models=[{models!r}]"
+            )
+        if not isinstance(models, Sequence) or not models:
+            raise ConfigError(f"models must be a non-empty list of model names, got {models!r}")
+        checked = validate_messages(messages)
+        return [self._plan(self.resolve(m), checked, params) for m in models]
+
+    # --- sync API -----------------------------------------------------------------------
+
+    def completion(
+        self, model: str, messages: list[dict[str, Any]], **params: Any
+    ) -> ModelResponse:
+        """Sync twin of ``acompletion``; works in scripts, threads and inside running loops."""
+        return run_sync(self.acompletion(model, messages, **params))
+
+    def batch_completion(
+        self,
+        model: str,
+        messages: list[list[dict[str, Any]]],
+        *,
+        max_workers: int | None = 100,
+        on_result: OnResult | None = None,
+        **params: Any,
+    ) -> list[Result]:
+        """Sync twin of ``abatch_completion``."""
+        return run_sync(
+            self.abatch_completion(
+                model, messages, max_workers=max_workers, on_result=on_result, **params
+            )
+        )
+
+    def batch_completion_models(
+        self, models: Sequence[str], messages: list[dict[str, Any]], **params: Any
+    ) -> ModelResponse:
+        """Sync twin of ``abatch_completion_models`` (race)."""
+        if isinstance(models, str):  # fail before entering the loop thread
+            self._plans_for_models(models, messages, params)
+        return run_sync(self.abatch_completion_models(models, messages, **params))
+
+    def batch_completion_models_all_responses(
+        self, models: Sequence[str], messages: list[dict[str, Any]], **params: Any
+    ) -> list[Result]:
+        """Sync twin of ``abatch_completion_models_all_responses``."""
+        return run_sync(self.abatch_completion_models_all_responses(models, messages, **params))
+
+    async def aclose(self) -> None:
+        """Close the running loop's HTTP client (idle keep-alive sockets)."""
+        await self._clients.aclose()
+
+    def close(self) -> None:
+        """Drop every HTTP client this harness made (closes idle sockets)."""
+        self._clients.close_all()
+
+
+async def _no_network(request: httpx.Request) -> httpx.Response:
+    raise RuntimeError("offline provider tried to send a request")
+
+
+def _first(*values: Any) -> Any:
+    for value in values:
+        if value is not None:
+            return value
+    return None
+
+
+def _with_retries(policy: RetryPolicy, retries: int) -> RetryPolicy:
+    from dataclasses import replace
+
+    return replace(policy, retries=retries)
+
+
+def _unique(pairs: Any) -> list[tuple[str, BaseException]]:
+    seen: dict[str, int] = {}
+    out = []
+    for name, exc in pairs:
+        seen[name] = seen.get(name, 0) + 1
+        out.append((name if seen[name] == 1 else f"{name}#{seen[name]}", exc))
+    return out
+
+
+_default: Harness | None = None
+
+
+def get_default_harness() -> Harness:
+    """The ``Harness`` behind the module-level functions (config from the working directory)."""
+    global _default
+    if _default is None:
+        _default = Harness()
+    return _default
+
+
+def set_default_harness(harness: Harness | None) -> None:
+    """Replace the default ``Harness`` (``None`` resets it to a fresh one on next use)."""
+    global _default
+    _default = harness

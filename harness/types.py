@@ -1,0 +1,288 @@
+"""The normalised answer: ``ModelResponse`` in the OpenAI ``chat.completion`` shape.
+
+Every provider adapter returns these types. The OpenAI fields are plain attributes, and
+``r["choices"][0]["message"]["content"]`` works as well as
+``r.choices[0].message.content``. ``to_dict()`` gives JSON-able data that validates as the
+OpenAI SDK's ``ChatCompletion``.
+
+What the harness knows about a call (provider, latency, attempts, cost, the raw finish
+reason, race telemetry) lives in ``ModelResponse.harness`` (a ``ResponseMeta``), beside the
+OpenAI fields and never mixed into them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "Choice",
+    "Contestant",
+    "FinishReason",
+    "FunctionCall",
+    "Message",
+    "ModelResponse",
+    "RaceInfo",
+    "ResponseMeta",
+    "ToolCall",
+    "Usage",
+]
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
+"""The OpenAI ``finish_reason`` values every provider's reason is mapped onto."""
+
+
+class _Mapping:
+    """Dict-style read access over a dataclass's fields (``obj["field"]``)."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._keys():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys())
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Return ``self[key]`` or ``default`` when the field does not exist."""
+        return getattr(self, key) if key in self._keys() else default
+
+    def keys(self) -> tuple[str, ...]:
+        """Field names, as for a dict."""
+        return self._keys()
+
+    @classmethod
+    def _keys(cls) -> tuple[str, ...]:
+        keys: tuple[str, ...] | None = cls.__dict__.get("_KEYS")
+        if keys is None:
+            keys = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+            type.__setattr__(cls, "_KEYS", keys)
+        return keys
+
+
+@dataclass(slots=True)
+class FunctionCall(_Mapping):
+    """The function a tool call invokes; ``arguments`` is always a JSON string."""
+
+    name: str
+    arguments: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data."""
+        return {"name": self.name, "arguments": self.arguments}
+
+
+@dataclass(slots=True)
+class ToolCall(_Mapping):
+    """One tool call made by the model, OpenAI-shaped."""
+
+    id: str
+    function: FunctionCall
+    type: Literal["function"] = "function"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data."""
+        return {"id": self.id, "type": self.type, "function": self.function.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ToolCall:
+        """Build from OpenAI-shaped data (``{"id", "type", "function": {...}}``)."""
+        fn = data.get("function") or {}
+        arguments = fn.get("arguments", "")
+        if not isinstance(arguments, str):
+            import json
+
+            arguments = json.dumps(arguments)
+        return cls(
+            id=str(data.get("id", "")), function=FunctionCall(str(fn.get("name", "")), arguments)
+        )
+
+
+@dataclass(slots=True)
+class Message(_Mapping):
+    """The assistant message of one choice."""
+
+    content: str | None
+    role: Literal["assistant"] = "assistant"
+    tool_calls: list[ToolCall] | None = None
+    refusal: str | None = None
+    reasoning_content: str | None = None
+    """Reasoning text (thinking blocks) where the provider returns it; not part of ``content``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data; ``reasoning_content`` only when present."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content, "refusal": self.refusal}
+        if self.tool_calls:
+            out["tool_calls"] = [t.to_dict() for t in self.tool_calls]
+        if self.reasoning_content is not None:
+            out["reasoning_content"] = self.reasoning_content
+        return out
+
+
+@dataclass(slots=True)
+class Choice(_Mapping):
+    """One completion choice."""
+
+    index: int
+    message: Message
+    finish_reason: FinishReason = "stop"
+    logprobs: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data."""
+        return {
+            "index": self.index,
+            "message": self.message.to_dict(),
+            "finish_reason": self.finish_reason,
+            "logprobs": self.logprobs,
+        }
+
+
+@dataclass(slots=True)
+class Usage(_Mapping):
+    """Token counts, OpenAI-named; the details are ``None`` when the provider gives none."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data in the OpenAI ``CompletionUsage`` shape."""
+        out: dict[str, Any] = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+        if self.cached_tokens is not None:
+            out["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        if self.reasoning_tokens is not None:
+            out["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        return out
+
+
+@dataclass(slots=True)
+class Contestant(_Mapping):
+    """One model's part in a race."""
+
+    model: str
+    outcome: Literal["winner", "cancelled", "failed", "finished"]
+    """``finished`` is a success that arrived after the winner but before it could be cancelled."""
+    latency_ms: float
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data."""
+        return {
+            "model": self.model,
+            "outcome": self.outcome,
+            "latency_ms": round(self.latency_ms, 3),
+            "error": self.error,
+        }
+
+
+@dataclass(slots=True)
+class RaceInfo(_Mapping):
+    """What happened in a race: who won and how long each contestant took."""
+
+    winner: str
+    contestants: list[Contestant]
+
+    @property
+    def margin_ms(self) -> float | None:
+        """How much sooner the winner answered than the next successful contestant."""
+        win = next(c for c in self.contestants if c.outcome == "winner")
+        others = [c.latency_ms for c in self.contestants if c.outcome == "finished"]
+        return min(others) - win.latency_ms if others else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data."""
+        return {"winner": self.winner, "contestants": [c.to_dict() for c in self.contestants]}
+
+
+@dataclass(slots=True)
+class ResponseMeta(_Mapping):
+    """Harness metadata about one call; never part of the OpenAI fields."""
+
+    provider: str = ""
+    model: str = ""
+    """The model string as requested (alias or ``provider/name``)."""
+    latency_ms: float = 0.0
+    attempts: int = 1
+    cost_usd: float | None = None
+    raw_finish_reasons: list[str | None] = field(default_factory=list)
+    """Each choice's finish reason as the provider sent it, before mapping."""
+    flags: list[str] = field(default_factory=list)
+    """Notes on the answer, e.g. ``pause_turn`` (Anthropic) or ``prompt_blocked`` (Gemini)."""
+    request_id: str | None = None
+    race: RaceInfo | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data."""
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "latency_ms": round(self.latency_ms, 3),
+            "attempts": self.attempts,
+            "cost_usd": self.cost_usd,
+            "raw_finish_reasons": list(self.raw_finish_reasons),
+            "flags": list(self.flags),
+            "request_id": self.request_id,
+            "race": self.race.to_dict() if self.race else None,
+        }
+
+
+@dataclass(slots=True, repr=False)
+class ModelResponse(_Mapping):
+    """One chat completion in the OpenAI ``chat.completion`` shape, plus ``harness`` metadata."""
+
+    id: str
+    model: str
+    choices: list[Choice]
+    created: int = 0
+    usage: Usage = field(default_factory=Usage)
+    system_fingerprint: str | None = None
+    object: Literal["chat.completion"] = "chat.completion"
+    harness: ResponseMeta = field(default_factory=ResponseMeta)
+
+    @classmethod
+    def _keys(cls) -> tuple[str, ...]:
+        # ``harness`` is reachable as an attribute but is not an OpenAI key.
+        return ("id", "object", "created", "model", "system_fingerprint", "choices", "usage")
+
+    @property
+    def content(self) -> str | None:
+        """The first choice's text (a shortcut for ``choices[0].message.content``)."""
+        return self.choices[0].message.content if self.choices else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """OpenAI ``chat.completion`` data only (no harness metadata), JSON-able."""
+        return {
+            "id": self.id,
+            "object": self.object,
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": self.system_fingerprint,
+            "choices": [c.to_dict() for c in self.choices],
+            "usage": self.usage.to_dict(),
+        }
+
+    def __repr__(self) -> str:
+        text = self.content
+        if text is None and self.choices and self.choices[0].message.tool_calls:
+            text = f"<{len(self.choices[0].message.tool_calls)} tool call(s)>"
+        shown = repr(text if text is None or len(text) <= 60 else text[:57] + "...")
+        finish = self.choices[0].finish_reason if self.choices else None
+        return (
+            f"<ModelResponse {self.harness.model or self.model}: {shown} "
+            f"finish={finish} tokens={self.usage.total_tokens} "
+            f"{self.harness.latency_ms:.0f}ms>"
+        )

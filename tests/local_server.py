@@ -1,0 +1,172 @@
+"""A small HTTP/1.1 server on 127.0.0.1 for tests: scripted answers, and it notices disconnects.
+
+It runs its own event loop in a background thread, so tests can drive it from sync or async
+code. Each route is a function ``(request) -> Reply``; a reply may be delayed (``delay``)
+or withheld until ``release`` is set, which lets a test hold a request open and watch the
+client cancel it without sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes | str | dict[str, Any] = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    release: threading.Event | None = None
+    chunked: bool = False
+    close: bool = False
+
+
+def chat_body(content: str = "hi", model: str = "test-model") -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 1767225600,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": content},
+            }
+        ],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+    }
+
+
+class LocalServer:
+    def __init__(self, handler: Callable[[Request], Reply]) -> None:
+        self.handler = handler
+        self.requests: list[Request] = []
+        self.disconnects = 0
+        self.connections = 0
+        self.disconnected = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.base_events.Server | None = None
+        self.port = 0
+
+    def __enter__(self) -> LocalServer:
+        self._thread.start()
+        fut = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
+        fut.result(timeout=10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        async def stop() -> None:
+            assert self._server is not None
+            self._server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for _ in range(3):  # let the transports' close callbacks run
+                await asyncio.sleep(0)
+
+        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = lines[0].split(" ", 2)
+                headers = {}
+                for line in lines[1:]:
+                    if ":" in line:
+                        k, _, v = line.partition(":")
+                        headers[k.strip().lower()] = v.strip()
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                request = Request(method, path, headers, body)
+                self.requests.append(request)
+                reply = self.handler(request)
+                if not await self._wait(reply, reader):
+                    self.disconnects += 1
+                    self.disconnected.set()
+                    return
+                self._write(writer, reply)
+                await writer.drain()
+                if reply.close:
+                    return
+        finally:
+            writer.close()
+
+    async def _wait(self, reply: Reply, reader: asyncio.StreamReader) -> bool:
+        """Wait for the reply's delay or release; False if the client went away first."""
+        waits = []
+        if reply.delay:
+            waits.append(asyncio.ensure_future(asyncio.sleep(reply.delay)))
+        if reply.release is not None:
+            waits.append(asyncio.ensure_future(asyncio.to_thread(reply.release.wait, 30)))
+        if not waits:
+            return True
+        gone = asyncio.ensure_future(reader.read(1))
+        done, pending = await asyncio.wait([*waits, gone], return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        return gone not in done
+
+    @staticmethod
+    def _write(writer: asyncio.StreamWriter, reply: Reply) -> None:
+        body = reply.body
+        if isinstance(body, dict):
+            body = json.dumps(body).encode()
+        elif isinstance(body, str):
+            body = body.encode()
+        status_line = f"HTTP/1.1 {reply.status} X\r\n"
+        headers = {"content-type": "application/json", **reply.headers}
+        if reply.close:
+            headers["connection"] = "close"
+        if reply.chunked:
+            headers["transfer-encoding"] = "chunked"
+            half = len(body) // 2
+            payload = (
+                b"".join(
+                    f"{len(part):x}\r\n".encode() + part + b"\r\n"
+                    for part in (body[:half], body[half:])
+                    if part
+                )
+                + b"0\r\n\r\n"
+            )
+        else:
+            headers["content-length"] = str(len(body))
+            payload = body
+        head = status_line + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        writer.write(head.encode() + payload)

@@ -1,0 +1,374 @@
+"""Semantics of the three call shapes: order, errors in place, race winner and cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+import httpx
+import pytest
+
+import harness
+from harness import (
+    AllModelsFailed,
+    BadRequestError,
+    ConfigError,
+    Harness,
+    HarnessError,
+    ModelResponse,
+    RateLimitError,
+    ServiceUnavailableError,
+)
+from tests.local_server import LocalServer, Reply, Request, chat_body
+
+USER = [{"role": "user", "content": "hello"}]
+
+
+def convs(n: int) -> list[list[dict[str, str]]]:
+    return [[{"role": "user", "content": f"question {i}"}] for i in range(n)]
+
+
+# --- batch ----------------------------------------------------------------------------
+
+
+def test_batch_keeps_input_order_with_uneven_latencies():
+    h = Harness(retries=0)
+    # Later items answer sooner: a naive "as completed" collection would reverse them.
+    script = [{"content": f"answer {i}", "latency_ms": (20 - i) * 2} for i in range(20)]
+    results = [
+        h.batch_completion("mock/m", [msgs], mock_response=script[i])[0]
+        for i, msgs in enumerate(convs(3))
+    ]
+    assert [r.content for r in results] == ["answer 0", "answer 1", "answer 2"]
+
+    echo = h.batch_completion("echo/e", convs(50), max_workers=7)
+    assert [r.content for r in echo] == [f"question {i}" for i in range(50)]
+
+
+def test_batch_puts_errors_in_their_slots_and_raises_nothing():
+    h = Harness(retries=0)
+    server_replies = {
+        1: Reply(status=429, body={"error": {"message": "slow down"}}),
+        3: Reply(status=400, body={"error": {"message": "bad", "type": "invalid_request_error"}}),
+    }
+
+    def handler(request: Request) -> Reply:
+        idx = int(request.json()["messages"][0]["content"].split()[-1])
+        return server_replies.get(idx, Reply(body=chat_body(f"ok {idx}")))
+
+    with LocalServer(handler) as server:
+        results = h.batch_completion(
+            "openai/test",
+            convs(5),
+            api_base=server.url + "/v1",
+            api_key="sk-test-key-123456",
+        )
+    assert len(results) == 5
+    assert isinstance(results[1], RateLimitError) and results[1].status == 429
+    assert isinstance(results[3], BadRequestError) and results[3].status == 400
+    assert [r.content for i, r in enumerate(results) if i not in (1, 3)] == ["ok 0", "ok 2", "ok 4"]
+
+
+def test_batch_concurrency_is_bounded_by_max_workers():
+    in_flight = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def handler(request: Request) -> Reply:
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        return Reply(body=chat_body(), delay=0.01)
+
+    with LocalServer(handler) as server:
+        write = server._write
+
+        def counting_write(writer, reply):  # a request is over once its reply is written
+            nonlocal in_flight
+            with lock:
+                in_flight -= 1
+            write(writer, reply)
+
+        server._write = counting_write  # type: ignore[method-assign]
+        results = Harness(retries=0).batch_completion(
+            "openai/t", convs(30), max_workers=4, api_base=server.url, api_key="k" * 10
+        )
+    assert all(isinstance(r, ModelResponse) for r in results)
+    assert 2 <= peak <= 4
+
+
+def test_batch_respects_the_models_configured_concurrency():
+    h = Harness(
+        {"models": {"small": {"model": "mock/small", "max_concurrency": 2, "latency_ms": 5}}}
+    )
+    active = 0
+    peak = 0
+
+    async def main() -> list:
+        nonlocal active, peak
+        from harness.providers import offline
+
+        original = offline.MockProvider.generate
+
+        async def counting(self, call, send):
+            nonlocal active, peak
+            active += 1
+            peak = max(peak, active)
+            try:
+                return await original(self, call, send)
+            finally:
+                active -= 1
+
+        offline.MockProvider.generate = counting  # type: ignore[method-assign]
+        try:
+            return await h.abatch_completion("small", convs(12), max_workers=10)
+        finally:
+            offline.MockProvider.generate = original  # type: ignore[method-assign]
+
+    results = asyncio.run(main())
+    assert len(results) == 12 and peak == 2
+
+
+def test_batch_rejects_malformed_input_before_any_call():
+    calls = []
+    transport = httpx.MockTransport(
+        lambda r: calls.append(r) or httpx.Response(200, json=chat_body())
+    )
+    h = Harness(transport=transport)
+    bad = convs(3)
+    bad[2] = [{"role": "user"}]
+    with pytest.raises(BadRequestError, match=r"messages\[2\]\[0\]: missing 'content'"):
+        h.batch_completion("openai/x", bad, api_key="k" * 10)
+    with pytest.raises(BadRequestError, match="single conversation"):
+        h.batch_completion("openai/x", USER, api_key="k" * 10)
+    assert calls == []
+
+
+def test_failed_retries_report_attempts():
+    h = Harness(retry_policy=harness.RetryPolicy(base=0.001, cap=0.001))
+    [result] = h.batch_completion("mock/m", [USER], mock_response=[{"error": 503}], num_retries=2)
+    assert isinstance(result, ServiceUnavailableError)
+    assert result.attempts == 3
+    [ok] = h.batch_completion(
+        "mock/m", [USER], mock_response=[{"error": 503}, "fine"], num_retries=2
+    )
+    assert ok.content == "fine" and ok.harness.attempts == 2
+
+
+# --- race -----------------------------------------------------------------------------
+
+
+def test_race_winner_is_the_fastest_success_not_the_first_listed():
+    cfg = {
+        "models": {
+            "slow": {"model": "mock/slow", "latency_ms": 400, "responses": ["slow"]},
+            "fast": {"model": "mock/fast", "latency_ms": 10, "responses": ["fast"]},
+            "mid": {"model": "mock/mid", "latency_ms": 200, "responses": ["mid"]},
+        }
+    }
+    h = Harness(cfg, retries=0)
+    r = h.batch_completion_models(["slow", "fast", "mid"], USER)
+    assert r.content == "fast"
+    race = r.harness.race
+    assert race is not None and race.winner == "fast"
+    outcomes = {c.model: c.outcome for c in race.contestants}
+    assert outcomes == {"slow": "cancelled", "fast": "winner", "mid": "cancelled"}
+    assert [c.model for c in race.contestants] == ["slow", "fast", "mid"]
+
+
+def test_race_a_fast_failure_does_not_win():
+    cfg = {
+        "models": {
+            "broken": {"model": "mock/broken", "latency_ms": 1, "error": 500},
+            "ok": {"model": "mock/ok", "latency_ms": 30, "responses": ["ok"]},
+        }
+    }
+    r = Harness(cfg, retries=0).batch_completion_models(["broken", "ok"], USER)
+    assert r.content == "ok"
+    outcomes = {c.model: (c.outcome, c.error) for c in r.harness.race.contestants}
+    assert outcomes["broken"][0] == "failed" and "InternalServerError" in outcomes["broken"][1]
+
+
+def test_race_all_failed_carries_each_models_error():
+    cfg = {
+        "models": {
+            "a": {"model": "mock/a", "error": 429},
+            "b": {"model": "mock/b", "error": 401},
+            "c": {"model": "mock/c", "error": "timeout"},
+        }
+    }
+    with pytest.raises(AllModelsFailed) as info:
+        Harness(cfg, retries=0).batch_completion_models(["a", "b", "c"], USER)
+    errors = info.value.errors
+    assert list(errors) == ["a", "b", "c"]
+    assert isinstance(errors["a"], RateLimitError)
+    assert isinstance(errors["b"], harness.AuthenticationError)
+    assert isinstance(errors["c"], harness.TimeoutError)
+    assert "3 models failed" in str(info.value)
+
+
+def test_race_rejects_a_plain_string_for_models():
+    with pytest.raises(TypeError, match=r"models=\['echo/a'\]"):
+        harness.batch_completion_models(models="echo/a", messages=USER)
+    with pytest.raises(ConfigError, match="non-empty list"):
+        harness.batch_completion_models(models=[], messages=USER)
+
+
+def test_race_losers_are_disconnected_at_the_server():
+    release = threading.Event()
+
+    def handler(request: Request) -> Reply:
+        model = request.json()["model"]
+        if model == "fast":
+            return Reply(body=chat_body("fast wins", model))
+        return Reply(body=chat_body("too late", model), release=release)  # held until released
+
+    try:
+        with LocalServer(handler) as server:
+            h = Harness(retries=0)
+            r = h.batch_completion_models(
+                ["openai/slow1", "openai/fast", "openai/slow2"],
+                USER,
+                api_base=server.url,
+                api_key="k" * 10,
+            )
+            assert r.content == "fast wins" and r.harness.race.winner == "openai/fast"
+            assert server.disconnected.wait(10)
+            # Both losers' sockets were closed while the server still held their requests.
+            for _ in range(100):
+                if server.disconnects == 2:
+                    break
+                server.disconnected.clear()
+                server.disconnected.wait(0.1)
+            assert server.disconnects == 2
+            assert {c.outcome for c in r.harness.race.contestants if c.model != "openai/fast"} == {
+                "cancelled"
+            }
+    finally:
+        release.set()
+
+
+@pytest.mark.asyncio
+async def test_async_race_cancellation_reaches_the_transport():
+    started: list[str] = []
+    cancelled: list[str] = []
+    gate = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        model = json.loads(request.content)["model"]
+        started.append(model)
+        if model == "fast":
+            return httpx.Response(200, json=chat_body("fast", model))
+        try:
+            await gate.wait()
+        except asyncio.CancelledError:
+            cancelled.append(model)
+            raise
+        return httpx.Response(200, json=chat_body("slow", model))
+
+    h = Harness(transport=httpx.MockTransport(handler), retries=0)
+    r = await h.abatch_completion_models(["openai/slow", "openai/fast"], USER, api_key="k" * 10)
+    assert r.content == "fast"
+    assert cancelled == ["slow"]
+
+
+# --- all responses ----------------------------------------------------------------------
+
+
+def test_all_responses_align_with_models_and_keep_errors():
+    cfg = {
+        "models": {
+            "slow": {"model": "mock/slow", "latency_ms": 60, "responses": ["slow"]},
+            "bad": {"model": "mock/bad", "error": 404},
+            "fast": {"model": "mock/fast", "responses": ["fast"]},
+        }
+    }
+    results = Harness(cfg, retries=0).batch_completion_models_all_responses(
+        models=["slow", "bad", "fast", "echo/e"], messages=USER
+    )
+    assert len(results) == 4
+    assert results[0].content == "slow"
+    assert isinstance(results[1], harness.NotFoundError) and results[1].model == "bad"
+    assert results[2].content == "fast"
+    assert results[3].content == "hello"
+
+
+def test_all_responses_run_concurrently():
+    async def main() -> list:
+        h = Harness(retries=0)
+        return await asyncio.wait_for(
+            h.abatch_completion_models_all_responses(
+                ["mock/a", "mock/b", "mock/c"], USER, mock_latency_ms=300
+            ),
+            # Sequential calls would need 900 ms; concurrent ones finish in ~300 ms.
+            timeout=0.85,
+        )
+
+    assert [r.content for r in asyncio.run(main())] == ["hello"] * 3
+
+
+def test_unknown_model_in_a_list_fails_before_any_call():
+    calls = []
+    h = Harness(transport=httpx.MockTransport(lambda r: calls.append(r) or httpx.Response(200)))
+    with pytest.raises(ConfigError, match="unknown provider 'nope'"):
+        h.batch_completion_models_all_responses(["echo/a", "nope/x"], USER)
+    assert calls == []
+
+
+# --- sync from anywhere -----------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_sync_functions_work_inside_a_running_loop():
+    assert asyncio.get_running_loop().is_running()
+    r = harness.completion("echo/x", USER)
+    assert r.content == "hello"
+    assert [x.content for x in harness.batch_completion("echo/x", convs(2))] == [
+        "question 0",
+        "question 1",
+    ]
+    assert harness.batch_completion_models(["echo/a", "echo/b"], USER).content == "hello"
+    # and the async twins, on this loop
+    assert (await harness.acompletion("echo/x", USER)).content == "hello"
+    all_ = await harness.abatch_completion_models_all_responses(["echo/a", "mock/b"], USER)
+    assert [x.content for x in all_] == ["hello", "hello"]
+
+
+def test_sync_functions_work_from_many_threads():
+    out: dict[int, str | None] = {}
+
+    def work(i: int) -> None:
+        out[i] = harness.completion("echo/x", [{"role": "user", "content": f"t{i}"}]).content
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out == {i: f"t{i}" for i in range(8)}
+
+
+def test_connections_are_reused_across_sync_calls():
+    with LocalServer(lambda r: Reply(body=chat_body())) as server:
+        h = Harness(retries=0)
+        for _ in range(5):
+            h.completion("openai/x", USER, api_base=server.url, api_key="k" * 10)
+        h.batch_completion(
+            "openai/x", convs(10), max_workers=2, api_base=server.url, api_key="k" * 10
+        )
+        assert len(server.requests) == 15
+        assert server.connections <= 2
+
+
+def test_unexpected_adapter_bug_becomes_an_error_in_its_slot(monkeypatch):
+    from harness.providers import offline
+
+    async def broken(self, call, send):
+        raise ZeroDivisionError("oops")
+
+    monkeypatch.setattr(offline.EchoProvider, "generate", broken)
+    results = Harness().batch_completion_models_all_responses(["echo/a", "mock/b"], USER)
+    assert isinstance(results[0], HarnessError) and "ZeroDivisionError" in str(results[0])
+    assert results[1].content == "hello"
