@@ -24,7 +24,7 @@ import builtins
 import os
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -116,6 +116,8 @@ class Harness:
         self._timeout = timeout
         self._retries = retries
         self._policy = retry_policy or RetryPolicy()
+        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        """Waits between retries; tests replace it to observe the delays without waiting."""
         self._limits: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]
         ] = weakref.WeakKeyDictionary()
@@ -266,7 +268,7 @@ class Harness:
             if not plan.policy.should_retry(error, retries_done):
                 error.attempts = retries_done + 1
                 raise error
-            await asyncio.sleep(plan.policy.delay(error, retries_done))
+            await self._sleep(plan.policy.delay(error, retries_done))
             retries_done += 1
 
     async def _run_safe(self, plan: _Plan) -> Result:
