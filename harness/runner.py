@@ -85,6 +85,14 @@ class _Plan:
     timeout: float
     policy: RetryPolicy
 
+    def with_messages(self, messages: list[dict[str, Any]]) -> _Plan:
+        """The same settings for another conversation (a batch resolves them once)."""
+        c = self.call
+        call = Call(
+            c.spec, messages, c.params, c.api_key, c.api_base, c.headers, 0, c.mock_response
+        )
+        return _Plan(call, self.family, self.timeout, self.policy)
+
 
 class Harness:
     """The configured entry point: config, HTTP client per loop, per-model limits.
@@ -230,7 +238,7 @@ class Harness:
         """One call: attempts with retries, each bounded by the timeout and the model limit."""
         call = plan.call
         provider = get_provider(plan.family)
-        send = self._clients.get().send if provider.needs_network else _no_network
+        send = self._clients.sender() if provider.needs_network else _no_network
         limit = self._limit(call.spec)
         retries_done = 0
         while True:
@@ -306,7 +314,8 @@ class Harness:
         """
         spec = self.resolve(model)
         conversations = validate_conversations(messages)
-        plans = [self._plan(spec, conv, params) for conv in conversations]
+        template = self._plan(spec, [], params)
+        plans = [template.with_messages(conv) for conv in conversations]
         return await self._gather(plans, max_workers or 100, on_result)
 
     async def _gather(

@@ -38,6 +38,7 @@ from harness.providers.base import (
     HTTPProvider,
     content_text,
     error_details,
+    json_request,
     map_finish_reason,
     new_id,
     now,
@@ -105,7 +106,7 @@ class AnthropicProvider(HTTPProvider):
             headers["x-api-key"] = call.api_key
         headers.update(call.spec.headers)
         headers.update(call.headers)
-        return httpx.Request("POST", f"{base}/v1/messages", headers=headers, json=build_body(call))
+        return json_request(f"{base}/v1/messages", build_body(call), headers)
 
     def parse_response(self, call: Call, data: Any, headers: Mapping[str, str]) -> ModelResponse:
         """Normalise a Messages API response body into a ``ModelResponse``.

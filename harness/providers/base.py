@@ -21,10 +21,13 @@ import json
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
+import httpx
+
+from harness import http as _http
 from harness.config import ModelSpec
 from harness.errors import (
     HarnessError,
@@ -36,9 +39,6 @@ from harness.errors import (
 )
 from harness.types import FinishReason
 
-if TYPE_CHECKING:
-    import httpx
-
 __all__ = [
     "Call",
     "HTTPProvider",
@@ -47,13 +47,15 @@ __all__ = [
     "content_text",
     "error_details",
     "get_provider",
+    "json_request",
     "map_finish_reason",
     "new_id",
     "retry_after_seconds",
 ]
 
-Send = Callable[["httpx.Request"], Awaitable["httpx.Response"]]
-"""Sends a request and returns the response with its body read (the runner's client)."""
+Send = _http.Send
+"""Sends a request and returns the response with its body read (the runner's client): an
+``httpx.Response`` or the lean transport's ``RawResponse`` (status, headers, content)."""
 
 
 @dataclass(slots=True)
@@ -176,7 +178,7 @@ class HTTPProvider(Provider):
             result = self.parse_response(call, data, response.headers)
         except HarnessError:
             raise
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise call.error(
                 InvalidResponseError,
                 f"unexpected response shape: {type(exc).__name__}: {exc}",
@@ -201,6 +203,36 @@ _instances: dict[str, Provider] = {}
 
 
 # --- pure helpers ------------------------------------------------------------------------
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+"""Compact JSON, built once (``json.dumps`` with ``separators`` builds an encoder per call)."""
+_URLS: dict[str, httpx.URL] = {}
+_URL_CACHE_LIMIT = 1024
+
+
+def parsed_url(text: str) -> httpx.URL:
+    """``httpx.URL(text)``, cached: parsing costs more than building the rest of a request."""
+    url = _URLS.get(text)
+    if url is None:
+        if len(_URLS) >= _URL_CACHE_LIMIT:
+            _URLS.clear()
+        url = _URLS[text] = httpx.URL(text)
+    return url
+
+
+def json_request(url: str | httpx.URL, body: Any, headers: Mapping[str, str]) -> httpx.Request:
+    """A ``POST`` of ``body`` as compact JSON, built the cheap way.
+
+    Giving httpx the stream and the ``Host``/``Content-Length`` headers ready-made skips its
+    content negotiation; the result is an ordinary, already-read ``httpx.Request``.
+    """
+    u = url if isinstance(url, httpx.URL) else parsed_url(url)
+    payload = _ENCODER.encode(body).encode()
+    raw = [(b"Host", u.netloc), (b"Content-Length", str(len(payload)).encode())]
+    raw.extend((k.encode(), v.encode()) for k, v in headers.items())
+    request = httpx.Request("POST", u, headers=raw, stream=httpx.ByteStream(payload))
+    request.read()
+    return request
 
 
 def new_id(prefix: str = "chatcmpl-") -> str:

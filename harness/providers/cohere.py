@@ -28,6 +28,7 @@ from harness.providers.base import (
     HTTPProvider,
     content_text,
     error_details,
+    json_request,
     map_finish_reason,
     new_id,
     now,
@@ -81,9 +82,7 @@ class CohereProvider(HTTPProvider):
             headers["authorization"] = f"Bearer {call.api_key}"
         headers.update(call.spec.headers)
         headers.update(call.headers)
-        return httpx.Request(
-            "POST", url, headers=headers, content=json.dumps(build_body(call)).encode("utf-8")
-        )
+        return json_request(url, build_body(call), headers)
 
     def parse_response(self, call: Call, data: Any, headers: Mapping[str, str]) -> ModelResponse:
         """Normalise a Chat v2 response into a ``ModelResponse`` (pure).

@@ -32,6 +32,7 @@ from harness.providers.base import (
     HTTPProvider,
     content_text,
     error_details,
+    json_request,
     map_finish_reason,
     new_id,
     now,
@@ -107,12 +108,7 @@ class GeminiProvider(HTTPProvider):
         headers.update(call.spec.headers)
         headers.update(call.headers)
         body = build_body(call)
-        return httpx.Request(
-            "POST",
-            f"{base.rstrip('/')}/{path}:generateContent",
-            headers=headers,
-            content=json.dumps(body).encode("utf-8"),
-        )
+        return json_request(f"{base.rstrip('/')}/{path}:generateContent", body, headers)
 
     def parse_response(self, call: Call, data: Any, headers: Mapping[str, str]) -> ModelResponse:
         """Normalise a ``GenerateContentResponse`` into a ``ModelResponse`` (pure).

@@ -37,6 +37,7 @@ from harness.providers.base import (
     Send,
     content_text,
     error_details,
+    json_request,
     map_finish_reason,
     new_id,
     now,
@@ -63,10 +64,7 @@ _SINGLE_CHOICE_PROVIDERS = frozenset({"ollama", "llamacpp"})
 
 _MISTRAL_TOOL_ID = re.compile(r"[a-zA-Z0-9]{9}")
 _CONTENT_FILTER_CODES = frozenset({"content_filter", "ResponsibleAIPolicyViolation"})
-_URL_CACHE_LIMIT = 1024
 _JSON_SEPARATORS = (",", ":")
-_ENCODER = json.JSONEncoder(separators=_JSON_SEPARATORS)
-"""Compact JSON; built once, as ``json.dumps`` with ``separators`` builds an encoder per call."""
 
 
 class OpenAIProvider(HTTPProvider):
@@ -78,9 +76,6 @@ class OpenAIProvider(HTTPProvider):
     """
 
     family: ClassVar[str] = "openai"
-
-    def __init__(self) -> None:
-        self._urls: dict[str, httpx.URL] = {}
 
     # --- request ------------------------------------------------------------------------
 
@@ -117,7 +112,7 @@ class OpenAIProvider(HTTPProvider):
             project = os.environ.get("OPENAI_PROJECT_ID")
             if project:
                 headers["OpenAI-Project"] = project
-        return self._request(call, self._url(base + "/chat/completions"), body, headers)
+        return self._request(call, base + "/chat/completions", body, headers)
 
     def _body(self, call: Call, model: str) -> dict[str, Any]:
         """The JSON body: model, messages (not copied) and the non-``None`` parameters."""
@@ -128,24 +123,14 @@ class OpenAIProvider(HTTPProvider):
         return body
 
     def _request(
-        self, call: Call, url: httpx.URL, body: dict[str, Any], headers: dict[str, str]
+        self, call: Call, url: str, body: dict[str, Any], headers: dict[str, str]
     ) -> httpx.Request:
         """Add the configured and per-call headers and encode the body once."""
         if call.spec.headers:
             _merge_headers(headers, call.spec.headers)
         if call.headers:
             _merge_headers(headers, call.headers)
-        content = _ENCODER.encode(body).encode()
-        return httpx.Request("POST", url, content=content, headers=headers)
-
-    def _url(self, text: str) -> httpx.URL:
-        """A parsed URL, cached: parsing costs more than the rest of ``build_request``."""
-        url = self._urls.get(text)
-        if url is None:
-            if len(self._urls) >= _URL_CACHE_LIMIT:
-                self._urls.clear()
-            url = self._urls[text] = httpx.URL(text)
-        return url
+        return json_request(url, body, headers)
 
     # --- response -----------------------------------------------------------------------
 
@@ -336,7 +321,7 @@ class AzureProvider(OpenAIProvider):
         headers = {"Accept": "application/json", "Content-Type": "application/json"}
         if call.api_key:
             headers["api-key"] = call.api_key
-        return self._request(call, self._url(url), body, headers)
+        return self._request(call, url, body, headers)
 
 
 # --- helpers -------------------------------------------------------------------------------
