@@ -14,7 +14,7 @@ anything else.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness._version import __version__
 from harness.config import HarnessConfig, ModelSpec, Price, load_config
@@ -40,7 +40,6 @@ from harness.errors import (
     TimeoutError,
 )
 from harness.retry import RetryPolicy
-from harness.runner import Harness, Result, get_default_harness, set_default_harness
 from harness.types import (
     Choice,
     Contestant,
@@ -52,6 +51,24 @@ from harness.types import (
     ToolCall,
     Usage,
 )
+
+if TYPE_CHECKING:
+    from harness.runner import Harness, Result, get_default_harness, set_default_harness
+
+# The runner pulls in asyncio and httpx (~110 ms); it is imported on first use, so that
+# ``import harness`` stays cheap for tools that only need the types or the config.
+_LAZY = {"Harness", "Result", "get_default_harness", "set_default_harness"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from harness import runner
+
+        value = getattr(runner, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'harness' has no attribute {name!r}")
+
 
 __all__ = [
     "APIConnectionError",
@@ -105,12 +122,12 @@ __all__ = [
 
 def completion(model: str, messages: list[dict[str, Any]], **params: Any) -> ModelResponse:
     """One chat completion with the default harness (see ``Harness.completion``)."""
-    return get_default_harness().completion(model, messages, **params)
+    return _default().completion(model, messages, **params)
 
 
 async def acompletion(model: str, messages: list[dict[str, Any]], **params: Any) -> ModelResponse:
     """Async ``completion``."""
-    return await get_default_harness().acompletion(model, messages, **params)
+    return await _default().acompletion(model, messages, **params)
 
 
 def batch_completion(
@@ -121,9 +138,7 @@ def batch_completion(
     **params: Any,
 ) -> list[Result]:
     """Many conversations to one model; answers in order, errors in their slots."""
-    return get_default_harness().batch_completion(
-        model, messages, max_workers=max_workers, **params
-    )
+    return _default().batch_completion(model, messages, max_workers=max_workers, **params)
 
 
 async def abatch_completion(
@@ -134,45 +149,49 @@ async def abatch_completion(
     **params: Any,
 ) -> list[Result]:
     """Async ``batch_completion``."""
-    return await get_default_harness().abatch_completion(
-        model, messages, max_workers=max_workers, **params
-    )
+    return await _default().abatch_completion(model, messages, max_workers=max_workers, **params)
 
 
 def batch_completion_models(
     models: list[str], messages: list[dict[str, Any]], **params: Any
 ) -> ModelResponse:
     """Race: one conversation to many models; the first successful answer wins."""
-    return get_default_harness().batch_completion_models(models, messages, **params)
+    return _default().batch_completion_models(models, messages, **params)
 
 
 async def abatch_completion_models(
     models: list[str], messages: list[dict[str, Any]], **params: Any
 ) -> ModelResponse:
     """Async ``batch_completion_models``."""
-    return await get_default_harness().abatch_completion_models(models, messages, **params)
+    return await _default().abatch_completion_models(models, messages, **params)
 
 
 def batch_completion_models_all_responses(
     models: list[str], messages: list[dict[str, Any]], **params: Any
 ) -> list[Result]:
     """Every model's answer, aligned with ``models``, errors in place."""
-    return get_default_harness().batch_completion_models_all_responses(models, messages, **params)
+    return _default().batch_completion_models_all_responses(models, messages, **params)
 
 
 async def abatch_completion_models_all_responses(
     models: list[str], messages: list[dict[str, Any]], **params: Any
 ) -> list[Result]:
     """Async ``batch_completion_models_all_responses``."""
-    return await get_default_harness().abatch_completion_models_all_responses(
-        models, messages, **params
-    )
+    return await _default().abatch_completion_models_all_responses(models, messages, **params)
 
 
 for _name in __all__:
+    if _name in _LAZY:
+        continue
     _obj = globals()[_name]
     if getattr(_obj, "__module__", "").startswith("harness.") and not _name.startswith("_"):
         try:
             _obj.__module__ = "harness"
         except (AttributeError, TypeError):
             pass
+
+
+def _default() -> Harness:
+    from harness.runner import get_default_harness
+
+    return get_default_harness()

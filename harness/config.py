@@ -30,7 +30,6 @@ at call time and never stored.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -453,6 +452,8 @@ def find_config_file(start: Path | None = None) -> Path | None:
         return toml
     pyproject = here / "pyproject.toml"
     if pyproject.is_file():
+        import tomllib
+
         try:
             data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError):
@@ -476,6 +477,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> HarnessConfig:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {file}: {exc.strerror or exc}") from None
+    import tomllib
+
     try:
         data: Mapping[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
