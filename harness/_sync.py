@@ -15,7 +15,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["run_sync"]
+__all__ = ["run_sync", "submit"]
 
 T = TypeVar("T")
 
@@ -53,3 +53,8 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     except (KeyboardInterrupt, concurrent.futures.CancelledError):
         future.cancel()
         raise
+
+
+def submit(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+    """Schedule ``coro`` on the background loop without waiting for it."""
+    return asyncio.run_coroutine_threadsafe(coro, _background_loop())

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import concurrent.futures
+import functools
 import os
 import time
 import weakref
@@ -31,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from harness._sync import run_sync
+from harness._sync import run_sync, submit
 from harness.config import HarnessConfig, ModelSpec, load_config
 from harness.errors import (
     AllModelsFailed,
@@ -107,6 +109,9 @@ class Harness:
         timeout: seconds per attempt, overriding the config.
         retries: retries per call, overriding the config.
         retry_policy: backoff settings (the retry count still comes from config/params).
+        max_concurrency: the per-model limit for network models that configure none
+            (offline models are unlimited unless configured).
+        offline: refuse, before sending, any call that would use the network.
     """
 
     def __init__(
@@ -117,6 +122,8 @@ class Harness:
         timeout: float | None = None,
         retries: int | None = None,
         retry_policy: RetryPolicy | None = None,
+        max_concurrency: int | None = None,
+        offline: bool = False,
     ) -> None:
         self._config_arg = config
         self._config: HarnessConfig | None = config if isinstance(config, HarnessConfig) else None
@@ -124,6 +131,8 @@ class Harness:
         self._timeout = timeout
         self._retries = retries
         self._policy = retry_policy or RetryPolicy()
+        self._max_concurrency = max_concurrency
+        self.offline = offline
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         """Waits between retries; tests replace it to observe the delays without waiting."""
         self._limits: weakref.WeakKeyDictionary[
@@ -174,6 +183,13 @@ class Harness:
         family = (
             "mock" if mock_response is not None and spec.family not in _OFFLINE else spec.family
         )
+        if family not in _OFFLINE and self.offline:
+            raise ConfigError(
+                f"offline mode: model {spec.name!r} ({spec.full_name}) would call the network; "
+                "use an echo/ or mock/ model, or give mock_response",
+                provider=spec.provider,
+                model=spec.name,
+            )
         if family in _OFFLINE:
             if "mock_latency_ms" in harness_args:
                 merged["mock_latency_ms"] = harness_args["mock_latency_ms"]
@@ -219,8 +235,10 @@ class Harness:
         )
         return _Plan(call, family, float(timeout), policy)
 
-    def _limit(self, spec: ModelSpec) -> asyncio.Semaphore | None:
+    def _limit(self, spec: ModelSpec, family: str) -> asyncio.Semaphore | None:
         limit = spec.max_concurrency or self.config.max_concurrency
+        if limit is None and family not in _OFFLINE:
+            limit = self._max_concurrency
         if not limit:
             return None
         loop = asyncio.get_running_loop()
@@ -239,7 +257,7 @@ class Harness:
         call = plan.call
         provider = get_provider(plan.family)
         send = self._clients.sender() if provider.needs_network else _no_network
-        limit = self._limit(call.spec)
+        limit = self._limit(call.spec, plan.family)
         retries_done = 0
         while True:
             call.attempt = retries_done
@@ -415,6 +433,42 @@ class Harness:
         checked = validate_messages(messages)
         return [self._plan(self.resolve(m), checked, params) for m in models]
 
+    # --- background submission -----------------------------------------------------------
+
+    def submit_many(
+        self, requests: Sequence[tuple[str, list[dict[str, Any]], Mapping[str, Any]]]
+    ) -> list[concurrent.futures.Future[Result]]:
+        """Start many calls at once on the background loop and return their futures.
+
+        Each request is ``(model, messages, params)``; each future resolves to the answer or
+        the ``HarnessError`` (it never raises). Bad input (unknown model, malformed messages,
+        missing key) resolves its future to the ``ConfigError``/``BadRequestError`` without a
+        call. The pytest plugin prefetches suite answers this way; each model's
+        ``max_concurrency`` still bounds how many run at once.
+        """
+        plans: list[_Plan | HarnessError] = []
+        for model, messages, params in requests:
+            try:
+                plans.append(self._plan(self.resolve(model), validate_messages(messages), params))
+            except HarnessError as exc:
+                plans.append(exc)
+        futures: list[concurrent.futures.Future[Result]] = [
+            concurrent.futures.Future() for _ in plans
+        ]
+
+        async def start() -> None:
+            for plan, future in zip(plans, futures, strict=True):
+                if isinstance(plan, HarnessError):
+                    future.set_result(plan)
+                    continue
+                task = asyncio.ensure_future(self._run_safe(plan))
+                task.add_done_callback(functools.partial(_settle, future))
+                _running.add(task)
+                task.add_done_callback(_running.discard)
+
+        submit(start())
+        return futures
+
     # --- sync API -----------------------------------------------------------------------
 
     def completion(
@@ -460,6 +514,20 @@ class Harness:
     def close(self) -> None:
         """Drop every HTTP client this harness made (closes idle sockets)."""
         self._clients.close_all()
+
+
+_running: set[asyncio.Task[Result]] = set()
+
+
+def _settle(future: concurrent.futures.Future[Result], task: asyncio.Task[Result]) -> None:
+    if future.cancelled():
+        return
+    if task.cancelled():
+        future.cancel()
+    elif task.exception() is not None:
+        future.set_exception(task.exception())
+    else:
+        future.set_result(task.result())
 
 
 async def _no_network(request: httpx.Request) -> httpx.Response:

@@ -1,0 +1,266 @@
+"""Result records, the crash-safe JSONL stream, and the statistics the reports show.
+
+A *record* is one plain-data dict per (test item, model, repeat): what was asked, what came
+back (the ``ModelResponse`` or the error), each check, and the numbers (latency, tokens,
+cost, attempts). Records are JSON-able so they survive pytest-xdist and land in
+``results.jsonl`` as they arrive, one line each; ``read_jsonl`` reads them back, tolerating a
+torn last line after a crash.
+
+``aggregate`` turns records into per-model summaries: pass rate with its Wilson 95%
+interval, failures, errors, p50/p95 latency, tokens and cost.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.types import ModelResponse
+
+__all__ = [
+    "RESULTS_SCHEMA_VERSION",
+    "JsonlWriter",
+    "ModelSummary",
+    "aggregate",
+    "make_record",
+    "percentile",
+    "read_jsonl",
+    "wilson_interval",
+]
+
+RESULTS_SCHEMA_VERSION = 1
+
+
+def wilson_interval(passed: int, total: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """The Wilson score interval for a pass rate (95% by default); ``(0, 1)`` when empty."""
+    if total <= 0:
+        return 0.0, 1.0
+    p = passed / total
+    denom = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denom
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q``-th percentile (0–100) by linear interpolation; ``None`` for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    pos = (len(ordered) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def make_record(
+    *,
+    test_id: str,
+    model: str,
+    result: ModelResponse | BaseException | None,
+    checks: Sequence[Any] = (),
+    passed: bool | None = None,
+    repeat: int = 0,
+    suite: str | None = None,
+    case_id: str | None = None,
+    vars: Mapping[str, Any] | None = None,
+    messages: Sequence[Mapping[str, Any]] | None = None,
+    shape: str = "completion",
+    resolved_model: str | None = None,
+) -> dict[str, Any]:
+    """One JSON-able record of a model answer (or error) and its checks.
+
+    ``passed`` defaults to: the call succeeded and every check passed.
+    """
+    check_dicts = [c.to_dict() if hasattr(c, "to_dict") else dict(c) for c in checks]
+    response = result if isinstance(result, ModelResponse) else None
+    error = result if isinstance(result, BaseException) else None
+    if passed is None:
+        passed = response is not None and all(c.get("passed") for c in check_dicts)
+    record: dict[str, Any] = {
+        "test_id": test_id,
+        "suite": suite,
+        "case_id": case_id,
+        "model": model,
+        "resolved_model": resolved_model,
+        "repeat": repeat,
+        "shape": shape,
+        "vars": dict(vars) if vars else {},
+        "messages": [dict(m) for m in messages] if messages else None,
+        "passed": bool(passed),
+        "checks": check_dicts,
+        "response": response.to_dict() if response is not None else None,
+        "error": _error_dict(error),
+        "provider": None,
+        "latency_ms": None,
+        "ttft_ms": None,
+        "attempts": None,
+        "prompt_tokens": None,
+        "completion_tokens": None,
+        "total_tokens": None,
+        "cost_usd": None,
+        "cache_hit": False,
+        "race": None,
+        "time": time.time(),
+    }
+    if response is not None:
+        meta = response.harness
+        usage = response.usage
+        record.update(
+            provider=meta.provider,
+            latency_ms=round(meta.latency_ms, 3),
+            attempts=meta.attempts,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
+            cost_usd=meta.cost_usd,
+            race=meta.race.to_dict() if meta.race else None,
+            flags=list(meta.flags),
+        )
+    elif isinstance(error, HarnessError):
+        record.update(provider=error.provider, attempts=error.attempts)
+    return record
+
+
+def _error_dict(error: BaseException | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    if isinstance(error, HarnessError):
+        return error.to_dict()
+    return {"type": type(error).__name__, "message": str(error)}
+
+
+class JsonlWriter:
+    """Appends records to a JSONL file, one line per record, flushed as each is written.
+
+    Thread-safe; each line is written with a single ``write`` call on a file opened in
+    append mode, so a crash can tear at most the last line.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        """Append one record and flush it to the OS."""
+        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        with self._lock:
+            self._file.write(line)
+            self._file.flush()
+            self.count += 1
+
+    def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            self._file.close()
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read records back; a torn (unparseable) last line is skipped, any other is an error."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    out: list[dict[str, Any]] = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            if i == len(lines) - 1:
+                break  # torn by a crash mid-write
+            raise ValueError(f"{path}:{i + 1}: not a JSON record") from None
+    return out
+
+
+@dataclass(slots=True)
+class ModelSummary:
+    """Per-model numbers for the summary table and the gates."""
+
+    model: str
+    records: int = 0
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    latencies: list[float] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    priced: bool = False
+    cache_hits: int = 0
+
+    @property
+    def pass_rate(self) -> float | None:
+        """Passed over all records; ``None`` when there are none."""
+        return self.passed / self.records if self.records else None
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """Wilson 95% interval of the pass rate."""
+        return wilson_interval(self.passed, self.records)
+
+    @property
+    def p50(self) -> float | None:
+        """Median latency in ms."""
+        return percentile(self.latencies, 50)
+
+    @property
+    def p95(self) -> float | None:
+        """95th-percentile latency in ms."""
+        return percentile(self.latencies, 95)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data."""
+        lo, hi = self.interval
+        return {
+            "model": self.model,
+            "records": self.records,
+            "passed": self.passed,
+            "failed": self.failed,
+            "errors": self.errors,
+            "pass_rate": self.pass_rate,
+            "pass_rate_ci95": [lo, hi],
+            "latency_p50_ms": self.p50,
+            "latency_p95_ms": self.p95,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost_usd": self.cost_usd if self.priced else None,
+            "cache_hits": self.cache_hits,
+        }
+
+
+def aggregate(records: Iterable[Mapping[str, Any]]) -> dict[str, ModelSummary]:
+    """Per-model summaries, in the order models first appear."""
+    out: dict[str, ModelSummary] = {}
+    for r in records:
+        s = out.get(r["model"])
+        if s is None:
+            s = out[r["model"]] = ModelSummary(r["model"])
+        s.records += 1
+        if r.get("error"):
+            s.errors += 1
+        elif r.get("passed"):
+            s.passed += 1
+        else:
+            s.failed += 1
+        if r.get("latency_ms") is not None:
+            s.latencies.append(float(r["latency_ms"]))
+        s.prompt_tokens += int(r.get("prompt_tokens") or 0)
+        s.completion_tokens += int(r.get("completion_tokens") or 0)
+        if r.get("cost_usd") is not None:
+            s.cost_usd += float(r["cost_usd"])
+            s.priced = True
+        if r.get("cache_hit"):
+            s.cache_hits += 1
+    return out

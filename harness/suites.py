@@ -1,0 +1,1132 @@
+"""Declarative YAML suites: the file format, its loader, and validation with precise errors.
+
+A suite file holds cases; the pytest plugin turns each (case, model) into one test item::
+
+    description: Summaries stay short and keep the key fact
+    models: [fast, local]            # default models; the CLI option overrides
+    prompt: |                        # jinja2, StrictUndefined; rendered into one user message
+      Summarise for a {{ audience }} in one sentence:
+      {{ text }}
+    vars: { audience: adult }        # suite-level vars; case vars override
+    vars_file: data/cases.csv        # more cases from CSV (header = var names) or JSONL rows
+    assert: [ { max_words: 50 } ]    # checks applied to every case, before the case's own
+    defaults: { repeat: 3, threshold: 0.67, params: { temperature: 0 } }
+    cases:
+      - id: sun
+        vars: { audience: child, text: "The sun is a star ..." }
+        assert: [ { icontains: star } ]
+
+Instead of ``prompt`` a suite may give ``messages``, a list of ``{role, content}`` whose
+contents are templates. Every case is rendered when the file is loaded, so a missing
+variable fails at collection, not halfway through a paid run.
+
+This module owns the ``Suite`` and ``Case`` data, ``load_suite`` (YAML with line numbers,
+jinja2 rendering, validation of every field and of every check spec through
+``harness.checks.validate_check_spec``) and ``dump_suite`` (the data back in the YAML shape).
+Every problem is a ``SuiteError`` whose message starts with the file path and names the
+line, the case and the field when they are known.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import Environment, StrictUndefined, Template, TemplateSyntaxError, UndefinedError
+
+from harness.errors import BadRequestError
+from harness.messages import validate_messages
+
+__all__ = [
+    "CASE_KEYS",
+    "DEFAULTS_KEYS",
+    "TOP_LEVEL_KEYS",
+    "Case",
+    "Suite",
+    "SuiteError",
+    "dump_suite",
+    "load_suite",
+]
+
+TOP_LEVEL_KEYS = (
+    "description",
+    "models",
+    "prompt",
+    "messages",
+    "vars",
+    "vars_file",
+    "assert",
+    "defaults",
+    "cases",
+)
+"""Keys a suite file may have at its top level."""
+
+CASE_KEYS = (
+    "id",
+    "vars",
+    "assert",
+    "repeat",
+    "threshold",
+    "params",
+    "mock_response",
+    "models",
+    "tags",
+)
+"""Keys a case may have."""
+
+DEFAULTS_KEYS = ("repeat", "threshold", "params", "mock_response")
+"""Keys of the ``defaults`` table (values every case inherits unless it sets its own)."""
+
+DEFAULT_REPEAT = 1
+DEFAULT_THRESHOLD = 1.0
+
+_ID_RE = re.compile(r"[A-Za-z0-9_.-]+")
+_ANY_RE = re.compile(r".+", re.DOTALL)
+_TAG_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_UNDEFINED_RE = re.compile(r"^'(.+)' is undefined$")
+_MESSAGES_WHERE_RE = re.compile(r"^(messages(?:\[(\d+)\])?\S*): (.*)$", re.DOTALL)
+
+_ENV = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+
+class SuiteError(ValueError):
+    """A suite file is malformed; the message names the file, line, case and field.
+
+    The message reads ``<path>:<line>: case '<id>': <field>: <problem>``, with each part
+    left out when it is not known.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        path: str,
+        line: int | None = None,
+        case_id: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.path = path
+        self.line = line
+        self.case_id = case_id
+        self.field = field
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        """The full message: ``path:line: case 'id': field: problem``."""
+        head = f"{self.path}:{self.line}" if self.line is not None else self.path
+        parts = [head]
+        if self.case_id is not None:
+            parts.append(f"case {self.case_id!r}")
+        if self.field:
+            parts.append(self.field)
+        return ": ".join(parts) + ": " + self.problem
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One case of a suite, fully resolved: defaults merged, messages rendered."""
+
+    id: str
+    vars: dict[str, Any]
+    """The variables the templates saw: suite vars overlaid by the case's (or row's) vars."""
+    messages: list[dict[str, Any]]
+    """The rendered conversation sent to each model."""
+    checks: list[Any]
+    """Assert specs: the suite-level ones first, then the case's own."""
+    repeat: int = DEFAULT_REPEAT
+    threshold: float = DEFAULT_THRESHOLD
+    """Pass rate over the repeats needed for the (case, model) item to pass."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Call parameters: ``defaults.params`` overlaid by the case's ``params``."""
+    mock_response: Any = None
+    """Answer script for offline (``mock/``, ``echo/``) models: a str, a dict or a list."""
+    models: list[str] | None = None
+    """Per-case narrowing of the models, or None for the suite's (or the CLI's) models."""
+    tags: list[str] = field(default_factory=list)
+    line: int = field(default=0, compare=False)
+    """1-based line of the case in the suite file; for ``vars_file`` rows, the line of
+    ``vars_file:`` (``row`` says which row)."""
+    row: int | None = field(default=None, compare=False)
+    """The 1-based data row of ``vars_file`` this case came from, else None."""
+
+
+@dataclass(frozen=True, slots=True)
+class Suite:
+    """A loaded suite file."""
+
+    path: Path
+    description: str | None
+    models: list[str] | None
+    """The suite's default models, or None when the file names none."""
+    cases: list[Case]
+    prompt: str | None = None
+    """The prompt template, when the suite uses ``prompt``."""
+    message_templates: list[dict[str, Any]] | None = None
+    """The message templates, when the suite uses ``messages``."""
+    source_text_lines: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    """The file's text, one entry per line, for showing a case's source in reports."""
+
+    def case(self, case_id: str) -> Case:
+        """The case with this id; ``KeyError`` naming the known ids if there is none."""
+        for case in self.cases:
+            if case.id == case_id:
+                return case
+        known = ", ".join(c.id for c in self.cases)
+        raise KeyError(f"{self.path}: no case {case_id!r} (cases: {known})")
+
+    @property
+    def ids(self) -> list[str]:
+        """The case ids, in file order (inline cases, then ``vars_file`` rows)."""
+        return [c.id for c in self.cases]
+
+
+# --------------------------------------------------------------------------- YAML with lines
+
+
+class _LineDict(dict[Any, Any]):
+    """A mapping as loaded, with the line of the mapping, of each key and of each text."""
+
+    line: int
+    key_lines: dict[Any, int]
+    text_lines: dict[Any, int]
+    """For scalar values: the 1-based line where the text starts (after ``|`` / ``>``)."""
+
+
+class _LineList(list[Any]):
+    """A sequence as loaded, with the line of the sequence and of each item."""
+
+    line: int
+    item_lines: list[int]
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that builds ``_LineDict`` / ``_LineList`` and refuses duplicate keys."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """Construct one node; a bad explicitly tagged value (``!!int x``) gets its line."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"cannot read {node.tag} value {_short(node.value)}"
+                + ("" if isinstance(exc, KeyError) else f": {exc}"),
+                node.start_mark,
+            ) from None
+
+
+def _text_line(node: yaml.Node) -> int:
+    block = isinstance(node, yaml.ScalarNode) and node.style in ("|", ">")
+    return node.start_mark.line + 1 + (1 if block else 0)
+
+
+def _refuse_duplicate_keys(node: yaml.MappingNode) -> None:
+    seen: dict[tuple[str, str], yaml.Node] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        ident = (key_node.tag, key_node.value)
+        if ident in seen:
+            first = seen[ident].start_mark.line + 1
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                f"found duplicate key {key_node.value!r} (first at line {first})",
+                key_node.start_mark,
+            )
+        seen[ident] = key_node
+
+
+def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[_LineDict]:
+    data = _LineDict()
+    data.line = node.start_mark.line + 1
+    data.key_lines = {}
+    data.text_lines = {}
+    yield data
+    _refuse_duplicate_keys(node)
+    data.update(loader.construct_mapping(node))
+    for key_node, value_node in node.value:  # merged pairs first, so own keys win
+        key = loader.construct_object(key_node)
+        data.key_lines[key] = key_node.start_mark.line + 1
+        if isinstance(value_node, yaml.ScalarNode):
+            data.text_lines[key] = _text_line(value_node)
+
+
+def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> Iterator[_LineList]:
+    data = _LineList()
+    data.line = node.start_mark.line + 1
+    data.item_lines = [item.start_mark.line + 1 for item in node.value]
+    yield data
+    data.extend(loader.construct_sequence(node))
+
+
+def _construct_timestamp(loader: _Loader, node: yaml.ScalarNode) -> Any:
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+    except (ValueError, OverflowError) as exc:  # e.g. 2024-13-45 matches the regex
+        raise yaml.constructor.ConstructorError(
+            None, None, f"invalid date/time {node.value!r}: {exc}", node.start_mark
+        ) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+
+
+def _plain(value: Any, memo: dict[int, Any]) -> Any:
+    """Ordinary dicts and lists, keeping shared (aliased) and cyclic parts shared."""
+    if isinstance(value, dict):
+        if id(value) in memo:
+            return memo[id(value)]
+        out: dict[Any, Any] = {}
+        memo[id(value)] = out
+        for k, v in value.items():
+            out[k] = _plain(v, memo)
+        return out
+    if isinstance(value, list):
+        if id(value) in memo:
+            return memo[id(value)]
+        items: list[Any] = []
+        memo[id(value)] = items
+        items.extend(_plain(v, memo) for v in value)
+        return items
+    return value
+
+
+# --------------------------------------------------------------------------- loading context
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass
+class _Where:
+    """Where in the file a value sits, for errors."""
+
+    line: int | None
+    case_id: str | None = None
+    prefix: str = ""
+    """Prepended to field names (``defaults.``)."""
+    note: str = ""
+    """Appended to rendering problems (which ``vars_file`` row)."""
+
+
+class _Loading:
+    """State of one ``load_suite`` call: the path for messages and the plain-data memo."""
+
+    def __init__(self, path: Path, where: str) -> None:
+        self.path = path
+        self.where = where
+        self.memo: dict[int, Any] = {}
+
+    def error(
+        self, problem: str, line: int | None, case_id: str | None = None, field: str | None = None
+    ) -> SuiteError:
+        return SuiteError(problem, path=self.where, line=line, case_id=case_id, field=field)
+
+    def plain(self, value: Any) -> Any:
+        return _plain(value, self.memo)
+
+
+def _key_line(data: Any, key: Any, default: int | None) -> int | None:
+    if isinstance(data, _LineDict):
+        return data.key_lines.get(key, default)
+    return default
+
+
+def _item_line(data: Any, index: int, default: int | None) -> int | None:
+    if isinstance(data, _LineList) and index < len(data.item_lines):
+        return data.item_lines[index]
+    return default
+
+
+def _node_line(data: Any, default: int | None) -> int | None:
+    return data.line if isinstance(data, _LineDict | _LineList) else default
+
+
+# --------------------------------------------------------------------------- field validators
+
+
+def _check_keys(
+    ctx: _Loading,
+    data: dict[Any, Any],
+    allowed: tuple[str, ...],
+    w: _Where,
+    field: str | None,
+    phrase: str = "",
+) -> None:
+    unknown = [k for k in data if k not in allowed]
+    if unknown:
+        names = ", ".join(_short(k) for k in unknown)
+        raise ctx.error(
+            f"unknown key{'s' if len(unknown) > 1 else ''} {names}{phrase}; "
+            f"valid keys: {', '.join(allowed)}",
+            _key_line(data, unknown[0], w.line),
+            w.case_id,
+            field,
+        )
+
+
+def _mapping(ctx: _Loading, value: Any, w: _Where, field: str, line: int | None) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ctx.error(
+            f"expected a mapping, got {_type_name(value)} {_short(value)}",
+            line,
+            w.case_id,
+            w.prefix + field,
+        )
+    for key in value:
+        if not isinstance(key, str):
+            raise ctx.error(
+                f"keys must be strings, got {_type_name(key)} {_short(key)} (quote it)",
+                _key_line(value, key, line),
+                w.case_id,
+                w.prefix + field,
+            )
+    return value
+
+
+def _int_at_least_1(ctx: _Loading, value: Any, w: _Where, field: str, line: int | None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ctx.error(
+            f"expected an integer >= 1, got {_short(value)}", line, w.case_id, w.prefix + field
+        )
+    return value
+
+
+def _fraction(ctx: _Loading, value: Any, w: _Where, field: str, line: int | None) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0.0 <= float(value) <= 1.0
+    ):
+        raise ctx.error(
+            f"expected a number between 0 and 1, got {_short(value)}",
+            line,
+            w.case_id,
+            w.prefix + field,
+        )
+    return float(value)
+
+
+def _string_list(
+    ctx: _Loading, value: Any, w: _Where, field: str, line: int | None, pattern: re.Pattern[str]
+) -> list[str]:
+    if not isinstance(value, list):
+        hint = f" (write [{value}])" if isinstance(value, str) else ""
+        raise ctx.error(
+            f"expected a list of strings, got {_type_name(value)} {_short(value)}{hint}",
+            line,
+            w.case_id,
+            w.prefix + field,
+        )
+    out: list[str] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip() or not pattern.fullmatch(item):
+            need = (
+                "a non-empty string" if pattern is _ANY_RE else f"a name matching {pattern.pattern}"
+            )
+            raise ctx.error(
+                f"expected {need}, got {_short(item)}",
+                _item_line(value, i, line),
+                w.case_id,
+                f"{w.prefix}{field}[{i}]",
+            )
+        out.append(item)
+    return out
+
+
+def _mock_response(ctx: _Loading, value: Any, w: _Where, field: str, line: int | None) -> Any:
+    items = value if isinstance(value, list) else [value]
+    if isinstance(value, list) and not value:
+        raise ctx.error("expected a non-empty list of answers", line, w.case_id, w.prefix + field)
+    for i, item in enumerate(items):
+        if not isinstance(item, str | dict):
+            at = f"{w.prefix}{field}[{i}]" if isinstance(value, list) else w.prefix + field
+            raise ctx.error(
+                f"expected a string or a mapping (an answer), got {_type_name(item)} "
+                f"{_short(item)}",
+                _item_line(value, i, line),
+                w.case_id,
+                at,
+            )
+    return ctx.plain(value)
+
+
+def _checks(ctx: _Loading, value: Any, w: _Where, line: int | None) -> list[Any]:
+    from harness.checks import CheckSpecError, validate_check_spec
+
+    if not isinstance(value, list):
+        raise ctx.error(
+            f"expected a list of checks (e.g. '- icontains: star'), got {_type_name(value)} "
+            f"{_short(value)}",
+            line,
+            w.case_id,
+            w.prefix + "assert",
+        )
+    specs: list[Any] = []
+    for i, spec in enumerate(value):
+        at = f"{w.prefix}assert[{i}]"
+        spec_line = _item_line(value, i, line)
+        plain = ctx.plain(spec)
+        try:
+            validate_check_spec(plain)
+        except CheckSpecError as exc:
+            raise ctx.error(str(exc), spec_line, w.case_id, at) from None
+        except Exception as exc:  # a check validator must never surface as a traceback
+            raise ctx.error(
+                f"invalid check {_short(plain)}: {type(exc).__name__}: {exc}",
+                spec_line,
+                w.case_id,
+                at,
+            ) from None
+        specs.append(plain)
+    return specs
+
+
+# --------------------------------------------------------------------------- templates
+
+
+@dataclass
+class _Templates:
+    """The suite's compiled templates: a prompt, or one entry per message."""
+
+    prompt: Template | None
+    prompt_source: str | None
+    message_sources: list[dict[str, Any]] | None
+    message_lines: list[int | None]
+    compiled: list[dict[str, Any]]
+    """Per message: ``{"content": Template}`` or ``{"parts": {j: Template}}``."""
+
+
+def _compile(ctx: _Loading, source: str, field: str, first_line: int | None) -> Template:
+    try:
+        return _ENV.from_string(source)
+    except TemplateSyntaxError as exc:
+        lineno = exc.lineno or 1
+        line = first_line + lineno - 1 if first_line is not None else None
+        raise ctx.error(
+            f"template syntax error (template line {lineno}): {exc.message or exc}",
+            line,
+            None,
+            field,
+        ) from None
+    except Exception as exc:  # e.g. RecursionError on absurd nesting
+        raise ctx.error(
+            f"cannot compile template: {type(exc).__name__}: {exc}", first_line, None, field
+        ) from None
+
+
+def _prompt_templates(ctx: _Loading, data: _LineDict) -> _Templates:
+    prompt = data["prompt"]
+    if not isinstance(prompt, str):
+        raise ctx.error(
+            f"expected a string (a jinja2 template), got {_type_name(prompt)} {_short(prompt)}",
+            _key_line(data, "prompt", data.line),
+            None,
+            "prompt",
+        )
+    first = data.text_lines.get("prompt", _key_line(data, "prompt", None))
+    template = _compile(ctx, prompt, "prompt", first)
+    return _Templates(template, prompt, None, [], [])
+
+
+def _message_templates(ctx: _Loading, data: _LineDict) -> _Templates:
+    value = data["messages"]
+    line = _key_line(data, "messages", data.line)
+    if not isinstance(value, list) or not value:
+        raise ctx.error(
+            "expected a non-empty list of {role, content} messages, got "
+            f"{_type_name(value)} {_short(value)}",
+            line,
+            None,
+            "messages",
+        )
+    compiled: list[dict[str, Any]] = []
+    lines: list[int | None] = []
+    for i, message in enumerate(value):
+        at_line = _item_line(value, i, line)
+        lines.append(at_line)
+        if not isinstance(message, dict):
+            raise ctx.error(
+                f"expected a mapping with 'role' and 'content', got {_type_name(message)} "
+                f"{_short(message)}",
+                at_line,
+                None,
+                f"messages[{i}]",
+            )
+        compiled.append(_compile_message(ctx, message, i, at_line))
+    sources = [ctx.plain(m) for m in value]
+    return _Templates(None, None, sources, lines, compiled)
+
+
+def _compile_message(
+    ctx: _Loading, message: dict[str, Any], i: int, line: int | None
+) -> dict[str, Any]:
+    content = message.get("content")
+    if isinstance(content, str):
+        first = message.text_lines.get("content", line) if isinstance(message, _LineDict) else line
+        return {"content": _compile(ctx, content, f"messages[{i}].content", first)}
+    parts: dict[int, Template] = {}
+    if isinstance(content, list):
+        for j, part in enumerate(content):
+            if isinstance(part, dict) and part.get("type") == "text":
+                text = part.get("text")
+                if isinstance(text, str):
+                    first = (
+                        part.text_lines.get("text", line) if isinstance(part, _LineDict) else line
+                    )
+                    parts[j] = _compile(ctx, text, f"messages[{i}].content[{j}].text", first)
+    return {"parts": parts}
+
+
+def _render_one(
+    ctx: _Loading,
+    template: Template,
+    variables: dict[str, Any],
+    w: _Where,
+    field: str,
+) -> str:
+    try:
+        return template.render(variables)
+    except UndefinedError as exc:
+        text = exc.message or str(exc)
+        match = _UNDEFINED_RE.match(text)
+        known = ", ".join(sorted(variables)) or "none"
+        problem = (
+            f"undefined variable {match.group(1)!r} (vars: {known})"
+            if match
+            else f"undefined value: {text} (vars: {known})"
+        )
+        raise ctx.error(problem + w.note, w.line, w.case_id, field) from None
+    except Exception as exc:
+        raise ctx.error(
+            f"cannot render template: {type(exc).__name__}: {exc}{w.note}",
+            w.line,
+            w.case_id,
+            field,
+        ) from None
+
+
+def _render(
+    ctx: _Loading, templates: _Templates, variables: dict[str, Any], w: _Where
+) -> list[dict[str, Any]]:
+    if templates.prompt is not None:
+        text = _render_one(ctx, templates.prompt, variables, w, "prompt")
+        if text.endswith("\n"):
+            text = text[:-1]
+        rendered: list[Any] = [{"role": "user", "content": text}]
+    else:
+        rendered = [
+            _render_message(ctx, source, compiled, i, variables, w)
+            for i, (source, compiled) in enumerate(
+                zip(templates.message_sources or [], templates.compiled, strict=True)
+            )
+        ]
+    try:
+        return validate_messages(rendered, "messages")
+    except BadRequestError as exc:
+        match = _MESSAGES_WHERE_RE.match(exc.message)
+        field, problem, line = "messages", exc.message, w.line
+        if match:
+            field, problem = match.group(1), match.group(3)
+            if match.group(2) is not None:
+                line = templates.message_lines[int(match.group(2))] or w.line
+        raise ctx.error(problem + w.note, line, w.case_id, field) from None
+
+
+def _render_message(
+    ctx: _Loading,
+    source: dict[str, Any],
+    compiled: dict[str, Any],
+    i: int,
+    variables: dict[str, Any],
+    w: _Where,
+) -> dict[str, Any]:
+    message = dict(source)
+    if "content" in compiled:
+        message["content"] = _render_one(
+            ctx, compiled["content"], variables, w, f"messages[{i}].content"
+        )
+    elif compiled["parts"]:
+        parts = list(message["content"])
+        for j, template in compiled["parts"].items():
+            text = _render_one(ctx, template, variables, w, f"messages[{i}].content[{j}].text")
+            parts[j] = {**parts[j], "text": text}
+        message["content"] = parts
+    return message
+
+
+# --------------------------------------------------------------------------- suite level
+
+
+@dataclass
+class _Defaults:
+    repeat: int = DEFAULT_REPEAT
+    threshold: float = DEFAULT_THRESHOLD
+    params: dict[str, Any] = field(default_factory=dict)
+    mock_response: Any = None
+
+
+def _defaults(ctx: _Loading, data: _LineDict) -> _Defaults:
+    if "defaults" not in data:
+        return _Defaults()
+    line = _key_line(data, "defaults", data.line)
+    table = _mapping(ctx, data["defaults"], _Where(line), "defaults", line)
+    w = _Where(line, prefix="defaults.")
+    _check_keys(ctx, table, DEFAULTS_KEYS, w, "defaults")
+    out = _Defaults()
+    if "repeat" in table:
+        out.repeat = _int_at_least_1(
+            ctx, table["repeat"], w, "repeat", _key_line(table, "repeat", line)
+        )
+    if "threshold" in table:
+        out.threshold = _fraction(
+            ctx, table["threshold"], w, "threshold", _key_line(table, "threshold", line)
+        )
+    if "params" in table:
+        at = _key_line(table, "params", line)
+        out.params = ctx.plain(_mapping(ctx, table["params"], w, "params", at))
+    if "mock_response" in table:
+        at = _key_line(table, "mock_response", line)
+        out.mock_response = _mock_response(ctx, table["mock_response"], w, "mock_response", at)
+    return out
+
+
+@dataclass
+class _Shared:
+    """What every case inherits from the suite level."""
+
+    vars: dict[str, Any]
+    checks: list[Any]
+    defaults: _Defaults
+    templates: _Templates
+
+
+def _top_level(ctx: _Loading, data: Any) -> _LineDict:
+    if not isinstance(data, _LineDict):
+        got = "an empty file" if data is None else f"{_type_name(data)} {_short(data)}"
+        raise ctx.error(
+            f"a suite file must be a mapping with 'prompt' (or 'messages') and 'cases', got {got}",
+            _node_line(data, 1),
+        )
+    _check_keys(ctx, data, TOP_LEVEL_KEYS, _Where(data.line), None, " at the top level")
+    has_prompt, has_messages = "prompt" in data, "messages" in data
+    if has_prompt == has_messages:
+        problem = (
+            "give either 'prompt' or 'messages', not both"
+            if has_prompt
+            else "missing 'prompt' (a template) or 'messages' (a list of {role, content})"
+        )
+        line = _key_line(data, "messages", data.line) if has_prompt else data.line
+        raise ctx.error(problem, line)
+    if "description" in data and not isinstance(data["description"], str | None):
+        raise ctx.error(
+            f"expected a string, got {_type_name(data['description'])}",
+            _key_line(data, "description", data.line),
+            None,
+            "description",
+        )
+    return data
+
+
+def _shared(ctx: _Loading, data: _LineDict) -> _Shared:
+    templates = _prompt_templates(ctx, data) if "prompt" in data else _message_templates(ctx, data)
+    suite_vars: dict[str, Any] = {}
+    if "vars" in data:
+        line = _key_line(data, "vars", data.line)
+        suite_vars = ctx.plain(_mapping(ctx, data["vars"], _Where(line), "vars", line))
+    checks: list[Any] = []
+    if "assert" in data:
+        line = _key_line(data, "assert", data.line)
+        checks = _checks(ctx, data["assert"], _Where(line), line)
+    return _Shared(suite_vars, checks, _defaults(ctx, data), templates)
+
+
+# --------------------------------------------------------------------------- cases
+
+
+def _case_id(ctx: _Loading, item: _LineDict, index: int, line: int | None) -> str:
+    if "id" not in item:
+        return f"case-{index + 1}"
+    value = item["id"]
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
+        raise ctx.error(
+            f"id must be a string of letters, digits, '_', '.', '-' "
+            f"(matching [A-Za-z0-9_.-]+), got {_short(value)}",
+            _key_line(item, "id", line),
+            None,
+            f"cases[{index}].id",
+        )
+    return value
+
+
+def _inline_case(ctx: _Loading, item: Any, index: int, line: int | None, shared: _Shared) -> Case:
+    if not isinstance(item, _LineDict):
+        raise ctx.error(
+            f"expected a mapping with 'vars' and 'assert', got {_type_name(item)} {_short(item)}",
+            line,
+            None,
+            f"cases[{index}]",
+        )
+    case_id = _case_id(ctx, item, index, line)
+    w = _Where(line, case_id)
+    _check_keys(ctx, item, CASE_KEYS, w, None)
+
+    def at(key: str) -> int | None:
+        return _key_line(item, key, line)
+
+    case_vars: dict[str, Any] = {}
+    if "vars" in item:
+        case_vars = ctx.plain(_mapping(ctx, item["vars"], w, "vars", at("vars")))
+    checks = _checks(ctx, item["assert"], w, at("assert")) if "assert" in item else []
+    d = shared.defaults
+    repeat = (
+        _int_at_least_1(ctx, item["repeat"], w, "repeat", at("repeat"))
+        if "repeat" in item
+        else d.repeat
+    )
+    threshold = (
+        _fraction(ctx, item["threshold"], w, "threshold", at("threshold"))
+        if "threshold" in item
+        else d.threshold
+    )
+    params = dict(d.params)
+    if "params" in item:
+        params.update(ctx.plain(_mapping(ctx, item["params"], w, "params", at("params"))))
+    mock = (
+        _mock_response(ctx, item["mock_response"], w, "mock_response", at("mock_response"))
+        if "mock_response" in item
+        else d.mock_response
+    )
+    models = (
+        _string_list(ctx, item["models"], w, "models", at("models"), _ANY_RE)
+        if item.get("models") is not None
+        else None
+    )
+    tags = _string_list(ctx, item["tags"], w, "tags", at("tags"), _TAG_RE) if "tags" in item else []
+    variables = {**shared.vars, **case_vars}
+    return Case(
+        id=case_id,
+        vars=variables,
+        messages=_render(ctx, shared.templates, variables, w),
+        checks=[*shared.checks, *checks],
+        repeat=repeat,
+        threshold=threshold,
+        params=params,
+        mock_response=mock,
+        models=models,
+        tags=tags,
+        line=line or 0,
+    )
+
+
+def _inline_cases(ctx: _Loading, data: _LineDict, shared: _Shared) -> list[Case]:
+    if "cases" not in data:
+        if "vars_file" in data:
+            return []
+        raise ctx.error(
+            "missing 'cases' (a non-empty list) and no 'vars_file'", data.line, None, "cases"
+        )
+    value = data["cases"]
+    line = _key_line(data, "cases", data.line)
+    if not isinstance(value, list) or (not value and "vars_file" not in data):
+        raise ctx.error(
+            f"expected a non-empty list of cases, got {_type_name(value)} {_short(value)}",
+            line,
+            None,
+            "cases",
+        )
+    return [
+        _inline_case(ctx, item, i, _item_line(value, i, line), shared)
+        for i, item in enumerate(value)
+    ]
+
+
+# --------------------------------------------------------------------------- vars_file
+
+
+def _read_rows(ctx: _Loading, data: _LineDict) -> tuple[str, list[dict[str, Any]]]:
+    """The vars_file's name (as written) and its rows, each a dict of var name → value."""
+    line = _key_line(data, "vars_file", data.line)
+    value = data["vars_file"]
+    if not isinstance(value, str) or not value.strip():
+        raise ctx.error(
+            f"expected a path to a .csv or .jsonl file, got {_type_name(value)} {_short(value)}",
+            line,
+            None,
+            "vars_file",
+        )
+    file = Path(value) if os.path.isabs(value) else ctx.path.parent / value
+    suffix = file.suffix.lower()
+    if suffix not in (".csv", ".jsonl", ".ndjson"):
+        raise ctx.error(
+            f"{value!r}: unsupported file type {suffix or '(none)'}; use .csv or .jsonl",
+            line,
+            None,
+            "vars_file",
+        )
+    try:
+        text = file.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise ctx.error(
+            f"cannot read {value!r}: {exc.strerror or exc}", line, None, "vars_file"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ctx.error(
+            f"{value!r} is not UTF-8 text: {exc.reason} at byte {exc.start}",
+            line,
+            None,
+            "vars_file",
+        ) from None
+    reader = _csv_rows if suffix == ".csv" else _jsonl_rows
+    try:
+        return value, reader(text)
+    except _RowError as exc:
+        raise ctx.error(f"{value!r}: {exc}", line, None, "vars_file") from None
+
+
+class _RowError(ValueError):
+    """A bad row in a vars_file; the caller adds the suite path and line."""
+
+
+def _csv_rows(text: str) -> list[dict[str, Any]]:
+    try:
+        table = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise _RowError(f"invalid CSV: {exc}") from None
+    table = [row for row in table if row]  # blank lines
+    if not table:
+        raise _RowError("empty CSV; the first row must name the variables")
+    header = table[0]
+    for name in header:
+        if not name.strip():
+            raise _RowError(f"header row has an empty column name: {header!r}")
+    dupes = sorted({n for n in header if header.count(n) > 1})
+    if dupes:
+        raise _RowError(f"header row repeats column(s) {', '.join(dupes)}")
+    rows: list[dict[str, Any]] = []
+    for n, row in enumerate(table[1:], start=1):
+        if len(row) != len(header):
+            raise _RowError(f"row {n} has {len(row)} fields, the header has {len(header)}")
+        rows.append(dict(zip(header, row, strict=True)))
+    return rows
+
+
+def _jsonl_rows(text: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw)
+        except ValueError as exc:
+            raise _RowError(f"line {lineno}: invalid JSON: {exc}") from None
+        if not isinstance(row, dict):
+            raise _RowError(f"line {lineno}: expected a JSON object of vars, got {_type_name(row)}")
+        rows.append(row)
+    return rows
+
+
+def _row_cases(ctx: _Loading, data: _LineDict, shared: _Shared) -> list[Case]:
+    if "vars_file" not in data:
+        return []
+    name, rows = _read_rows(ctx, data)
+    line = _key_line(data, "vars_file", data.line)
+    d = shared.defaults
+    cases: list[Case] = []
+    for n, row in enumerate(rows, start=1):
+        raw_id = row.pop("id", None)
+        case_id = f"row-{n}" if raw_id in (None, "") else str(raw_id)
+        if not _ID_RE.fullmatch(case_id):
+            raise ctx.error(
+                f"{name!r} row {n}: id must match [A-Za-z0-9_.-]+, got {_short(raw_id)}",
+                line,
+                None,
+                "vars_file",
+            )
+        w = _Where(line, case_id, note=f" ({name} row {n})")
+        variables = {**shared.vars, **row}
+        messages = _render(ctx, shared.templates, variables, w)
+        cases.append(
+            Case(
+                id=case_id,
+                vars=variables,
+                messages=messages,
+                checks=list(shared.checks),
+                repeat=d.repeat,
+                threshold=d.threshold,
+                params=dict(d.params),
+                mock_response=d.mock_response,
+                line=line or 0,
+                row=n,
+            )
+        )
+    return cases
+
+
+def _refuse_duplicate_ids(ctx: _Loading, cases: list[Case]) -> None:
+    seen: dict[str, Case] = {}
+    for case in cases:
+        if case.id in seen:
+            first = seen[case.id]
+            where = f"row {first.row} of vars_file" if first.row else f"line {first.line}"
+            this = f" (vars_file row {case.row})" if case.row else ""
+            raise ctx.error(
+                f"duplicate case id{this}; first used at {where}",
+                case.line or None,
+                case.id,
+                "id",
+            )
+        seen[case.id] = case
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def _read_text(path: Path, where: str) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SuiteError(f"cannot read suite file: {exc.strerror or exc}", path=where) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SuiteError(
+            f"not UTF-8 text: {exc.reason} at byte {exc.start}", path=where, line=line
+        ) from None
+
+
+def _parse_yaml(text: str, where: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
+        raise SuiteError(f"invalid YAML: {problem}", path=where, line=line) from None
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise SuiteError(f"invalid YAML: {exc.reason}", path=where, line=line) from None
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"invalid YAML: {exc}", path=where) from None
+    except RecursionError:
+        raise SuiteError("invalid YAML: nesting too deep", path=where) from None
+    except Exception as exc:  # the loader's contract: a SuiteError, never a traceback
+        raise SuiteError(f"invalid YAML: {type(exc).__name__}: {exc}", path=where) from None
+
+
+def load_suite(path: str | os.PathLike[str]) -> Suite:
+    """Load, validate and render a suite file.
+
+    Every case is rendered here, so a template error or an undefined variable fails when
+    the file is collected.
+
+    Args:
+        path: the suite file; a relative ``vars_file`` is resolved against its folder.
+
+    Returns:
+        The ``Suite``, with cases in file order (inline cases, then ``vars_file`` rows).
+
+    Raises:
+        SuiteError: anything wrong with the file; the message starts with ``path`` and
+            names the line, case and field when known.
+    """
+    file = Path(path)
+    where = os.fspath(path)
+    text = _read_text(file, where)
+    data = _parse_yaml(text, where)
+    ctx = _Loading(file, where)
+    try:
+        top = _top_level(ctx, data)
+        shared = _shared(ctx, top)
+        cases = _inline_cases(ctx, top, shared) + _row_cases(ctx, top, shared)
+        if not cases:
+            raise ctx.error(
+                "no cases: 'cases' is empty and the vars_file has no rows",
+                _key_line(top, "vars_file", top.line),
+                None,
+                "vars_file",
+            )
+        _refuse_duplicate_ids(ctx, cases)
+        models = None
+        if top.get("models") is not None:
+            at = _key_line(top, "models", top.line)
+            models = _string_list(ctx, top["models"], _Where(at), "models", at, _ANY_RE)
+    except RecursionError:
+        raise SuiteError("structure nested too deeply", path=where) from None
+    return Suite(
+        path=file,
+        description=top.get("description"),
+        models=models,
+        cases=cases,
+        prompt=shared.templates.prompt_source,
+        message_templates=shared.templates.message_sources,
+        source_text_lines=tuple(text.splitlines()),
+    )
+
+
+def dump_suite(suite: Suite) -> dict[str, Any]:
+    """The suite back in the YAML shape, every case explicit.
+
+    Vars are the merged ones, checks the full list (suite-level ones included), and
+    ``vars_file`` rows become inline cases, so ``load_suite`` of the dumped data gives an
+    equal ``Suite`` (lines aside).
+    """
+    out: dict[str, Any] = {}
+    if suite.description is not None:
+        out["description"] = suite.description
+    if suite.models is not None:
+        out["models"] = list(suite.models)
+    if suite.prompt is not None:
+        out["prompt"] = suite.prompt
+    else:
+        out["messages"] = [dict(m) for m in suite.message_templates or []]
+    out["cases"] = [_dump_case(c) for c in suite.cases]
+    return out
+
+
+def _dump_case(case: Case) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": case.id, "vars": dict(case.vars)}
+    if case.checks:
+        data["assert"] = list(case.checks)
+    data["repeat"] = case.repeat
+    data["threshold"] = case.threshold
+    if case.params:
+        data["params"] = dict(case.params)
+    if case.mock_response is not None:
+        data["mock_response"] = case.mock_response
+    if case.models is not None:
+        data["models"] = list(case.models)
+    if case.tags:
+        data["tags"] = list(case.tags)
+    return data

@@ -1,0 +1,163 @@
+"""Command-line and ini options, resolved once into a frozen ``Settings``.
+
+Precedence: command line, then ini, then default. Bad values raise ``pytest.UsageError``
+naming the option and what would be valid. Raw option values stay plain strings and
+numbers, because pytest-xdist ships them to the workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+__all__ = ["Settings", "add_options", "resolve_settings"]
+
+DEFAULT_SUITE_GLOB = "suites/**/*.yaml suites/**/*.yml"
+DEFAULT_NETWORK_CONCURRENCY = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every option the plugin reads, validated."""
+
+    models: tuple[str, ...]
+    """Models selected on the command line or in ini; empty means "the suite's own"."""
+    config_path: Path | None
+    report_dir: Path
+    repeat: int | None
+    min_pass_rate: float | None
+    max_concurrency: int
+    offline: bool
+    suite_globs: tuple[str, ...]
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the ``harness`` option group and ini keys."""
+    group = parser.getgroup("harness", "LLM testing with harness")
+    group.addoption(
+        "--harness-models",
+        default=None,
+        metavar="MODELS",
+        help="comma-separated aliases or provider/model strings to run (ini: harness_models)",
+    )
+    group.addoption(
+        "--harness-config",
+        default=None,
+        metavar="PATH",
+        help="config file (default: harness.toml, else [tool.harness] in pyproject.toml)",
+    )
+    group.addoption(
+        "--harness-report-dir",
+        default=None,
+        metavar="DIR",
+        help="where results.jsonl and the reports go (ini: harness_report_dir; default reports/)",
+    )
+    group.addoption(
+        "--harness-repeat",
+        default=None,
+        metavar="N",
+        help="run every suite case and repeat-marked test N times (overrides the files)",
+    )
+    group.addoption(
+        "--harness-min-pass-rate",
+        default=None,
+        metavar="RATE",
+        help="fail the session when the overall or any model's pass rate is below RATE (0..1)",
+    )
+    group.addoption(
+        "--harness-max-concurrency",
+        default=None,
+        metavar="N",
+        help="calls in flight per network model without a limit of its own "
+        f"(default {DEFAULT_NETWORK_CONCURRENCY})",
+    )
+    group.addoption(
+        "--harness-offline",
+        action="store_true",
+        default=None,
+        help="refuse any call that would use the network (ini: harness_offline)",
+    )
+    parser.addini("harness_models", "default models (comma-separated)", default="")
+    parser.addini("harness_report_dir", "report directory", default="reports")
+    parser.addini(
+        "harness_suite_glob",
+        "glob(s) of YAML suite files, space-separated",
+        default=DEFAULT_SUITE_GLOB,
+    )
+    parser.addini("harness_offline", "refuse network calls", type="bool", default=False)
+    parser.addini("harness_min_pass_rate", "session pass-rate gate (0..1)", default="")
+    parser.addini("harness_max_concurrency", "calls in flight per network model", default="")
+
+
+def _option(config: pytest.Config, name: str, ini: str | None = None) -> str | None:
+    value = config.getoption(name)
+    if value is not None:
+        return str(value)
+    if ini is not None:
+        raw = config.getini(ini)
+        if raw not in ("", None):
+            return str(raw)
+    return None
+
+
+def _int(value: str | None, flag: str, minimum: int) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = minimum - 1
+    if number < minimum:
+        raise pytest.UsageError(f"{flag}: expected an integer >= {minimum}, got {value!r}")
+    return number
+
+
+def resolve_settings(config: pytest.Config) -> Settings:
+    """Read and validate every option once."""
+    models_raw = _option(config, "harness_models", "harness_models") or ""
+    models = tuple(m.strip() for m in models_raw.split(",") if m.strip())
+    rate_raw = _option(config, "harness_min_pass_rate", "harness_min_pass_rate")
+    min_pass_rate = None
+    if rate_raw is not None:
+        try:
+            min_pass_rate = float(rate_raw)
+        except ValueError:
+            min_pass_rate = -1.0
+        if not 0.0 <= min_pass_rate <= 1.0:
+            raise pytest.UsageError(
+                "--harness-min-pass-rate: expected a number from 0 to 1 (e.g. 0.9), "
+                f"got {rate_raw!r}"
+            )
+    config_raw = _option(config, "harness_config")
+    config_path = None
+    if config_raw is not None:
+        config_path = Path(config_raw)
+        if not config_path.is_absolute():
+            config_path = Path(config.invocation_params.dir) / config_path
+        if not config_path.is_file():
+            raise pytest.UsageError(f"--harness-config: no such file: {config_raw}")
+    report_dir = Path(_option(config, "harness_report_dir", "harness_report_dir") or "reports")
+    if not report_dir.is_absolute():
+        report_dir = config.rootpath / report_dir
+    offline_flag = config.getoption("harness_offline")
+    offline = (
+        bool(offline_flag) if offline_flag is not None else bool(config.getini("harness_offline"))
+    )
+    globs = tuple(str(config.getini("harness_suite_glob") or DEFAULT_SUITE_GLOB).split())
+    return Settings(
+        models=models,
+        config_path=config_path,
+        report_dir=report_dir,
+        repeat=_int(_option(config, "harness_repeat"), "--harness-repeat", 1),
+        min_pass_rate=min_pass_rate,
+        max_concurrency=_int(
+            _option(config, "harness_max_concurrency", "harness_max_concurrency"),
+            "--harness-max-concurrency",
+            1,
+        )
+        or DEFAULT_NETWORK_CONCURRENCY,
+        offline=offline,
+        suite_globs=globs,
+    )

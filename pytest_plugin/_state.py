@@ -1,0 +1,67 @@
+"""Per-session state, kept under a ``StashKey`` (never as ``config._something``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pytest_plugin._settings import Settings
+
+if TYPE_CHECKING:
+    from harness import Harness
+    from harness.config import HarnessConfig
+    from pytest_plugin._prefetch import Prefetcher
+
+__all__ = ["State", "state_key", "get_state"]
+
+
+@dataclass
+class State:
+    """What the plugin keeps for one pytest session (in each process)."""
+
+    settings: Settings
+    config: pytest.Config
+    _harness: Harness | None = None
+    _prefetcher: Prefetcher | None = None
+    markers: set[str] = field(default_factory=set)
+
+    @property
+    def harness(self) -> Harness:
+        """The session's ``Harness``, configured from the options (made on first use)."""
+        if self._harness is None:
+            from harness import Harness, load_config
+
+            s = self.settings
+            config = load_config(s.config_path) if s.config_path else _find_config(self.config)
+            self._harness = Harness(config, max_concurrency=s.max_concurrency, offline=s.offline)
+        return self._harness
+
+    @property
+    def prefetcher(self) -> Prefetcher:
+        """Starts suite calls ahead of the items that check them."""
+        if self._prefetcher is None:
+            from pytest_plugin._prefetch import Prefetcher
+
+            self._prefetcher = Prefetcher(self)
+        return self._prefetcher
+
+
+def _find_config(config: pytest.Config) -> HarnessConfig:
+    from harness.config import HarnessConfig, find_config_file, load_config
+
+    for where in (Path(config.invocation_params.dir), config.rootpath):
+        found = find_config_file(where)
+        if found is not None:
+            return load_config(found)
+    return HarnessConfig()
+
+
+state_key = pytest.StashKey[State]()
+
+
+def get_state(config: pytest.Config) -> State:
+    """The session state (the plugin is registered, so it exists)."""
+    return config.stash[state_key]

@@ -1,0 +1,203 @@
+"""YAML suites collected as pytest items: one item per (case, model).
+
+``SuiteFile`` loads a suite with ``harness.suites.load_suite``; a broken file fails
+collection with the loader's one-line message (file, line, case, field), never a
+traceback. ``SuiteItem`` takes its answers from the prefetcher, runs the case's checks on
+each repeat, records every answer, and passes when the pass rate meets the threshold.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_plugin._state import get_state
+
+__all__ = ["SuiteFile", "SuiteItem", "matches_suite_glob"]
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    out = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out += "(?:.*/)?"
+            i += 3
+        elif pattern.startswith("**", i):
+            out += ".*"
+            i += 2
+        elif pattern[i] == "*":
+            out += "[^/]*"
+            i += 1
+        elif pattern[i] == "?":
+            out += "[^/]"
+            i += 1
+        else:
+            out += re.escape(pattern[i])
+            i += 1
+    return re.compile(out + r"\Z")
+
+
+def matches_suite_glob(path: Path, root: Path, globs: tuple[str, ...]) -> bool:
+    """Whether ``path`` (relative to ``root``) matches one of the suite globs."""
+    try:
+        rel = path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        rel = path.as_posix()
+    return any(_glob_regex(g).match(rel) for g in globs)
+
+
+class SuiteCaseFailed(Exception):
+    """A suite item whose pass rate fell below its threshold; the message says why."""
+
+
+class SuiteFile(pytest.File):
+    """A YAML suite file."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        """One item per (case, model) for the selected models."""
+        from harness.errors import ConfigError
+        from harness.suites import SuiteError, load_suite
+
+        state = get_state(self.config)
+        try:
+            suite = load_suite(self.path)
+        except SuiteError as exc:
+            raise self.CollectError(str(exc)) from None
+        models = list(state.settings.models) or list(suite.models or [])
+        if not models:
+            raise self.CollectError(
+                f"{self._rel()}: no models to run: add 'models: [...]' to the suite "
+                "or pass --harness-models"
+            )
+        for model in models:
+            try:
+                state.harness.resolve(model)
+            except ConfigError as exc:
+                raise self.CollectError(f"{self._rel()}: {exc.message}") from None
+        for case in suite.cases:
+            for model in models:
+                if case.models and model not in case.models:
+                    continue
+                item = SuiteItem.from_parent(
+                    self, name=f"{case.id}[{model}]", suite=suite, case=case, model=model
+                )
+                for tag in case.tags:
+                    if tag not in state.markers:
+                        state.markers.add(tag)
+                        self.config.addinivalue_line("markers", f"{tag}: suite tag")
+                    item.add_marker(tag)
+                yield item
+
+    def _rel(self) -> str:
+        try:
+            return self.path.relative_to(self.config.rootpath).as_posix()
+        except ValueError:
+            return str(self.path)
+
+
+class SuiteItem(pytest.Item):
+    """One suite case against one model, with repeats."""
+
+    def __init__(self, *, suite: Any, case: Any, model: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.suite = suite
+        self.case = case
+        self.model = model
+        settings = get_state(self.config).settings
+        self.repeat: int = settings.repeat or case.repeat
+        self.threshold: float = case.threshold
+        self.harness_records: list[dict[str, Any]] = []
+        self.harness_item: dict[str, Any] | None = None
+
+    def requests(self) -> list[tuple[str, list[dict[str, Any]], dict[str, Any]]]:
+        """The calls this item needs, one per repeat: ``(model, messages, params)``."""
+        state = get_state(self.config)
+        params = dict(self.case.params)
+        if self.case.mock_response is not None:
+            spec = state.harness.resolve(self.model)
+            if spec.family in ("echo", "mock"):
+                params["mock_response"] = self.case.mock_response
+        return [(self.model, self.case.messages, params) for _ in range(self.repeat)]
+
+    def runtest(self) -> None:
+        """Check every repeat's answer and compare the pass rate with the threshold."""
+        from harness.checks import CheckContext, run_checks
+        from harness.results import make_record, wilson_interval
+
+        state = get_state(self.config)
+        results = state.prefetcher.results(self)
+        spec = state.harness.resolve(self.model)
+        passes = 0
+        failures: list[str] = []
+        for r, result in enumerate(results):
+            ctx = CheckContext.from_result(
+                result, vars=self.case.vars, messages=self.case.messages, harness=state.harness
+            )
+            checks = [] if isinstance(result, BaseException) else run_checks(self.case.checks, ctx)
+            ok = not isinstance(result, BaseException) and all(c.passed for c in checks)
+            passes += ok
+            self.harness_records.append(
+                make_record(
+                    test_id=self.nodeid,
+                    model=self.model,
+                    resolved_model=spec.full_name,
+                    result=result,
+                    checks=checks,
+                    passed=ok,
+                    repeat=r,
+                    suite=self.parent.nodeid if self.parent else None,
+                    case_id=self.case.id,
+                    vars=self.case.vars,
+                    messages=self.case.messages,
+                    shape="suite",
+                )
+            )
+            if not ok:
+                failures.append(_describe_failure(r, result, checks, len(results)))
+        n = len(results)
+        rate = passes / n if n else 0.0
+        lo, hi = wilson_interval(passes, n)
+        self.harness_item = {
+            "model": self.model,
+            "repeats": n,
+            "passes": passes,
+            "pass_rate": rate,
+            "threshold": self.threshold,
+            "ci95": [lo, hi],
+        }
+        if rate < self.threshold:
+            head = (
+                f"{self.case.id} [{self.model}]: {passes}/{n} repeats passed "
+                f"({rate:.0%}; needs {self.threshold:.0%})"
+                if n > 1
+                else f"{self.case.id} [{self.model}] failed"
+            )
+            raise SuiteCaseFailed("\n".join([head, *failures]))
+
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str:
+        """The check details and output, not a traceback from the plugin."""
+        if isinstance(excinfo.value, SuiteCaseFailed):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo, style=style))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        """Where the case is: file and line."""
+        return self.path, max(self.case.line - 1, 0), f"{self.case.id}[{self.model}]"
+
+
+def _describe_failure(repeat: int, result: Any, checks: list[Any], n: int) -> str:
+    where = f"  repeat {repeat + 1}/{n}: " if n > 1 else "  "
+    if isinstance(result, BaseException):
+        return f"{where}the call failed: {type(result).__name__}: {result}"
+    lines = [f"{where}{c.name}: {c.detail}" for c in checks if not c.passed]
+    output = result.content or ""
+    shown = output if len(output) <= 300 else output[:297] + "..."
+    lines.append(f"    output: {shown!r}")
+    return "\n".join(lines)

@@ -1,0 +1,192 @@
+"""The pytest11 entry module (``-p no:harness`` disables it).
+
+Hooks only; the work lives in private modules: ``_settings`` (options), ``_suite`` (YAML
+suites as items), ``_prefetch`` (concurrent calls ahead of the items), ``_fixtures``
+(``harness``, ``model``, ``batch``, ``race``, ``all_responses``) and ``_collector``
+(results stream, summary and gate, on the controller only).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_plugin._collector import ResultsCollector
+from pytest_plugin._fixtures import (
+    _selected_models,
+    all_responses,
+    batch,
+    harness,
+    model,
+    race,
+    records_key,
+)
+from pytest_plugin._settings import add_options, resolve_settings
+from pytest_plugin._state import State, get_state, state_key
+from pytest_plugin._suite import SuiteFile, matches_suite_glob
+
+__all__ = ["all_responses", "batch", "harness", "model", "race"]
+
+_collector_key = pytest.StashKey[ResultsCollector]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register the options and ini keys."""
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Resolve the options, load the config, register markers and the collector."""
+    from harness.errors import ConfigError
+
+    config.addinivalue_line(
+        "markers",
+        "models(*names, replace=False): run this test with these models "
+        "(narrows the selected models; replace=True ignores the selection)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "repeat(n, threshold=1.0): run the test n times; it passes when the pass rate "
+        "reaches threshold",
+    )
+    config.addinivalue_line(
+        "markers", "harness(**params): call parameters for this test's harness fixtures"
+    )
+    settings = resolve_settings(config)
+    state = State(settings=settings, config=config)
+    try:
+        state.harness.config  # noqa: B018 - load the config file now, to fail early
+    except ConfigError as exc:
+        raise pytest.UsageError(f"harness config: {exc.message}") from None
+    config.stash[state_key] = state
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+        collector = ResultsCollector(config, settings)
+        config.stash[_collector_key] = collector
+        config.pluginmanager.register(collector, "harness-collector")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Unregister the collector."""
+    collector = config.stash.get(_collector_key, None)
+    if collector is not None:
+        del config.stash[_collector_key]
+        config.pluginmanager.unregister(collector)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """YAML files matching ``harness_suite_glob`` become suites."""
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    settings = get_state(parent.config).settings
+    if not matches_suite_glob(file_path, parent.config.rootpath, settings.suite_globs):
+        return None
+    result: pytest.Collector = SuiteFile.from_parent(parent, path=file_path)
+    return result
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise tests that ask for ``model`` over the selected models."""
+    if "model" not in metafunc.fixturenames:
+        return
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        names = marker.args[0] if marker.args else marker.kwargs.get("argnames", "")
+        if "model" in (names.replace(" ", "").split(",") if isinstance(names, str) else names):
+            return  # the test parametrises model itself
+    settings = get_state(metafunc.config).settings
+    models = _selected_models(metafunc.definition, settings.models)
+    if not models:
+        skip = pytest.mark.skip(
+            reason="no models selected: pass --harness-models, set harness_models, "
+            "or use @pytest.mark.models(...)"
+        )
+        metafunc.parametrize(
+            "model", [pytest.param(None, marks=skip)], ids=["no-model"], indirect=True
+        )
+        return
+    metafunc.parametrize("model", models, ids=models, indirect=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run ``@pytest.mark.repeat(n, threshold=...)`` tests n times and judge the pass rate."""
+    marker = pyfuncitem.get_closest_marker("repeat")
+    if marker is None or inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    settings = get_state(pyfuncitem.config).settings
+    n = settings.repeat or int(marker.args[0] if marker.args else marker.kwargs.get("n", 1))
+    threshold = float(
+        marker.kwargs.get("threshold", marker.args[1] if len(marker.args) > 1 else 1.0)
+    )
+    if n < 1 or not 0 <= threshold <= 1:
+        raise pytest.UsageError(
+            f"{pyfuncitem.nodeid}: @pytest.mark.repeat needs n >= 1 and 0 <= threshold <= 1"
+        )
+    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    passes = 0
+    last_failure: BaseException | None = None
+    for _ in range(n):
+        try:
+            pyfuncitem.obj(**kwargs)
+        except (AssertionError, Exception) as exc:  # noqa: B014 - a failed repeat
+            last_failure = exc
+        else:
+            passes += 1
+    from harness.results import wilson_interval
+
+    rate = passes / n
+    lo, hi = wilson_interval(passes, n)
+    pyfuncitem.stash[_repeat_key] = {
+        "repeats": n,
+        "passes": passes,
+        "pass_rate": rate,
+        "threshold": threshold,
+        "ci95": [lo, hi],
+    }
+    if rate < threshold:
+        __tracebackhide__ = True
+        raise AssertionError(
+            f"{passes}/{n} repeats passed ({rate:.0%}; needs {threshold:.0%}); "
+            f"last failure: {type(last_failure).__name__}: {last_failure}"
+        ) from last_failure
+    return True
+
+
+_repeat_key = pytest.StashKey[dict[str, Any]]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Attach this test's records to its report, as plain data that survives xdist."""
+    report = yield
+    if report.when != "call" and not (report.when == "setup" and report.failed):
+        return report
+    records = list(getattr(item, "harness_records", None) or item.stash.get(records_key, []))
+    if not records:
+        return report
+    for record in records:
+        if record.pop("from_test", False):
+            record["passed"] = report.passed and not record.get("error")
+    report.harness_records = records  # type: ignore[attr-defined]
+    summary = getattr(item, "harness_item", None) or item.stash.get(_repeat_key, None)
+    if summary is None:
+        models = {r["model"] for r in records}
+        summary = {"model": records[0]["model"] if len(models) == 1 else "(several)"}
+    report.harness_item = summary  # type: ignore[attr-defined]
+    return report
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    """One line naming the selected models and the mode."""
+    state = config.stash.get(state_key, None)
+    if state is None:
+        return None
+    s = state.settings
+    models = ", ".join(s.models) if s.models else "from each suite"
+    mode = " (offline)" if s.offline else ""
+    return [f"harness: models: {models}{mode}; reports: {s.report_dir}"]

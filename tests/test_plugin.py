@@ -1,0 +1,354 @@
+"""The pytest plugin, driven through pytester: options, suites, fixtures, markers, gates."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+CONFIG = """
+[tool.pytest.ini_options]
+asyncio_default_fixture_loop_scope = "function"
+addopts = "-p no:hypothesispytest"
+filterwarnings = ["ignore::pytest.PytestAssertRewriteWarning"]
+
+[tool.harness.models.good]
+model = "mock/good"
+
+[tool.harness.models.parrot]
+model = "echo/parrot"
+
+[tool.harness.models.flaky]
+model = "mock/flaky"
+responses = ["star", "nope", "star"]
+"""
+
+SUITE = """
+description: demo
+models: [good, parrot]
+prompt: "Tell me about {{ thing }}"
+cases:
+  - id: sun
+    vars: { thing: the sun }
+    assert:
+      - icontains: star
+    mock_response: "The sun is a star."
+  - id: moon
+    vars: { thing: the moon }
+    assert:
+      - icontains: rock
+    mock_response: "The moon is a big rock."
+    tags: [smoke]
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyprojecttoml(CONFIG)
+    (pytester.path / "suites").mkdir()
+    (pytester.path / "suites" / "demo.yaml").write_text(SUITE)
+    return pytester
+
+
+def records(pytester: pytest.Pytester) -> list[dict]:
+    lines = (pytester.path / "reports" / "results.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_suite_cases_become_items_per_model(project):
+    result = project.runpytest("--co", "-q", "suites")
+    result.stdout.fnmatch_lines([
+        "suites/demo.yaml::sun[[]good[]]",
+        "suites/demo.yaml::sun[[]parrot[]]",
+        "suites/demo.yaml::moon[[]good[]]",
+        "suites/demo.yaml::moon[[]parrot[]]",
+    ])
+    assert result.ret == 0
+
+
+def test_suite_run_checks_answers_and_records_them(project):
+    result = project.runpytest("suites")
+    result.assert_outcomes(passed=2, failed=2)  # the parrot echoes the prompt
+    result.stdout.fnmatch_lines([
+        "*sun [[]parrot[]] failed*",
+        "*icontains: *star*",
+        "*output: 'Tell me about the sun'*",
+    ])
+    recs = [r for r in records(project) if r["kind"] == "result"]
+    assert len(recs) == 4
+    good_sun = next(r for r in recs if r["test_id"].endswith("sun[good]"))
+    assert good_sun["passed"] is True
+    assert good_sun["response"]["choices"][0]["message"]["content"] == "The sun is a star."
+    assert good_sun["checks"][0]["name"] == "icontains" and good_sun["case_id"] == "sun"
+    assert records(project)[0]["kind"] == "run"
+
+
+def test_terminal_summary_has_a_row_per_model_and_names_the_file(project):
+    result = project.runpytest("suites")
+    result.stdout.fnmatch_lines([
+        "*harness summary*",
+        "*model*items*passed*failed*errors*pass rate*",
+        "good*2*2*0*0*100%*",
+        "parrot*2*0*2*0*0%*",
+        "results: *results.jsonl",
+    ])
+
+
+def test_models_option_overrides_the_suite(project):
+    result = project.runpytest("--co", "-q", "suites", "--harness-models", "good")
+    result.stdout.fnmatch_lines(["suites/demo.yaml::sun[[]good[]]", "suites/demo.yaml::moon[[]good[]]"])
+    assert "parrot" not in result.stdout.str()
+
+
+def test_k_and_m_select_suite_items(project):
+    result = project.runpytest("suites", "-k", "moon and good")
+    result.assert_outcomes(passed=1)
+    result = project.runpytest("suites", "-m", "smoke")
+    result.assert_outcomes(passed=1, failed=1)
+
+
+def test_repeat_and_threshold_judge_the_pass_rate(project):
+    (project.path / "suites" / "flaky.yaml").write_text(textwrap.dedent("""
+        models: [flaky]
+        prompt: "Sun?"
+        cases:
+          - id: lenient
+            repeat: 3
+            threshold: 0.6
+            assert: [{ contains: star }]
+          - id: strict
+            repeat: 3
+            threshold: 0.9
+            assert: [{ contains: star }]
+    """))
+    result = project.runpytest("suites/flaky.yaml")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*strict [[]flaky[]]: 2/3 repeats passed (67%; needs 90%)*"])
+    item_recs = [r for r in records(project) if r.get("case_id") == "strict"]
+    assert [r["repeat"] for r in item_recs] == [0, 1, 2]
+
+
+def test_a_broken_suite_fails_collection_with_file_and_line(project):
+    (project.path / "suites" / "broken.yaml").write_text(
+        "models: [good]\nprompt: hi\ncases:\n  - id: a\n    assert:\n      - contans: x\n"
+    )
+    result = project.runpytest("suites/broken.yaml")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*suites/broken.yaml:*contans*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_an_unknown_model_fails_collection_before_any_call(project):
+    result = project.runpytest("suites", "--harness-models", "nope/model")
+    result.stdout.fnmatch_lines(["*suites/demo.yaml: unknown provider 'nope'*"])
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_offline_mode_refuses_network_models(project):
+    result = project.runpytest("suites", "--harness-offline", "--harness-models", "openai/gpt-4o-mini")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*offline mode: model 'openai/gpt-4o-mini'*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--harness-repeat", "0"], "--harness-repeat: expected an integer >= 1, got '0'"),
+        (["--harness-min-pass-rate", "90"], "--harness-min-pass-rate: expected a number from 0 to 1*"),
+        (["--harness-max-concurrency", "x"], "--harness-max-concurrency: expected an integer >= 1*"),
+        (["--harness-config", "missing.toml"], "--harness-config: no such file: missing.toml"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(project, args, message):
+    result = project.runpytest("suites", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{message}*"])
+
+
+def test_ini_sets_models_and_command_line_wins(project):
+    project.makepyprojecttoml(CONFIG.replace("[tool.pytest.ini_options]", '[tool.pytest.ini_options]\nharness_models = "parrot"'))
+    result = project.runpytest("--co", "-q", "suites")
+    assert "sun[parrot]" in result.stdout.str() and "sun[good]" not in result.stdout.str()
+    result = project.runpytest("--co", "-q", "suites", "--harness-models", "good")
+    assert "sun[good]" in result.stdout.str() and "sun[parrot]" not in result.stdout.str()
+
+
+def test_min_pass_rate_gate_fails_the_session(project):
+    result = project.runpytest("suites", "-k", "good", "--harness-min-pass-rate", "0.9")
+    assert result.ret == 0
+    result = project.runpytest("suites", "--harness-min-pass-rate", "0.9")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*pass rate below --harness-min-pass-rate 90%: overall 50.0%, parrot 0.0%*"])
+
+
+def test_plugin_can_be_disabled(project):
+    result = project.runpytest("-p", "no:harness", "suites")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_junitxml_includes_suite_items(project):
+    result = project.runpytest("suites", "--junitxml=out.xml")
+    xml = (project.path / "out.xml").read_text()
+    assert 'name="sun[good]"' in xml and "<failure" in xml
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_model_fixture_parametrises_and_markers_narrow(project):
+    project.makepyfile(test_models="""
+        import pytest
+
+        def test_each(model):
+            assert model in ("good", "parrot")
+
+        @pytest.mark.models("parrot")
+        def test_narrowed(model):
+            assert model == "parrot"
+
+        @pytest.mark.models("flaky", replace=True)
+        def test_replaced(model):
+            assert model == "flaky"
+    """)
+    result = project.runpytest("test_models.py", "-v", "--harness-models", "good,parrot")
+    result.stdout.fnmatch_lines([
+        "*test_each[[]good[]] PASSED*",
+        "*test_each[[]parrot[]] PASSED*",
+        "*test_narrowed[[]parrot[]] PASSED*",
+        "*test_replaced[[]flaky[]] PASSED*",
+    ])
+    result.assert_outcomes(passed=4)
+
+
+def test_no_models_selected_skips_with_a_reason(project):
+    project.makepyfile(test_none="def test_x(model):\n    pass\n")
+    result = project.runpytest("test_none.py", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*no models selected*"])
+
+
+def test_shape_fixtures_record_every_answer(project):
+    project.makepyfile(test_shapes="""
+        import pytest
+        from harness import ModelResponse
+
+        Q = [{"role": "user", "content": "hello"}]
+
+        def test_batch(batch, model):
+            results = batch([Q, [{"role": "user", "content": "bye"}]], mock_response="ok")
+            assert [r.content for r in results] == ["ok", "ok"]
+
+        def test_race(race):
+            winner = race(Q, models=["parrot", "good"])
+            assert isinstance(winner, ModelResponse)
+
+        def test_all(all_responses):
+            results = all_responses(Q, models=["good", "parrot"])
+            assert [r.content for r in results] == ["hello", "hello"]
+
+        @pytest.mark.harness(mock_response="from the marker")
+        def test_marker_params(batch):
+            [r] = batch([Q], model="good")
+            assert r.content == "from the marker"
+
+        def test_failing(batch):
+            [r] = batch([Q], model="parrot")
+            assert r.content == "something else"
+    """)
+    result = project.runpytest("test_shapes.py", "--harness-models", "good")
+    result.assert_outcomes(passed=4, failed=1)
+    recs = [r for r in records(project) if r["kind"] == "result"]
+    by_test = {}
+    for r in recs:
+        by_test.setdefault(r["test_id"].split("::")[1], []).append(r)
+    assert [r["shape"] for r in by_test["test_batch[good]"]] == ["batch", "batch"]
+    assert by_test["test_race"][0]["race"]["winner"] in ("parrot", "good")
+    assert [r["model"] for r in by_test["test_all"]] == ["good", "parrot"]
+    assert by_test["test_failing"][0]["passed"] is False
+    assert all(r["passed"] for r in by_test["test_batch[good]"])
+
+
+def test_failing_check_in_python_fails_like_an_assert_with_the_output(project):
+    project.makepyfile(test_checks="""
+        from harness import checks
+
+        def test_it(batch):
+            [r] = batch([[{"role": "user", "content": "the moon is cheese"}]], model="parrot")
+            checks.assert_passes(checks.icontains(r, "rock"))
+    """)
+    result = project.runpytest("test_checks.py")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*icontains*", "*the moon is cheese*"])
+
+
+def test_repeat_marker_judges_python_tests_by_pass_rate(project):
+    project.makepyfile(test_rep="""
+        import itertools
+        import pytest
+
+        counter = itertools.count()
+
+        @pytest.mark.repeat(4, threshold=0.5)
+        def test_half():
+            assert next(counter) % 2 == 0
+
+        other = itertools.count()
+
+        @pytest.mark.repeat(4, threshold=0.75)
+        def test_strict():
+            assert next(other) % 2 == 0
+    """)
+    result = project.runpytest("test_rep.py")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*2/4 repeats passed (50%; needs 75%)*"])
+
+
+def test_suite_calls_are_prefetched_before_the_first_item_runs(project):
+    project.makeconftest("""
+        import pytest
+        from harness.providers import offline
+
+        started = []
+        original = offline.MockProvider.generate
+
+        async def counting(self, call, send):
+            started.append(call.spec.name)
+            return await original(self, call, send)
+
+        offline.MockProvider.generate = counting
+        seen = {}
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_runtest_teardown(item):
+            seen.setdefault("first", len(started))
+
+        def pytest_terminal_summary(terminalreporter):
+            terminalreporter.write_line(f"STARTED-AT-FIRST-ITEM={seen.get('first')} TOTAL={len(started)}")
+    """)
+    cases = "\n".join(
+        f"  - id: c{i}\n    mock_response: ok\n    assert: [{{ contains: ok }}]" for i in range(20)
+    )
+    (project.path / "suites" / "many.yaml").write_text(
+        f"models: [good]\nprompt: hi\ndefaults: {{ repeat: 2 }}\ncases:\n{cases}\n"
+    )
+    result = project.runpytest("suites/many.yaml")
+    result.assert_outcomes(passed=20)
+    result.stdout.fnmatch_lines(["STARTED-AT-FIRST-ITEM=40 TOTAL=40"])
+
+
+def test_xdist_workers_report_to_the_controller_only(project):
+    result = project.runpytest_subprocess("suites", "-n", "2", "-p", "xdist")
+    result.assert_outcomes(passed=2, failed=2)
+    recs = [r for r in records(project) if r["kind"] == "result"]
+    assert sorted(r["test_id"] for r in recs) == sorted([
+        "suites/demo.yaml::sun[good]", "suites/demo.yaml::sun[parrot]",
+        "suites/demo.yaml::moon[good]", "suites/demo.yaml::moon[parrot]",
+    ])
+    result.stdout.fnmatch_lines(["*harness summary*", "good*2*2*"])
+    assert result.stdout.str().count("harness summary") == 1
+
+
+@pytest.mark.parametrize("n", ["0", "2"])
+def test_xdist_modes_give_the_same_results(project, n):
+    result = project.runpytest_subprocess("suites", "-n", n, "-p", "xdist")
+    result.assert_outcomes(passed=2, failed=2)
+    assert len([r for r in records(project) if r["kind"] == "result"]) == 4
