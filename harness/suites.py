@@ -15,6 +15,9 @@ A suite file holds cases; the pytest plugin turns each (case, model) into one te
       - id: sun
         vars: { audience: child, text: "The sun is a star ..." }
         assert: [ { icontains: star } ]
+        repeat: 5                    # also threshold, params, models (narrowing), tags
+        mock_response: "The sun is a star."      # what offline (mock/, echo/) models answer
+        mock_responses: { quick: "A star." }     # per offline model, overriding mock_response
 
 Instead of ``prompt`` a suite may give ``messages``, a list of ``{role, content}`` whose
 contents are templates. Every case is rendered when the file is loaded, so a missing
@@ -77,6 +80,7 @@ CASE_KEYS = (
     "threshold",
     "params",
     "mock_response",
+    "mock_responses",
     "models",
     "tags",
 )
@@ -152,6 +156,8 @@ class Case:
     """Call parameters: ``defaults.params`` overlaid by the case's ``params``."""
     mock_response: Any = None
     """Answer script for offline (``mock/``, ``echo/``) models: a str, a dict or a list."""
+    mock_responses: dict[str, Any] = field(default_factory=dict)
+    """Per-model answer scripts (model name -> answer), overriding ``mock_response``."""
     models: list[str] | None = None
     """Per-case narrowing of the models, or None for the suite's (or the CLI's) models."""
     tags: list[str] = field(default_factory=list)
@@ -160,6 +166,10 @@ class Case:
     ``vars_file:`` (``row`` says which row)."""
     row: int | None = field(default=None, compare=False)
     """The 1-based data row of ``vars_file`` this case came from, else None."""
+
+    def mock_for(self, model: str) -> Any:
+        """The scripted answer an offline ``model`` gives for this case (or None)."""
+        return self.mock_responses.get(model, self.mock_response)
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,24 +297,26 @@ _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
-def _plain(value: Any, memo: dict[int, Any]) -> Any:
-    """Ordinary dicts and lists, keeping shared (aliased) and cyclic parts shared."""
+def _plain(value: Any, memo: dict[int, tuple[Any, Any]]) -> Any:
+    """Ordinary dicts and lists, keeping shared (aliased) and cyclic parts shared.
+
+    ``memo`` maps ``id(original)`` to ``(original, copy)``; holding the original keeps its
+    id from being reused while the memo lives.
+    """
+    if not isinstance(value, dict | list):
+        return value
+    if id(value) in memo:
+        return memo[id(value)][1]
     if isinstance(value, dict):
-        if id(value) in memo:
-            return memo[id(value)]
         out: dict[Any, Any] = {}
-        memo[id(value)] = out
+        memo[id(value)] = (value, out)
         for k, v in value.items():
             out[k] = _plain(v, memo)
         return out
-    if isinstance(value, list):
-        if id(value) in memo:
-            return memo[id(value)]
-        items: list[Any] = []
-        memo[id(value)] = items
-        items.extend(_plain(v, memo) for v in value)
-        return items
-    return value
+    items: list[Any] = []
+    memo[id(value)] = (value, items)
+    items.extend(_plain(v, memo) for v in value)
+    return items
 
 
 # --------------------------------------------------------------------------- loading context
@@ -343,7 +355,7 @@ class _Loading:
     def __init__(self, path: Path, where: str) -> None:
         self.path = path
         self.where = where
-        self.memo: dict[int, Any] = {}
+        self.memo: dict[int, tuple[Any, Any]] = {}
 
     def error(
         self, problem: str, line: int | None, case_id: str | None = None, field: str | None = None
@@ -827,6 +839,17 @@ def _inline_case(ctx: _Loading, item: Any, index: int, line: int | None, shared:
         if "mock_response" in item
         else d.mock_response
     )
+    per_model: dict[str, Any] = {}
+    if "mock_responses" in item:
+        table = _mapping(ctx, item["mock_responses"], w, "mock_responses", at("mock_responses"))
+        for name, answer in table.items():
+            per_model[str(name)] = _mock_response(
+                ctx,
+                answer,
+                w,
+                f"mock_responses.{name}",
+                _key_line(table, name, at("mock_responses")),
+            )
     models = (
         _string_list(ctx, item["models"], w, "models", at("models"), _ANY_RE)
         if item.get("models") is not None
@@ -843,6 +866,7 @@ def _inline_case(ctx: _Loading, item: Any, index: int, line: int | None, shared:
         threshold=threshold,
         params=params,
         mock_response=mock,
+        mock_responses=per_model,
         models=models,
         tags=tags,
         line=line or 0,
@@ -1125,6 +1149,8 @@ def _dump_case(case: Case) -> dict[str, Any]:
         data["params"] = dict(case.params)
     if case.mock_response is not None:
         data["mock_response"] = case.mock_response
+    if case.mock_responses:
+        data["mock_responses"] = dict(case.mock_responses)
     if case.models is not None:
         data["models"] = list(case.models)
     if case.tags:

@@ -9,6 +9,7 @@ each repeat, records every answer, and passes when the pass rate meets the thres
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,9 @@ class SuiteFile(pytest.File):
         from harness.suites import SuiteError, load_suite
 
         state = get_state(self.config)
+        root = str(self.config.rootpath)
+        if root not in sys.path:  # so that ``python: module:function`` checks import
+            sys.path.insert(0, root)
         try:
             suite = load_suite(self.path)
         except SuiteError as exc:
@@ -118,10 +122,9 @@ class SuiteItem(pytest.Item):
         """The calls this item needs, one per repeat: ``(model, messages, params)``."""
         state = get_state(self.config)
         params = dict(self.case.params)
-        if self.case.mock_response is not None:
-            spec = state.harness.resolve(self.model)
-            if spec.family in ("echo", "mock"):
-                params["mock_response"] = self.case.mock_response
+        mock = self.case.mock_for(self.model)
+        if mock is not None and state.harness.resolve(self.model).family in ("echo", "mock"):
+            params["mock_response"] = mock
         return [(self.model, self.case.messages, params) for _ in range(self.repeat)]
 
     def runtest(self) -> None:
@@ -133,7 +136,7 @@ class SuiteItem(pytest.Item):
         results = state.prefetcher.results(self)
         spec = state.harness.resolve(self.model)
         passes = 0
-        failures: list[str] = []
+        failures: dict[str, list[int]] = {}  # description -> the repeats that failed so
         for r, result in enumerate(results):
             ctx = CheckContext.from_result(
                 result, vars=self.case.vars, messages=self.case.messages, harness=state.harness
@@ -158,7 +161,7 @@ class SuiteItem(pytest.Item):
                 )
             )
             if not ok:
-                failures.append(_describe_failure(r, result, checks, len(results)))
+                failures.setdefault(_describe_failure(result, checks), []).append(r + 1)
         n = len(results)
         rate = passes / n if n else 0.0
         lo, hi = wilson_interval(passes, n)
@@ -177,7 +180,12 @@ class SuiteItem(pytest.Item):
                 if n > 1
                 else f"{self.case.id} [{self.model}] failed"
             )
-            raise SuiteCaseFailed("\n".join([head, *failures]))
+            lines = [head]
+            for description, repeats in failures.items():
+                label = "repeat" if len(repeats) == 1 else "repeats"
+                where = f"{label} {_spans(repeats)}: " if n > 1 else ""
+                lines.append(f"  {where}{description}")
+            raise SuiteCaseFailed("\n".join(lines))
 
     def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
@@ -192,12 +200,22 @@ class SuiteItem(pytest.Item):
         return self.path, max(self.case.line - 1, 0), f"{self.case.id}[{self.model}]"
 
 
-def _describe_failure(repeat: int, result: Any, checks: list[Any], n: int) -> str:
-    where = f"  repeat {repeat + 1}/{n}: " if n > 1 else "  "
+def _describe_failure(result: Any, checks: list[Any]) -> str:
     if isinstance(result, BaseException):
-        return f"{where}the call failed: {type(result).__name__}: {result}"
-    lines = [f"{where}{c.name}: {c.detail}" for c in checks if not c.passed]
-    output = result.content or ""
-    shown = output if len(output) <= 300 else output[:297] + "..."
-    lines.append(f"    output: {shown!r}")
-    return "\n".join(lines)
+        return f"the call failed: {type(result).__name__}: {result}"
+    failed = [f"{c.name}: {c.detail}" for c in checks if not c.passed]
+    return "\n    ".join(failed)
+
+
+def _spans(numbers: list[int]) -> str:
+    """``[1, 2, 3, 5]`` -> ``1-3, 5``."""
+    out: list[str] = []
+    start = prev = numbers[0]
+    for x in [*numbers[1:], None]:
+        if x is not None and x == prev + 1:
+            prev = x
+            continue
+        out.append(f"{start}-{prev}" if prev > start else str(start))
+        if x is not None:
+            start = prev = x
+    return ", ".join(out)

@@ -72,8 +72,7 @@ def test_suite_run_checks_answers_and_records_them(project):
     result.assert_outcomes(passed=2, failed=2)  # the parrot echoes the prompt
     result.stdout.fnmatch_lines([
         "*sun [[]parrot[]] failed*",
-        "*icontains: *star*",
-        "*output: 'Tell me about the sun'*",
+        "*icontains: *star*output: 'Tell me about the sun'*",
     ])
     recs = [r for r in records(project) if r["kind"] == "result"]
     assert len(recs) == 4
@@ -352,3 +351,36 @@ def test_xdist_modes_give_the_same_results(project, n):
     result = project.runpytest_subprocess("suites", "-n", n, "-p", "xdist")
     result.assert_outcomes(passed=2, failed=2)
     assert len([r for r in records(project) if r["kind"] == "result"]) == 4
+
+
+def test_python_checks_import_from_the_project_root(project):
+    (project.path / "mychecks.py").write_text(
+        "def short(ctx):\n    return len(ctx.output) < 40\n"
+    )
+    (project.path / "suites" / "custom.yaml").write_text(textwrap.dedent("""
+        models: [good]
+        prompt: hi
+        cases:
+          - id: a
+            mock_response: "short answer"
+            assert: [{ python: "mychecks:short" }]
+    """))
+    result = project.runpytest("suites/custom.yaml")
+    result.assert_outcomes(passed=1)
+
+
+def test_per_model_mock_responses(project):
+    (project.path / "suites" / "per_model.yaml").write_text(textwrap.dedent("""
+        models: [good, flaky]
+        prompt: hi
+        cases:
+          - id: a
+            mock_response: "default answer"
+            mock_responses: { flaky: "special answer" }
+            assert: [{ contains: answer }]
+    """))
+    result = project.runpytest("suites/per_model.yaml")
+    result.assert_outcomes(passed=2)
+    contents = {r["model"]: r["response"]["choices"][0]["message"]["content"]
+                for r in records(project) if r["kind"] == "result"}
+    assert contents == {"good": "default answer", "flaky": "special answer"}
