@@ -41,10 +41,13 @@ def write_project(root: Path, base_url: str, cases: int, models: int) -> list[st
         for n in names
     )
     (root / "harness.toml").write_text(toml)
+    (root / "pytest.ini").write_text(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+    )
     (root / "suites").mkdir()
     lines = [f"models: [{', '.join(names)}]", 'prompt: "Case {{ n }}: say hi"', "cases:"]
     for i in range(cases):
-        lines += [f"  - id: c{i}", f"    vars: {{ n: {i} }}", "    assert: [{ contains: hi }]"]
+        lines += [f"  - id: c{i}", f"    vars: {{ n: {i} }}", "    assert: [{ equals: ok }]"]
     (root / "suites" / "bench.yaml").write_text("\n".join(lines) + "\n")
     return names
 
