@@ -384,3 +384,44 @@ def test_per_model_mock_responses(project):
     contents = {r["model"]: r["response"]["choices"][0]["message"]["content"]
                 for r in records(project) if r["kind"] == "result"}
     assert contents == {"good": "default answer", "flaky": "special answer"}
+
+
+def test_report_dir_option_and_repeat_override(project):
+    result = project.runpytest("suites", "-k", "good", "--harness-report-dir", "out/runs", "--harness-repeat", "3")
+    result.assert_outcomes(passed=2)
+    lines = (project.path / "out" / "runs" / "results.jsonl").read_text().splitlines()
+    recs = [json.loads(line) for line in lines if '"kind": "result"' in line]
+    assert sorted((r["case_id"], r["repeat"]) for r in recs) == [
+        ("moon", 0), ("moon", 1), ("moon", 2), ("sun", 0), ("sun", 1), ("sun", 2)
+    ]
+    assert not (project.path / "reports").exists()
+    result.stdout.fnmatch_lines(["results: *out/runs/results.jsonl"])
+
+
+def test_async_tests_await_the_fixtures(project):
+    project.makepyfile(test_async="""
+        import pytest
+
+        Q = [{"role": "user", "content": "hello"}]
+
+        @pytest.mark.asyncio
+        async def test_batch(batch):
+            [r] = await batch.acall([Q], model="good", mock_response="async ok")
+            assert r.content == "async ok"
+
+        @pytest.mark.asyncio
+        async def test_race_and_all(race, all_responses):
+            winner = await race.acall(Q, models=["good", "parrot"])
+            assert winner.content == "hello"
+            results = await all_responses.acall(Q, models=["parrot", "good"])
+            assert [r.content for r in results] == ["hello", "hello"]
+
+        @pytest.mark.asyncio
+        async def test_sync_call_inside_the_loop(batch):
+            [r] = batch([Q], model="parrot")
+            assert r.content == "hello"
+    """)
+    result = project.runpytest("test_async.py")
+    result.assert_outcomes(passed=3)
+    recs = [r for r in records(project) if r["kind"] == "result"]
+    assert {r["shape"] for r in recs} == {"batch", "race", "all"}
