@@ -6,8 +6,8 @@ cost, attempts). Records are JSON-able so they survive pytest-xdist and land in
 ``results.jsonl`` as they arrive, one line each; ``read_jsonl`` reads them back, tolerating a
 torn last line after a crash.
 
-``aggregate`` turns records into per-model summaries: pass rate with its Wilson 95%
-interval, failures, errors, p50/p95 latency, tokens and cost.
+``wilson_interval`` and ``percentile`` are the statistics the summaries use
+(``harness.report.summary`` builds the per-model numbers).
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,6 @@ from harness.types import ModelResponse
 __all__ = [
     "RESULTS_SCHEMA_VERSION",
     "JsonlWriter",
-    "ModelSummary",
-    "aggregate",
     "make_record",
     "percentile",
     "read_jsonl",
@@ -181,86 +178,4 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             if i == len(lines) - 1:
                 break  # torn by a crash mid-write
             raise ValueError(f"{path}:{i + 1}: not a JSON record") from None
-    return out
-
-
-@dataclass(slots=True)
-class ModelSummary:
-    """Per-model numbers for the summary table and the gates."""
-
-    model: str
-    records: int = 0
-    passed: int = 0
-    failed: int = 0
-    errors: int = 0
-    latencies: list[float] = field(default_factory=list)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    priced: bool = False
-    cache_hits: int = 0
-
-    @property
-    def pass_rate(self) -> float | None:
-        """Passed over all records; ``None`` when there are none."""
-        return self.passed / self.records if self.records else None
-
-    @property
-    def interval(self) -> tuple[float, float]:
-        """Wilson 95% interval of the pass rate."""
-        return wilson_interval(self.passed, self.records)
-
-    @property
-    def p50(self) -> float | None:
-        """Median latency in ms."""
-        return percentile(self.latencies, 50)
-
-    @property
-    def p95(self) -> float | None:
-        """95th-percentile latency in ms."""
-        return percentile(self.latencies, 95)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data."""
-        lo, hi = self.interval
-        return {
-            "model": self.model,
-            "records": self.records,
-            "passed": self.passed,
-            "failed": self.failed,
-            "errors": self.errors,
-            "pass_rate": self.pass_rate,
-            "pass_rate_ci95": [lo, hi],
-            "latency_p50_ms": self.p50,
-            "latency_p95_ms": self.p95,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "cost_usd": self.cost_usd if self.priced else None,
-            "cache_hits": self.cache_hits,
-        }
-
-
-def aggregate(records: Iterable[Mapping[str, Any]]) -> dict[str, ModelSummary]:
-    """Per-model summaries, in the order models first appear."""
-    out: dict[str, ModelSummary] = {}
-    for r in records:
-        s = out.get(r["model"])
-        if s is None:
-            s = out[r["model"]] = ModelSummary(r["model"])
-        s.records += 1
-        if r.get("error"):
-            s.errors += 1
-        elif r.get("passed"):
-            s.passed += 1
-        else:
-            s.failed += 1
-        if r.get("latency_ms") is not None:
-            s.latencies.append(float(r["latency_ms"]))
-        s.prompt_tokens += int(r.get("prompt_tokens") or 0)
-        s.completion_tokens += int(r.get("completion_tokens") or 0)
-        if r.get("cost_usd") is not None:
-            s.cost_usd += float(r["cost_usd"])
-            s.priced = True
-        if r.get("cache_hit"):
-            s.cache_hits += 1
     return out

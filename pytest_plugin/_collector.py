@@ -11,13 +11,14 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
 
 from harness._version import __version__
-from harness.results import JsonlWriter, aggregate, wilson_interval
+from harness.report.results import build_document, case_key, config_hash, model_entries
+from harness.report.summary import summary_table
+from harness.results import JsonlWriter
 from pytest_plugin._settings import Settings
 
 __all__ = ["ResultsCollector"]
@@ -26,14 +27,18 @@ __all__ = ["ResultsCollector"]
 class ResultsCollector:
     """Gathers records from reports (local or from xdist workers)."""
 
-    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+    def __init__(
+        self, config: pytest.Config, settings: Settings, baseline: dict[str, Any] | None = None
+    ) -> None:
         self.config = config
         self.settings = settings
+        self.baseline = baseline
         self.records: list[dict[str, Any]] = []
         self.items: list[dict[str, Any]] = []
         self._writer: JsonlWriter | None = None
-        self.gate_failure: str | None = None
+        self.gate_failures: list[str] = []
         self.started = time.time()
+        self.written: list[Any] = []
 
     @property
     def jsonl_path(self) -> Any:
@@ -75,27 +80,70 @@ class ResultsCollector:
             {
                 "test_id": report.nodeid,
                 "model": item.get("model") or records[0].get("model"),
+                "case": case_key(records[0]),
                 "outcome": report.outcome,
                 "errored": all(r.get("error") for r in records),
+                "duration_s": round(report.duration, 4),
                 **item,
             }
         )
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """Close the stream and apply the pass-rate gate."""
+        """Close the stream, write the reports and apply the pass-rate gate."""
         if self._writer is not None:
             self._writer.close()
+        if self.records:
+            document = self.document()
+            comparison = None
+            if self.baseline is not None:
+                from harness.report.compare import compare
+
+                comparison = compare(self.baseline, document)
+            from harness.report import write_reports
+
+            self.written = write_reports(
+                document, self.settings.report_dir, comparison=comparison, step_summary=True
+            )
+            if self.settings.fail_on_regression and comparison is not None:
+                reasons = [
+                    f"{r['case']} [{r['model']}]: {r['reason']}"
+                    if r.get("case")
+                    else f"{r['model']}: {r['reason']}"
+                    for r in comparison.to_dict()["significant_regressions"]
+                ]
+                if reasons:
+                    shown = "; ".join(reasons[:5]) + (
+                        f"; … {len(reasons) - 5} more" if len(reasons) > 5 else ""
+                    )
+                    self.gate_failures.append(
+                        f"harness: significant regression vs baseline: {shown}"
+                    )
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
         gate = self.settings.min_pass_rate
         if gate is None or not self.items:
             return
         failing = [(name, rate) for name, rate in self.item_pass_rates().items() if rate < gate]
         if failing:
             worst = ", ".join(f"{name} {rate:.1%}" for name, rate in failing)
-            self.gate_failure = (
+            self.gate_failures.append(
                 f"harness: pass rate below --harness-min-pass-rate {gate:.0%}: {worst}"
             )
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def document(self) -> dict[str, Any]:
+        """The run document (``results.json``) of this session so far."""
+        from pytest_plugin._state import get_state
+
+        harness_config = get_state(self.config).harness.config
+        names = list(self.settings.models) + [str(i["model"]) for i in self.items]
+        run = {
+            **{k: v for k, v in self._header().items() if k != "kind"},
+            "command": ["pytest", *self.config.invocation_params.args],
+            "config_hash": config_hash(harness_config),
+            "models": [m for m in model_entries(harness_config, names) if m["name"] in set(names)],
+        }
+        return build_document(self.records, self.items, run=run)
 
     def item_pass_rates(self) -> dict[str, float]:
         """Pass rate of the items, overall (key ``"overall"``) and per model."""
@@ -114,58 +162,10 @@ class ResultsCollector:
             return
         tr = terminalreporter
         tr.write_sep("=", "harness summary")
-        for line in summary_lines(self.items, self.records):
+        for line in summary_table(self.document(), "simple").splitlines():
             tr.write_line(line)
         tr.write_line(f"results: {self.jsonl_path}")
-        if self.gate_failure:
-            tr.write_line(self.gate_failure, red=True, bold=True)
-
-
-def summary_lines(
-    items: Sequence[Mapping[str, Any]], records: Sequence[Mapping[str, Any]]
-) -> list[str]:
-    """The per-model table: items, pass rate and its 95% interval, latency, tokens, cost."""
-    from tabulate import tabulate
-
-    per_item: dict[str, list[int]] = {}
-    for item in items:
-        counts = per_item.setdefault(item["model"], [0, 0, 0])
-        counts[0] += 1
-        counts[1] += item["outcome"] == "passed"
-        counts[2] += bool(item.get("errored")) and item["outcome"] != "passed"
-    stats = aggregate(records)
-    rows = []
-    for name, (total, passed, errored) in per_item.items():
-        s = stats.get(name)
-        lo, hi = wilson_interval(passed, total)
-        rows.append(
-            [
-                name,
-                total,
-                passed,
-                total - passed - errored,
-                errored,
-                f"{passed / total:.0%} [{lo:.0%}–{hi:.0%}]",
-                _ms(s.p50 if s else None),
-                _ms(s.p95 if s else None),
-                (s.prompt_tokens + s.completion_tokens) if s else 0,
-                f"${s.cost_usd:.4f}" if s and s.priced else "—",
-            ]
-        )
-    headers = [
-        "model",
-        "items",
-        "passed",
-        "failed",
-        "errors",
-        "pass rate [95% CI]",
-        "p50 ms",
-        "p95 ms",
-        "tokens",
-        "cost",
-    ]
-    return tabulate(rows, headers=headers, tablefmt="simple").splitlines()
-
-
-def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0f}"
+        for path in self.written:
+            tr.write_line(f"report: {path}")
+        for failure in self.gate_failures:
+            tr.write_line(failure, red=True, bold=True)

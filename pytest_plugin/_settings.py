@@ -31,6 +31,8 @@ class Settings:
     max_concurrency: int
     offline: bool
     suite_globs: tuple[str, ...]
+    baseline: Path | None = None
+    fail_on_regression: bool = False
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -79,6 +81,19 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         help="refuse any call that would use the network (ini: harness_offline)",
     )
+    group.addoption(
+        "--harness-baseline",
+        default=None,
+        metavar="PATH",
+        help="a previous results.json: the reports show what changed (ini: harness_baseline)",
+    )
+    group.addoption(
+        "--harness-fail-on-regression",
+        action="store_true",
+        default=None,
+        help="fail the session on a statistically significant regression against the baseline",
+    )
+    parser.addini("harness_baseline", "baseline results.json", default="")
     parser.addini("harness_models", "default models (comma-separated)", default="")
     parser.addini("harness_report_dir", "report directory", default="reports")
     parser.addini(
@@ -146,6 +161,17 @@ def resolve_settings(config: pytest.Config) -> Settings:
         bool(offline_flag) if offline_flag is not None else bool(config.getini("harness_offline"))
     )
     globs = tuple(str(config.getini("harness_suite_glob") or DEFAULT_SUITE_GLOB).split())
+    baseline_raw = _option(config, "harness_baseline", "harness_baseline")
+    baseline = None
+    if baseline_raw is not None:
+        baseline = Path(baseline_raw)
+        if not baseline.is_absolute():
+            baseline = Path(config.invocation_params.dir) / baseline
+        if not baseline.is_file():
+            raise pytest.UsageError(f"--harness-baseline: no such file: {baseline_raw}")
+    fail_on_regression = bool(config.getoption("harness_fail_on_regression"))
+    if fail_on_regression and baseline is None:
+        raise pytest.UsageError("--harness-fail-on-regression needs --harness-baseline PATH")
     return Settings(
         models=models,
         config_path=config_path,
@@ -160,4 +186,6 @@ def resolve_settings(config: pytest.Config) -> Settings:
         or DEFAULT_NETWORK_CONCURRENCY,
         offline=offline,
         suite_globs=globs,
+        baseline=baseline,
+        fail_on_regression=fail_on_regression,
     )

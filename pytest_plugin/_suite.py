@@ -187,9 +187,7 @@ class SuiteItem(pytest.Item):
                 lines.append(f"  {where}{description}")
             raise SuiteCaseFailed("\n".join(lines))
 
-    def repr_failure(
-        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
-    ) -> str:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         """The check details and output, not a traceback from the plugin."""
         if isinstance(excinfo.value, SuiteCaseFailed):
             return str(excinfo.value)

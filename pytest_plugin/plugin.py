@@ -64,7 +64,15 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"harness config: {exc.message}") from None
     config.stash[state_key] = state
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
-        collector = ResultsCollector(config, settings)
+        baseline = None
+        if settings.baseline is not None:
+            from harness.report.results import ResultsError, load_document
+
+            try:
+                baseline = load_document(settings.baseline)
+            except ResultsError as exc:
+                raise pytest.UsageError(f"--harness-baseline: {exc}") from None
+        collector = ResultsCollector(config, settings, baseline)
         config.stash[_collector_key] = collector
         config.pluginmanager.register(collector, "harness-collector")
 

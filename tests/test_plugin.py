@@ -7,6 +7,10 @@ import textwrap
 
 import pytest
 
+# pytester's in-process runs drop modules first imported inside them; PyYAML's C extension
+# cannot be imported twice, so load it out here once.
+import harness.suites  # noqa: F401
+
 CONFIG = """
 [tool.pytest.ini_options]
 asyncio_default_fixture_loop_scope = "function"
@@ -425,3 +429,55 @@ def test_async_tests_await_the_fixtures(project):
     result.assert_outcomes(passed=3)
     recs = [r for r in records(project) if r["kind"] == "result"]
     assert {r["shape"] for r in recs} == {"batch", "race", "all"}
+
+
+def test_every_session_writes_json_html_and_markdown_reports(project):
+    result = project.runpytest("suites")
+    reports = project.path / "reports"
+    for name in ("results.json", "report.html", "report.md", "results.jsonl"):
+        assert (reports / name).is_file(), name
+    result.stdout.fnmatch_lines(["report: *results.json", "report: *report.html", "report: *report.md"])
+    doc = json.loads((reports / "results.json").read_text())
+    assert doc["schema"] == "harness.results" and len(doc["records"]) == 4 and len(doc["items"]) == 4
+    assert {m["name"] for m in doc["run"]["models"]} == {"good", "parrot"}
+    assert "sk-" not in (reports / "results.json").read_text()
+
+
+def test_step_summary_gets_the_markdown(project, monkeypatch):
+    summary = project.path / "step_summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    project.runpytest("suites")
+    assert "| good" in summary.read_text() and "| parrot" in summary.read_text()
+
+
+def test_baseline_regressions_fail_the_session_when_asked(project):
+    flips = textwrap.dedent("""
+        models: [good]
+        prompt: hi
+        cases:
+          - id: steady
+            repeat: 8
+            threshold: 0.5
+            mock_response: "ok"
+            assert: [{ contains: ok }]
+    """)
+    (project.path / "suites" / "demo.yaml").unlink()
+    (project.path / "suites" / "flip.yaml").write_text(flips)
+    assert project.runpytest("suites").ret == 0
+    baseline = project.path / "baseline.json"
+    baseline.write_bytes((project.path / "reports" / "results.json").read_bytes())
+    (project.path / "suites" / "flip.yaml").write_text(flips.replace('mock_response: "ok"', 'mock_response: "no"'))
+    result = project.runpytest("suites", "--harness-baseline", "baseline.json", "--harness-fail-on-regression")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*harness: significant regression vs baseline:*steady*"])
+    md = (project.path / "reports" / "report.md").read_text()
+    assert "regression" in md.lower()
+
+
+def test_bad_baseline_is_a_usage_error(project):
+    (project.path / "old.json").write_text("{}")
+    result = project.runpytest("suites", "--harness-baseline", "old.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--harness-baseline: *old.json: not a harness results file*"])
+    result = project.runpytest("suites", "--harness-fail-on-regression")
+    result.stderr.fnmatch_lines(["*--harness-fail-on-regression needs --harness-baseline PATH*"])

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from harness import Harness, RateLimitError
 from harness.results import (
     JsonlWriter,
-    aggregate,
     make_record,
     percentile,
     read_jsonl,
@@ -70,19 +69,3 @@ def test_jsonl_is_appended_and_a_torn_last_line_is_skipped(tmp_path):
     path.write_text('{"a": 1}\nnot json\n{"a": 2}\n')
     with pytest.raises(ValueError, match="results.jsonl:2"):
         read_jsonl(path)
-
-
-def test_aggregate_per_model():
-    recs = [
-        {"model": "a", "passed": True, "latency_ms": 10, "prompt_tokens": 1, "completion_tokens": 2},
-        {"model": "a", "passed": False, "latency_ms": 30},
-        {"model": "b", "passed": False, "error": {"type": "X"}},
-        {"model": "a", "passed": True, "latency_ms": 20, "cost_usd": 0.5},
-    ]
-    s = aggregate(recs)
-    assert list(s) == ["a", "b"]
-    a = s["a"]
-    assert (a.records, a.passed, a.failed, a.errors) == (3, 2, 1, 0)
-    assert a.p50 == 20 and a.cost_usd == 0.5 and a.priced
-    assert s["b"].errors == 1 and s["b"].pass_rate == 0 and not s["b"].priced
-    assert s["a"].to_dict()["pass_rate_ci95"][0] < 2 / 3 < s["a"].to_dict()["pass_rate_ci95"][1]

@@ -739,10 +739,10 @@ _IDS = st.text(alphabet=string.ascii_letters + string.digits + "_.-", min_size=1
 # (a PyYAML round-trip bug, not ours), and YAML itself normalises "\r"; keep those out.
 _NOT_YAML_SAFE = "\r\x85\u2028\u2029"
 _VALUES = st.one_of(
-    st.text(alphabet=st.characters(exclude_characters=_NOT_YAML_SAFE)),
+    st.text(alphabet=st.characters(exclude_characters=_NOT_YAML_SAFE, exclude_categories=("Cs",))),
     st.integers(),
 )
-_LITERALS = st.text(alphabet=st.characters(exclude_characters="{}%#" + _NOT_YAML_SAFE), max_size=12)
+_LITERALS = st.text(alphabet=st.characters(exclude_characters="{}%#" + _NOT_YAML_SAFE, exclude_categories=("Cs",)), max_size=12)
 
 
 @st.composite

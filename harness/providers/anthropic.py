@@ -64,15 +64,32 @@ DEFAULT_MAX_TOKENS = 4096
 """``max_tokens`` is required by Anthropic; this is sent when the caller gives none."""
 
 # OpenAI-only parameters that the Messages API rejects.
-_DROPPED = frozenset({
-    "n", "seed", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs",
-    "top_logprobs", "response_format", "stream_options",
-})
+_DROPPED = frozenset(
+    {
+        "n",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "logprobs",
+        "top_logprobs",
+        "response_format",
+        "stream_options",
+    }
+)
 # Parameters translated by ``_params``; everything else passes through unchanged.
-_TRANSLATED = frozenset({
-    "max_tokens", "max_completion_tokens", "temperature", "stop", "tools", "tool_choice",
-    "parallel_tool_calls", "user",
-})
+_TRANSLATED = frozenset(
+    {
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "stop",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "user",
+    }
+)
 _TOOL_CHOICE_STRINGS = {"auto": "auto", "none": "none", "required": "any", "any": "any"}
 _ANTHROPIC_CHOICE_TYPES = frozenset({"auto", "any", "none", "tool"})
 _DATA_URL = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)$", re.DOTALL)
@@ -285,8 +302,12 @@ def _tool_use(tool_call: Any, call: Call, index: int) -> dict[str, Any]:
         parsed = arguments if arguments is not None else {}
     if not isinstance(parsed, Mapping):
         raise _bad(call, index, f"has tool call {name!r} whose arguments are not a JSON object")
-    return {"type": "tool_use", "id": str(tool_call.get("id") or ""), "name": name,
-            "input": dict(parsed)}
+    return {
+        "type": "tool_use",
+        "id": str(tool_call.get("id") or ""),
+        "name": name,
+        "input": dict(parsed),
+    }
 
 
 def _tool_result(msg: Mapping[str, Any], call: Call, index: int) -> dict[str, Any]:
@@ -341,8 +362,10 @@ def _params(params: Mapping[str, Any], call: Call) -> dict[str, Any]:
     user = params.get("user")
     if user is not None:
         metadata = out.get("metadata")
-        out["metadata"] = {**(metadata if isinstance(metadata, Mapping) else {}),
-                           "user_id": str(user)}
+        out["metadata"] = {
+            **(metadata if isinstance(metadata, Mapping) else {}),
+            "user_id": str(user),
+        }
     return out
 
 
@@ -431,9 +454,16 @@ def _usage(usage: Any) -> Usage:
 
 # The status each error type is sent with, for errors that arrive without one (a 200 body).
 _TYPE_STATUS = {
-    "invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
-    "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
-    "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529,
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
 }
 
 
@@ -458,8 +488,11 @@ def error_from_payload(
         req_id = str(payload["request_id"])
     cls = _refined_class(status, code, message)
     fields: dict[str, Any] = {
-        "provider": call.spec.provider, "model": call.spec.name, "body": body,
-        "retry_after": retry_after_seconds(headers), "request_id": req_id,
+        "provider": call.spec.provider,
+        "model": call.spec.name,
+        "body": body,
+        "retry_after": retry_after_seconds(headers),
+        "request_id": req_id,
     }
     text = message or f"HTTP {status}"
     if cls is None:

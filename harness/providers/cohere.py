@@ -56,8 +56,15 @@ _RENAMED: Mapping[str, str] = {
 """OpenAI parameters sent under their Cohere names."""
 
 _NATIVE: frozenset[str] = frozenset(
-    {"strict_tools", "safety_mode", "documents", "citation_options", "thinking", "logprobs",
-     "priority"}
+    {
+        "strict_tools",
+        "safety_mode",
+        "documents",
+        "citation_options",
+        "thinking",
+        "logprobs",
+        "priority",
+    }
 )
 """Cohere-only request fields passed through as given."""
 

@@ -314,8 +314,10 @@ class AzureProvider(OpenAIProvider):
         else:
             version = version or spec.api_version or _env_api_version()
             if "/openai/deployments/" not in base:
-                base = _strip_suffix(base, "/openai") + "/openai/deployments/" + quote(
-                    spec.model, safe=""
+                base = (
+                    _strip_suffix(base, "/openai")
+                    + "/openai/deployments/"
+                    + quote(spec.model, safe="")
                 )
             url = f"{base}/chat/completions?api-version={quote(str(version), safe='')}"
         headers = {"Accept": "application/json", "Content-Type": "application/json"}

@@ -1,0 +1,815 @@
+r"""``report.html``: one self-contained page for a run (inline CSS, JS and SVG; no network).
+
+``render_html(document, baseline_comparison=None)`` renders a run document (``results.json``)
+into a single HTML file that opens from disk. In order, the page shows:
+
+1. a header: when the run started and ended, its duration, command line, harness version,
+   config hash and the models (alias → resolved model);
+2. the per-model summary table (from ``harness.report.summary``): pass rate with its Wilson
+   95% interval, as text and as a small SVG bar with the interval drawn, failures, errors,
+   p50/p95 latency, time to first token, tokens, cost and cache hits;
+3. one small chart panel per model: the pass-rate bar and a latency histogram (all models on
+   one latency scale, the p50 and p95 marked);
+4. races, when records have one: the winner, the margin and every contestant's time and
+   outcome;
+5. the comparison matrix: one row per case, one column per model (see below);
+6. with ``baseline_comparison`` (``harness.report.compare.Comparison.to_dict()``, or the
+   ``Comparison`` itself): the per-model change in pass rate with its p-value, latency and
+   cost deltas, and the lists of regressed, fixed, new and removed cases.
+
+Sections 1–4 and 6 are rendered here in Python (Jinja2 with autoescaping, charts as SVG
+strings) and need no JavaScript. The matrix is rendered by the page's script from a data
+island, ``<script type="application/json" id="data">``, 50 rows per page, so that a run of
+10,000 results does not put 30,000 cells in the DOM up front. The island holds::
+
+    {"v": 1, "perPage": 50, "baseline": bool,
+     "models": [{"name", "model"}],                  # matrix columns
+     "rows": [{"c": case, "p": prompt | absent,      # the last user message
+               "v": vars | absent,
+               "cells": [cell | null, ...]}]}        # one per model, null: not run
+
+    cell = {"s": "pass" | "fail" | "error", "n": records, "k": passing records,
+            "o": output, "e": error, "f": [[check, detail, score], ...] (failed checks),
+            "l": median latency ms, "$": cost USD, "t": threshold (< 1 only),
+            "fr": finish reason (when not "stop"), "b": "regression" | "fix" | "new"}
+
+Keys whose value would be empty are left out. Outputs are cut at ``OUTPUT_CHARS`` with a
+visible marker; message lists, raw responses and ids are not embedded.
+
+Model output, vars, prompts and check details are untrusted. In the data island ``<``,
+``>``, ``&``, U+2028 and U+2029 (and lone surrogates) are written as ``\uXXXX`` escapes, so
+no text can close the script element or open a comment; the script builds the matrix with
+``createElement`` and ``textContent`` only, never ``innerHTML``. Everything rendered in
+Python goes through Jinja2's autoescaping. A Content-Security-Policy allows only the page's
+own script (by hash) and inline styles, and no network at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import shlex
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
+
+from harness._version import __version__
+from harness.report.results import case_key
+from harness.report.summary import model_summaries, overall_summary
+from harness.results import percentile
+
+__all__ = ["OUTPUT_CHARS", "ROWS_PER_PAGE", "render_html"]
+
+ROWS_PER_PAGE = 50
+"""Matrix rows the page renders at a time."""
+
+OUTPUT_CHARS = 4_000
+"""The longest model output embedded per cell; longer ones are cut with a marker."""
+
+DETAIL_CHARS = 1_000
+"""The longest check detail, error message, prompt or var value embedded."""
+
+LIST_ROWS = 300
+"""The most rows server-rendered in a race or baseline list (the rest are counted)."""
+
+CHANGE_MARKS = ("regression", "fix", "new")
+"""Baseline statuses that mark a matrix cell and count as "changed since baseline"."""
+
+_JSON_UNSAFE = re.compile("[<>&\u2028\u2029\ud800-\udfff]")
+_HTML_UNSAFE = re.compile("[\u2028\u2029\ud800-\udfff]")
+_HIST_BINS = 24
+
+
+# --------------------------------------------------------------------------- public
+
+
+def render_html(
+    document: Mapping[str, Any], *, baseline_comparison: Mapping[str, Any] | None = None
+) -> str:
+    """Render a run document as one self-contained HTML page.
+
+    Args:
+        document: A run document (``results.json``: ``run``, ``items``, ``records``).
+        baseline_comparison: ``Comparison.to_dict()`` from ``harness.report.compare`` (a
+            ``Comparison`` object is accepted too); adds the baseline section, the
+            regression/fix marks in the matrix and the "changed since baseline" filter.
+
+    Returns:
+        The HTML text. Lone surrogates outside the data island become U+FFFD, so the text
+        always encodes as UTF-8; U+2028/U+2029 become character references.
+    """
+    comparison = _as_dict(baseline_comparison)
+    summaries = model_summaries(document)
+    columns = _columns(document, summaries)
+    changes = _case_marks(comparison)
+    rows = _matrix_rows(document, [c["name"] for c in columns], changes)
+    data = {
+        "v": 1,
+        "perPage": ROWS_PER_PAGE,
+        "baseline": comparison is not None,
+        "models": columns,
+        "rows": rows,
+    }
+    env = _environment()
+    script = _script()
+    context = {
+        "header": _header(document),
+        "overall": _overall(document),
+        "models": _model_rows(summaries, columns),
+        "charts": _charts(summaries),
+        "races": _races(document.get("records", [])),
+        "baseline": _baseline(comparison),
+        "data_json": Markup(dump_data(data)),
+        "row_count": len(rows),
+        "columns": columns,
+        "script": Markup(script),
+        "csp": Markup(_csp(script)),
+        "version": __version__,
+    }
+    html = env.get_template("report.html.j2").render(context)
+    return _HTML_UNSAFE.sub(_html_char, html)
+
+
+def _html_char(match: re.Match[str]) -> str:
+    """U+2028/U+2029 as character references; a lone surrogate (not UTF-8) as U+FFFD."""
+    char = match.group()
+    return f"&#x{ord(char):x};" if char in "\u2028\u2029" else "\ufffd"
+
+
+def dump_data(data: Any) -> str:
+    r"""JSON for a ``<script type="application/json">`` element.
+
+    ``<``, ``>``, ``&``, U+2028, U+2029 and lone surrogates are written as ``\uXXXX``
+    escapes (they can only occur inside JSON strings), so the text can neither end the
+    element nor open a comment, and ``JSON.parse`` gives back exactly the original strings.
+    """
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+# --------------------------------------------------------------------------- environment
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("harness", "report/templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return env
+
+
+@lru_cache(maxsize=1)
+def _script() -> str:
+    """The page's script (``templates/report.js``), verbatim."""
+    env = _environment()
+    assert env.loader is not None
+    source = env.loader.get_source(env, "report.js")[0]
+    if "</script" in source.lower() or "<!--" in source:
+        raise ValueError("report.js must not contain '</script' or '<!--'")
+    return source
+
+
+def _csp(script: str) -> str:
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    return (
+        "default-src 'none'; "
+        f"script-src 'sha256-{digest}'; "
+        "style-src 'unsafe-inline'; img-src data:; "
+        "base-uri 'none'; form-action 'none'"
+    )
+
+
+def _as_dict(comparison: Any) -> Mapping[str, Any] | None:
+    if comparison is None:
+        return None
+    to_dict = getattr(comparison, "to_dict", None)
+    if callable(to_dict):
+        result: Mapping[str, Any] = to_dict()
+        return result
+    if isinstance(comparison, Mapping):
+        return comparison
+    raise TypeError(f"baseline_comparison must be a dict or a Comparison, not {comparison!r}")
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _pct(rate: float | None, digits: int = 1) -> str:
+    return "—" if rate is None else f"{rate * 100:.{digits}f}%"
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if abs(value) >= 10_000:
+        return f"{value / 1000:.1f} s"
+    if abs(value) >= 1_000:
+        return f"{value / 1000:.2f} s"
+    return f"{value:.0f} ms"
+
+
+def _usd(value: float | None) -> str:
+    if value is None:
+        return "—"
+    size = abs(value)
+    if size >= 1:
+        return f"${value:,.2f}"
+    if size >= 0.01:
+        return f"${value:.4f}"
+    if size == 0:
+        return "$0"
+    return f"${value:.6f}"
+
+
+def _signed_ms(value: float | None) -> str:
+    return "—" if value is None else ("+" if value > 0 else "") + _ms(value)
+
+
+def _signed_usd(value: float | None) -> str:
+    return "—" if value is None else ("+" if value > 0 else "") + _usd(value)
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _int(value: int | None) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+def _when(value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, int | float):
+        stamp = datetime.fromtimestamp(float(value), tz=UTC)
+        return stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value)
+
+
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, int | float):
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min {secs} s" if hours else f"{minutes} min {secs} s"
+
+
+def _clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n… [truncated: {len(text) - limit:,} more characters]"
+
+
+# --------------------------------------------------------------------------- header
+
+
+def _header(document: Mapping[str, Any]) -> dict[str, Any]:
+    run: Mapping[str, Any] = document.get("run") or {}
+    command = run.get("command")
+    if isinstance(command, list | tuple):
+        command_text = " ".join(shlex.quote(str(part)) for part in command)
+    else:
+        command_text = str(command or "—")
+    duration = run.get("duration_s")
+    if duration is None and isinstance(run.get("started"), int | float) and isinstance(
+        run.get("finished"), int | float
+    ):
+        duration = float(run["finished"]) - float(run["started"])
+    return {
+        "started": _when(run.get("started")),
+        "finished": _when(run.get("finished")),
+        "duration": _duration(duration),
+        "command": command_text,
+        "version": str(run.get("harness_version") or "—"),
+        "config_hash": str(run.get("config_hash") or "—"),
+        "python": str(run.get("python") or ""),
+        "platform": str(run.get("platform") or ""),
+        "merged_from": run.get("merged_from"),
+    }
+
+
+def _columns(
+    document: Mapping[str, Any], summaries: Sequence[Mapping[str, Any]]
+) -> list[dict[str, str]]:
+    """The models in summary order, each with its resolved model name when known."""
+    resolved: dict[str, str] = {}
+    for entry in (document.get("run") or {}).get("models") or []:
+        if isinstance(entry, Mapping) and entry.get("name") and entry.get("model"):
+            resolved[str(entry["name"])] = str(entry["model"])
+    for record in document.get("records", []):
+        name = str(record.get("model"))
+        if name not in resolved and record.get("resolved_model"):
+            resolved[name] = str(record["resolved_model"])
+    names = [str(s["model"]) for s in summaries]
+    return [{"name": n, "model": resolved.get(n, "")} for n in names]
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def _overall(document: Mapping[str, Any]) -> dict[str, str]:
+    o = overall_summary(document)
+    lo, hi = o["pass_rate_ci95"]
+    return {
+        "models": _int(o["models"]),
+        "total": _int(o["items"]),
+        "passed": _int(o["passed"]),
+        "failed": _int(o["failed"]),
+        "errors": _int(o["errors"]),
+        "records": _int(o["records"]),
+        "pass_rate": _pct(o["pass_rate"]),
+        "ci": f"{_pct(lo)}–{_pct(hi)}" if o["items"] else "",
+        "cost": _usd(o["cost_usd"]),
+        "duration": _duration(o["duration_s"]),
+    }
+
+
+def _model_rows(
+    summaries: Sequence[Mapping[str, Any]], columns: Sequence[Mapping[str, str]]
+) -> list[dict[str, Any]]:
+    resolved = {c["name"]: c["model"] for c in columns}
+    rows = []
+    for s in summaries:
+        lo, hi = s["pass_rate_ci95"]
+        rows.append(
+            {
+                "name": str(s["model"]),
+                "resolved": resolved.get(str(s["model"]), ""),
+                "pass_rate": _pct(s["pass_rate"]),
+                "ci": f"{_pct(lo)}–{_pct(hi)}" if s["items"] else "",
+                "bar": pass_rate_svg(s["pass_rate"], lo, hi, width=120, height=12),
+                "total": _int(s["items"]),
+                "passed": _int(s["passed"]),
+                "failed": _int(s["failed"]),
+                "errors": _int(s["errors"]),
+                "records": _int(s["records"]),
+                "p50": _ms(s["latency_p50_ms"]),
+                "p95": _ms(s["latency_p95_ms"]),
+                "ttft": (
+                    f"{_ms(s['ttft_p50_ms'])} / {_ms(s['ttft_p95_ms'])}"
+                    if s["ttft_p50_ms"] is not None
+                    else "—"
+                ),
+                "prompt_tokens": _int(s["prompt_tokens"]),
+                "completion_tokens": _int(s["completion_tokens"]),
+                "total_tokens": _int(s["total_tokens"]),
+                "cost": _usd(s["cost_usd"]),
+                "cache_hits": _int(s["cache_hits"]),
+                "failing": bool(s["failed"] or s["errors"]),
+            }
+        )
+    return rows
+
+
+# --------------------------------------------------------------------------- SVG charts
+
+
+def _rate_colour(rate: float | None) -> str:
+    if rate is None:
+        return "#8c959f"
+    if rate >= 0.9:
+        return "#2da44e"
+    if rate >= 0.6:
+        return "#d4a72c"
+    return "#cf222e"
+
+
+def pass_rate_svg(
+    rate: float | None, lo: float, hi: float, *, width: int = 120, height: int = 12
+) -> Markup:
+    """A horizontal pass-rate bar with its 95% interval drawn as a whisker.
+
+    Args:
+        rate: The pass rate in ``[0, 1]`` (``None``: nothing ran; an empty bar).
+        lo: The interval's lower end.
+        hi: The interval's upper end.
+        width: The SVG width in pixels.
+        height: The SVG height in pixels.
+
+    Returns:
+        The ``<svg>`` element as safe markup.
+    """
+    label = (
+        "no items"
+        if rate is None
+        else f"pass rate {_pct(rate)} (95% interval {_pct(lo)}–{_pct(hi)})"
+    )
+    parts = [
+        f'<svg class="bar" width="{width}" height="{height}" viewBox="0 0 {width} {height}"'
+        f' role="img" aria-label="{escape(label)}"><title>{escape(label)}</title>',
+        f'<rect width="{width}" height="{height}" rx="2" fill="#eaeef2"/>',
+    ]
+    if rate is not None:
+        fill = _rate_colour(rate)
+        parts.append(
+            f'<rect width="{rate * width:.1f}" height="{height}" rx="2" fill="{fill}"/>'
+        )
+        y = height / 2
+        x1, x2 = lo * width, hi * width
+        tick = height * 0.3
+        parts.append(
+            f'<g stroke="#24292f" stroke-width="1.2">'
+            f'<line x1="{x1:.1f}" y1="{y:.1f}" x2="{x2:.1f}" y2="{y:.1f}"/>'
+            f'<line x1="{x1:.1f}" y1="{y - tick:.1f}" x2="{x1:.1f}" y2="{y + tick:.1f}"/>'
+            f'<line x1="{x2:.1f}" y1="{y - tick:.1f}" x2="{x2:.1f}" y2="{y + tick:.1f}"/></g>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def latency_svg(
+    latencies: Sequence[float], upper: float, *, width: int = 260, height: int = 64
+) -> Markup:
+    """A latency histogram on ``[0, upper]`` ms (slower values land in the last bin).
+
+    The p50 and p95 are drawn as vertical lines; the axis is labelled at 0 and ``upper``.
+
+    Args:
+        latencies: The latencies in ms.
+        upper: The right end of the axis (shared by every model's chart).
+        width: The SVG width in pixels.
+        height: The SVG height in pixels.
+
+    Returns:
+        The ``<svg>`` element as safe markup.
+    """
+    label_h = 12
+    plot_h = height - label_h
+    upper = max(upper, 1e-9)
+    counts = [0] * _HIST_BINS
+    for value in latencies:
+        index = int(max(value, 0.0) / upper * _HIST_BINS)
+        counts[min(index, _HIST_BINS - 1)] += 1
+    top = max(counts) or 1
+    bin_w = width / _HIST_BINS
+    p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
+    label = f"latency histogram of {len(latencies)} answers: p50 {_ms(p50)}, p95 {_ms(p95)}"
+    parts = [
+        f'<svg class="hist" width="{width}" height="{height}" viewBox="0 0 {width} {height}"'
+        f' role="img" aria-label="{escape(label)}"><title>{escape(label)}</title>',
+        f'<line x1="0" y1="{plot_h}" x2="{width}" y2="{plot_h}" stroke="#d0d7de"/>',
+    ]
+    for i, count in enumerate(counts):
+        if not count:
+            continue
+        h = max(1.0, count / top * (plot_h - 2))
+        lo_ms, hi_ms = i * upper / _HIST_BINS, (i + 1) * upper / _HIST_BINS
+        span = f"{_ms(lo_ms)}–{_ms(hi_ms)}" + (" and slower" if i == _HIST_BINS - 1 else "")
+        parts.append(
+            f'<rect x="{i * bin_w + 0.5:.1f}" y="{plot_h - h:.1f}" width="{bin_w - 1:.1f}"'
+            f' height="{h:.1f}" fill="#54aeff"><title>{escape(span)}: {count}</title></rect>'
+        )
+    for name, mark, colour in (("p50", p50, "#0969da"), ("p95", p95, "#bf3989")):
+        if mark is None:
+            continue
+        x = min(mark / upper, 1.0) * (width - 1) + 0.5
+        parts.append(
+            f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{plot_h}" stroke="{colour}"'
+            f' stroke-dasharray="3 2"><title>{name} {escape(_ms(mark))}</title></line>'
+        )
+    parts.append(
+        f'<text x="0" y="{height - 2}" font-size="9" fill="#57606a">0</text>'
+        f'<text x="{width}" y="{height - 2}" font-size="9" fill="#57606a"'
+        f' text-anchor="end">{escape(_ms(upper))}</text></svg>'
+    )
+    return Markup("".join(parts))
+
+
+def _charts(summaries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    tops = [
+        percentile(s["latency_ms"], 99) for s in summaries if s["latency_ms"]
+    ]
+    upper: float = max((t for t in tops if t is not None), default=1.0) or 1.0
+    charts = []
+    for s in summaries:
+        lo, hi = s["pass_rate_ci95"]
+        latencies: list[float] = s["latency_ms"]
+        charts.append(
+            {
+                "name": str(s["model"]),
+                "pass_rate": _pct(s["pass_rate"]),
+                "ci": f"{_pct(lo)}–{_pct(hi)}" if s["items"] else "",
+                "bar": pass_rate_svg(s["pass_rate"], lo, hi, width=260, height=14),
+                "hist": latency_svg(latencies, upper) if latencies else None,
+                "p50": _ms(s["latency_p50_ms"]),
+                "p95": _ms(s["latency_p95_ms"]),
+                "count": len(latencies),
+            }
+        )
+    return charts
+
+
+# --------------------------------------------------------------------------- races
+
+
+def _races(records: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
+    rows: list[dict[str, Any]] = []
+    tally: dict[str, dict[str, int]] = {}
+    for record in records:
+        race = record.get("race")
+        if not isinstance(race, Mapping):
+            continue
+        contestants = [c for c in race.get("contestants") or [] if isinstance(c, Mapping)]
+        winner = str(race.get("winner") or record.get("model"))
+        win_ms = next(
+            (c.get("latency_ms") for c in contestants if c.get("outcome") == "winner"),
+            record.get("latency_ms"),
+        )
+        finished = [
+            float(c["latency_ms"])
+            for c in contestants
+            if c.get("outcome") == "finished" and c.get("latency_ms") is not None
+        ]
+        margin = min(finished) - float(win_ms) if finished and win_ms is not None else None
+        for c in contestants:
+            t = tally.setdefault(
+                str(c.get("model")), {"winner": 0, "finished": 0, "cancelled": 0, "failed": 0}
+            )
+            outcome = str(c.get("outcome"))
+            t[outcome] = t.get(outcome, 0) + 1
+        rows.append(
+            {
+                "case": str(record.get("case") or case_key(record)),
+                "winner": winner,
+                "margin": _ms(margin) if margin is not None else "—",
+                "contestants": [
+                    {
+                        "model": str(c.get("model")),
+                        "outcome": str(c.get("outcome")),
+                        "latency": _ms(c.get("latency_ms")),
+                        "error": str(c.get("error") or ""),
+                    }
+                    for c in contestants
+                ],
+            }
+        )
+    if not rows:
+        return None
+    wins = [
+        {"model": m, "races": sum(t.values()), **t}
+        for m, t in sorted(tally.items(), key=lambda kv: -kv[1]["winner"])
+    ]
+    return {"total": len(rows), "rows": rows[:LIST_ROWS], "hidden": max(0, len(rows) - LIST_ROWS),
+            "wins": wins}
+
+
+# --------------------------------------------------------------------------- matrix data
+
+
+def _case_marks(comparison: Mapping[str, Any] | None) -> dict[tuple[str, str], str]:
+    marks: dict[tuple[str, str], str] = {}
+    for case in (comparison or {}).get("cases") or []:
+        status = case.get("status")
+        if status in CHANGE_MARKS:
+            marks[(str(case.get("case")), str(case.get("model")))] = str(status)
+    return marks
+
+
+def _text(content: Any) -> str:
+    """Message content as text: a string, or the text parts of a content list."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, Mapping):
+                if isinstance(part.get("text"), str):
+                    parts.append(part["text"])
+                else:
+                    parts.append(f"[{part.get('type', 'part')}]")
+            else:
+                parts.append(str(part))
+        return "\n".join(parts)
+    return json.dumps(content, ensure_ascii=False, default=str)
+
+
+def _prompt(messages: Any) -> str | None:
+    if not isinstance(messages, list):
+        return None
+    for message in reversed(messages):
+        if isinstance(message, Mapping) and message.get("role") == "user":
+            return _clip(_text(message.get("content")), DETAIL_CHARS * 2)
+    return None
+
+
+def _output(record: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The first choice's text (tool calls and refusals included) and its finish reason."""
+    response = record.get("response")
+    if not isinstance(response, Mapping):
+        return None, None
+    choices = response.get("choices") or []
+    if not choices or not isinstance(choices[0], Mapping):
+        return "", None
+    message = choices[0].get("message") or {}
+    parts = [_text(message.get("content"))] if message.get("content") is not None else []
+    for call in message.get("tool_calls") or []:
+        function = (call.get("function") or {}) if isinstance(call, Mapping) else {}
+        parts.append(f"→ {function.get('name')}({function.get('arguments') or ''})")
+    if not parts and message.get("refusal"):
+        parts.append(f"[refusal] {message['refusal']}")
+    reason = choices[0].get("finish_reason")
+    return _clip("\n".join(parts), OUTPUT_CHARS), (str(reason) if reason else None)
+
+
+def _error_text(error: Any) -> str | None:
+    if not error:
+        return None
+    if not isinstance(error, Mapping):
+        return _clip(str(error), DETAIL_CHARS)
+    text = f"{error.get('type') or 'Error'}: {error.get('message') or ''}"
+    if error.get("status"):
+        text += f" (HTTP {error['status']})"
+    return _clip(text, DETAIL_CHARS)
+
+
+def _vars(values: Any) -> dict[str, Any] | None:
+    if not isinstance(values, Mapping) or not values:
+        return None
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, str):
+            out[str(key)] = _clip(value, DETAIL_CHARS)
+        elif value is None or isinstance(value, bool | int | float):
+            out[str(key)] = value
+        else:
+            text = json.dumps(value, ensure_ascii=False, default=str)
+            out[str(key)] = _clip(text, DETAIL_CHARS)
+    return out
+
+
+def _status(records: Sequence[Mapping[str, Any]], items: Sequence[Mapping[str, Any]]) -> str:
+    """``pass``, ``fail`` or ``error`` for a cell: from the items if any, else the records."""
+    if items:
+        states = {
+            "pass" if i.get("outcome") == "passed" else "error" if i.get("errored") else "fail"
+            for i in items
+        }
+    else:
+        if all(r.get("error") for r in records):
+            return "error"
+        return "pass" if all(r.get("passed") and not r.get("error") for r in records) else "fail"
+    for state in ("fail", "error"):
+        if state in states:
+            return state
+    return "pass"
+
+
+def _cell(
+    records: Sequence[Mapping[str, Any]], items: Sequence[Mapping[str, Any]], mark: str | None
+) -> dict[str, Any]:
+    status = _status(records, items)
+    cell: dict[str, Any] = {"s": status, "n": len(records)}
+    if items and not records:
+        cell["n"] = sum(int(i.get("repeats") or 0) for i in items)
+        cell["k"] = sum(int(i.get("passes") or 0) for i in items)
+    else:
+        cell["k"] = sum(1 for r in records if r.get("passed") and not r.get("error"))
+    thresholds = [float(i["threshold"]) for i in items if i.get("threshold") is not None]
+    if thresholds and min(thresholds) < 1:
+        cell["t"] = min(thresholds)
+    if mark:
+        cell["b"] = mark
+    if not records:
+        return cell
+    passing = [r for r in records if r.get("passed") and not r.get("error")]
+    failing = [r for r in records if r.get("error") or not r.get("passed")]
+    shown = (passing or records)[0] if status == "pass" else (failing or records)[0]
+    output, reason = _output(shown)
+    if output:
+        cell["o"] = output
+    if reason and reason != "stop":
+        cell["fr"] = reason
+    error = _error_text(shown.get("error"))
+    if error:
+        cell["e"] = error
+    failed = [
+        [str(c.get("name")), _clip(str(c.get("detail") or ""), DETAIL_CHARS), c.get("score")]
+        for c in shown.get("checks") or []
+        if isinstance(c, Mapping) and not c.get("passed")
+    ]
+    if failed:
+        cell["f"] = failed
+    latencies = [float(r["latency_ms"]) for r in records if r.get("latency_ms") is not None]
+    if latencies:
+        cell["l"] = round(statistics.median(latencies), 1)
+    costs = [float(r["cost_usd"]) for r in records if r.get("cost_usd") is not None]
+    if costs:
+        cell["$"] = round(sum(costs), 9)
+    return cell
+
+
+def _matrix_rows(
+    document: Mapping[str, Any], models: Sequence[str], marks: Mapping[tuple[str, str], str]
+) -> list[dict[str, Any]]:
+    """One row per case (first-seen order), one cell per model."""
+    by_case: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
+    for record in document.get("records", []):
+        case = str(record.get("case") or case_key(record))
+        by_case.setdefault(case, {}).setdefault(str(record.get("model")), []).append(record)
+    items: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for item in document.get("items", []):
+        key = (str(item.get("case") or case_key(item)), str(item.get("model")))
+        items.setdefault(key, []).append(item)
+        by_case.setdefault(key[0], {}).setdefault(key[1], [])
+    rows = []
+    for case, per_model in by_case.items():
+        first = next((r for recs in per_model.values() for r in recs), None)
+        row: dict[str, Any] = {"c": case}
+        if first is not None:
+            prompt = _prompt(first.get("messages"))
+            if prompt:
+                row["p"] = prompt
+            variables = _vars(first.get("vars"))
+            if variables:
+                row["v"] = variables
+        row["cells"] = [
+            _cell(per_model[m], items.get((case, m), []), marks.get((case, m)))
+            if m in per_model
+            else None
+            for m in models
+        ]
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------- baseline
+
+
+def _baseline(comparison: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if comparison is None:
+        return None
+    models = []
+    for m in comparison.get("models") or []:
+        delta = m.get("delta")
+        models.append(
+            {
+                "model": str(m.get("model")),
+                "baseline": _pct(m.get("baseline_pass_rate")),
+                "current": _pct(m.get("current_pass_rate")),
+                "delta": "—" if delta is None else f"{delta * 100:+.1f} pp",
+                "p": _p(m.get("p_value")),
+                "significant": bool(m.get("significant")),
+                "direction": str(m.get("direction") or "unchanged"),
+                "regressions": _int(m.get("regressions")),
+                "fixes": _int(m.get("fixes")),
+                "new": _int(m.get("new")),
+                "removed": _int(m.get("removed")),
+                "latency": _signed_ms(m.get("latency_p50_delta_ms")),
+                "cost": _signed_usd(m.get("cost_delta_usd")),
+            }
+        )
+    groups: dict[str, list[dict[str, Any]]] = {
+        k: [] for k in ("regression", "fix", "new", "removed")
+    }
+    for c in comparison.get("cases") or []:
+        status = str(c.get("status"))
+        if status in groups:
+            groups[status].append(
+                {
+                    "case": str(c.get("case")),
+                    "model": str(c.get("model")),
+                    "baseline": _pct(c.get("baseline_pass_rate"), 0),
+                    "current": _pct(c.get("current_pass_rate"), 0),
+                    "p": _p(c.get("p_value")),
+                    "significant": bool(c.get("significant")),
+                }
+            )
+    lists = [
+        {"status": status, "title": title, "total": len(groups[status]),
+         "rows": groups[status][:LIST_ROWS], "hidden": max(0, len(groups[status]) - LIST_ROWS)}
+        for status, title in (
+            ("regression", "Regressions (passed → failed)"),
+            ("fix", "Fixes (failed → passed)"),
+            ("new", "New cases"),
+            ("removed", "Removed cases"),
+        )
+    ]
+    significant = [
+        {"model": str(r.get("model")), "case": r.get("case"), "reason": str(r.get("reason"))}
+        for r in comparison.get("significant_regressions") or []
+    ]
+    return {
+        "alpha": comparison.get("alpha"),
+        "models": models,
+        "lists": lists,
+        "significant": significant,
+        "regressions": len(groups["regression"]),
+        "fixes": len(groups["fix"]),
+    }

@@ -1,0 +1,511 @@
+r"""``report.md``: the run as GitHub-flavoured markdown, sized for PR comments and step summaries.
+
+``render_markdown(document)`` gives, in order of priority:
+
+1. a status line (``**harness**: 28/39 items passed (71.8%) across 3 models in 0.6 s``);
+2. the per-model table (from ``harness.report.summary.model_summaries``);
+3. with a baseline ``Comparison``: the per-model change with its McNemar p-value and the
+   list of significant case regressions;
+4. the failing cases: case, model, why it failed (failed checks' details or the error) and
+   an excerpt of the output.
+
+The whole text stays within ``limit_bytes`` (UTF-8): sections and table rows are added whole
+while they fit, and what does not fit is replaced by a pointer line ("… and 123 more failing
+cases — see report.html"). Tables are never cut mid-row.
+
+Model output, check details, case ids and model names are untrusted text. Before any of it
+lands in the markdown it is cleaned (control characters dropped, line breaks shown as ``↵``,
+so a cell never spans lines) and escaped: ``& < >`` become entities (never raw HTML from
+model output), and the markdown punctuation ``\ ` * _ ~ [ ] |`` is backslash-escaped, so
+an output can neither split a table cell, open a code span or fence, nor emphasise or link.
+Output excerpts are set in ``<code>`` rather than a backtick span: inside a backtick span
+GitHub would show ``&lt;`` literally, while inside ``<code>`` the entities and escapes
+render as the original characters (and GitHub does not turn ``@name`` there into mentions).
+
+``append_step_summary`` appends the text to ``$GITHUB_STEP_SUMMARY`` when that is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tabulate import tabulate
+
+from harness.report.compare import Comparison, format_p
+from harness.report.results import case_key
+from harness.report.summary import model_summaries, overall_summary
+
+__all__ = ["append_step_summary", "escape_markdown", "render_markdown"]
+
+EXCERPT_CHARS = 200
+"""The longest output excerpt shown for a failing case (characters, before escaping)."""
+
+DETAIL_CHARS = 300
+"""The longest explanation shown for a failing case (characters, before escaping)."""
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_LINE_BREAKS = re.compile(r"[ \t]*(?:(?:\r\n|\r|\n)[ \t]*)+")
+_ESCAPES = {
+    "&": "&amp;",
+    "<": "&lt;",
+    ">": "&gt;",
+    **{ch: "\\" + ch for ch in "\\`*_~[]|"},
+}
+_ESCAPE = re.compile("[" + re.escape("".join(_ESCAPES)) + "]")
+
+
+# --------------------------------------------------------------------------- escaping
+
+
+def _show_breaks(match: re.Match[str]) -> str:
+    breaks = len(re.findall(r"\r\n|\r|\n", match.group()))
+    return " " + "↵" * breaks + " "
+
+
+def _clean(text: str, limit: int | None = None) -> str:
+    """One line of printable text.
+
+    Line breaks become ``↵`` (one per break), tabs spaces; control characters are dropped;
+    the result is cut to ``limit`` characters, ending in an ellipsis when cut.
+    """
+    if limit is not None:
+        text = text[: 2 * limit + 64]  # enough for the excerpt, and cheap on huge outputs
+    text = _LINE_BREAKS.sub(_show_breaks, text.replace("\t", " ").strip())
+    text = _CONTROL.sub("", text).strip()
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def escape_markdown(text: str, limit: int | None = None) -> str:
+    r"""Untrusted text made safe for one markdown table cell or list item.
+
+    Args:
+        text: Any text (model output, a check's detail, a case id).
+        limit: Cut the cleaned text to this many characters (before escaping).
+
+    Returns:
+        A single line in which ``& < >`` are entities and ``\ ` * _ ~ [ ] |`` are
+        backslash-escaped: it renders as the original text and cannot change the
+        structure around it.
+    """
+    return _ESCAPE.sub(lambda m: _ESCAPES[m.group()], _clean(text, limit))
+
+
+def _code(text: str, limit: int) -> str:
+    """An output excerpt as inline code (see the module docstring for why ``<code>``)."""
+    escaped = escape_markdown(text, limit)
+    return f"<code>{escaped}</code>" if escaped else ""
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _pct(rate: float | None, digits: int = 1) -> str:
+    return "—" if rate is None else f"{rate * 100:.{digits}f}%"
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
+
+
+def _cost(value: float | None) -> str:
+    return "—" if value is None else f"${value:,.4f}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], colalign: Sequence[str]) -> str:
+    return tabulate(
+        [list(r) for r in rows],
+        headers=list(headers),
+        tablefmt="github",
+        colalign=list(colalign),
+        disable_numparse=True,
+    )
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def _fit_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    colalign: Sequence[str],
+    budget: int,
+) -> tuple[str, int]:
+    """The table with as many leading rows as fit in ``budget`` bytes, and that count.
+
+    Returns ``("", 0)`` when not even one row fits. Rows are padded by tabulate to the
+    widest kept row, so the size of the first ``k`` rows only grows with ``k``; a binary
+    search finds the largest ``k`` that fits.
+    """
+    # an upper bound for k: the rows, even unpadded, must fit
+    used, hi = 0, 0
+    for row in rows:
+        used += sum(_size(cell) + 3 for cell in row) + 2
+        if used > budget:
+            break
+        hi += 1
+    lo, best = 1, ""
+    found = 0
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        text = _table(headers, rows[:mid], colalign)
+        if _size(text) <= budget:
+            found, best, lo = mid, text, mid + 1
+        else:
+            hi = mid - 1
+    return best, found
+
+
+class _Builder:
+    """Blocks of markdown separated by blank lines, never more than ``limit`` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.blocks: list[str] = []
+        self.used = 0
+
+    def room(self, reserve: int = 0) -> int:
+        """Bytes still free for one more block's text, keeping ``reserve`` bytes back."""
+        return self.limit - self.used - 2 - reserve  # each block costs its text + "\n\n"
+
+    def add(self, block: str) -> bool:
+        """Append ``block`` if it fits; return whether it did."""
+        if _size(block) > self.room():
+            return False
+        self.blocks.append(block)
+        self.used += _size(block) + 2
+        return True
+
+    def text(self) -> str:
+        return "\n\n".join(self.blocks) + "\n" if self.blocks else ""
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _title(document: Mapping[str, Any]) -> str:
+    total = overall_summary(document)
+    if not total["items"]:
+        return "**harness**: no test items ran"
+    title = (
+        f"**harness**: {total['passed']}/{total['items']} items passed "
+        f"({_pct(total['pass_rate'])}) across {_plural(total['models'], 'model')}"
+    )
+    if total["duration_s"] is not None:
+        title += f" in {float(total['duration_s']):.1f} s"
+    if total["errors"]:
+        title += f", {_plural(total['errors'], 'item')} errored"
+    return title
+
+
+def _summary_rows(document: Mapping[str, Any]) -> list[list[str]]:
+    rows = []
+    for m in model_summaries(document):
+        lo, hi = m["pass_rate_ci95"]
+        rate = (
+            "—"
+            if m["pass_rate"] is None
+            else f"{_pct(m['pass_rate'])} ({lo * 100:.1f}–{hi * 100:.1f})"
+        )
+        rows.append(
+            [
+                escape_markdown(str(m["model"])),
+                str(m["items"]),
+                str(m["passed"]),
+                str(m["failed"]),
+                str(m["errors"]),
+                rate,
+                _ms(m["latency_p50_ms"]),
+                _ms(m["latency_p95_ms"]),
+                f"{m['total_tokens']:,}",
+                _cost(m["cost_usd"]),
+            ]
+        )
+    return rows
+
+
+_SUMMARY_HEADERS = (
+    "model",
+    "items",
+    "passed",
+    "failed",
+    "errors",
+    "pass rate (95% CI)",
+    "p50 ms",
+    "p95 ms",
+    "tokens",
+    "cost",
+)
+_SUMMARY_ALIGN = ("left",) + ("right",) * 9
+
+_COMPARE_HEADERS = (
+    "model",
+    "baseline",
+    "current",
+    "change",
+    "McNemar",
+    "verdict",
+    "regressed",
+    "fixed",
+    "new",
+    "removed",
+    "Δ p50 ms",
+    "Δ cost",
+)
+_COMPARE_ALIGN = ("left", "right", "right", "right", "right", "left") + ("right",) * 6
+
+
+def _signed(value: float | None, fmt: str) -> str:
+    return "—" if value is None else format(value, "+" + fmt)
+
+
+def _compare_rows(comparison: Comparison) -> list[list[str]]:
+    return [
+        [
+            escape_markdown(m.model),
+            _pct(m.baseline_pass_rate),
+            _pct(m.current_pass_rate),
+            "—" if m.delta is None else f"{m.delta * 100:+.1f} pp",
+            format_p(m.p_value),
+            f"**{m.direction}**" if m.direction == "regression" else m.direction,
+            str(m.regressions),
+            str(m.fixes),
+            str(m.new),
+            str(m.removed),
+            _signed(m.latency_p50_delta_ms, ",.0f"),
+            _signed(m.cost_delta_usd, ",.4f"),
+        ]
+        for m in comparison.models
+    ]
+
+
+class _Pointer:
+    """The line standing in for rows that did not fit ("… and 12 more failing cases — see …")."""
+
+    def __init__(self, what: str, html_name: str) -> None:
+        self.what = what
+        self.where = f"see {escape_markdown(html_name)}"
+
+    def line(self, left: int, shown: int) -> str:
+        """The pointer for ``left`` rows left out after ``shown`` rows."""
+        if shown:
+            return f"… and {left} more {self.what} — {self.where}"
+        return f"{left} {self.what} not shown — {self.where}"
+
+    def reserve(self, total: int) -> int:
+        """Bytes to keep free so that the pointer for up to ``total`` rows still fits."""
+        return max(_size(self.line(total, 1)), _size(self.line(total, 0))) + 2
+
+
+def _add_table(
+    out: _Builder,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    colalign: Sequence[str],
+    pointer: _Pointer,
+) -> None:
+    """Add a table with as many rows as fit, then the pointer line if any were left out."""
+    table, kept = _fit_table(headers, rows, colalign, out.room(pointer.reserve(len(rows))))
+    if table:
+        out.add(table)
+    if kept < len(rows):
+        out.add(pointer.line(len(rows) - kept, kept))
+
+
+def _add_lines(out: _Builder, heading: str, lines: Sequence[str], pointer: _Pointer) -> None:
+    """A heading line and a list with as many lines as fit, then the pointer if cut."""
+    budget = out.room(pointer.reserve(len(lines))) - _size(heading)
+    kept: list[str] = []
+    for line in lines:
+        budget -= _size(line) + 1
+        if budget < 0:
+            break
+        kept.append(line)
+    if kept:
+        out.add("\n".join([heading, *kept]))
+    if len(kept) < len(lines):
+        out.add(pointer.line(len(lines) - len(kept), len(kept)))
+
+
+def _add_comparison(out: _Builder, comparison: Comparison, html_name: str) -> None:
+    if not out.add("### Compared with the baseline"):
+        return
+    regressions = comparison.significant_regressions
+    alpha = f"α={comparison.alpha:g}"
+    if regressions:
+        out.add(f"**{_plural(len(regressions), 'significant regression')}** ({alpha}).")
+    else:
+        flips = sum(c.status == "regression" for c in comparison.cases)
+        note = f"; {_plural(flips, 'case')} went pass → fail within noise" if flips else ""
+        out.add(f"No significant regressions ({alpha}{note}).")
+    _add_table(
+        out,
+        _COMPARE_HEADERS,
+        _compare_rows(comparison),
+        _COMPARE_ALIGN,
+        _Pointer("models", html_name),
+    )
+    lines = [
+        f"- {escape_markdown(r.case)} ({escape_markdown(r.model)}): {escape_markdown(r.reason)}"
+        for r in regressions
+        if r.case is not None
+    ]
+    if lines:
+        _add_lines(
+            out,
+            "Significant case regressions:",
+            lines,
+            _Pointer("significant case regressions", html_name),
+        )
+
+
+def _output_text(record: Mapping[str, Any]) -> str:
+    """The text a record's response carried (its content, else its tool calls)."""
+    response = record.get("response")
+    if not isinstance(response, Mapping):
+        return ""
+    choices = response.get("choices") or []
+    if not choices or not isinstance(choices[0], Mapping):
+        return ""
+    message = choices[0].get("message") or {}
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if content:
+        return json.dumps(content, ensure_ascii=False)
+    calls = message.get("tool_calls") or []
+    return " ".join(
+        f"{(c.get('function') or {}).get('name')}({(c.get('function') or {}).get('arguments')})"
+        for c in calls
+        if isinstance(c, Mapping)
+    )
+
+
+def _why(item: Mapping[str, Any], record: Mapping[str, Any] | None) -> str:
+    """Why an item failed: its repeat count when repeated, then the error or failed checks."""
+    parts = []
+    repeats = int(item.get("repeats") or 0)
+    if repeats > 1:
+        parts.append(f"{item.get('passes', 0)}/{repeats} repeats passed")
+    if record is None:
+        parts.append("no record of the answer")
+    elif isinstance(record.get("error"), Mapping):
+        error = record["error"]
+        parts.append(f"{error.get('type', 'error')}: {error.get('message', '')}")
+    else:
+        failed = [c for c in record.get("checks") or [] if not c.get("passed")]
+        parts += [f"{c.get('name')}: {c.get('detail') or 'failed'}" for c in failed]
+        if not failed:
+            parts.append("failed")
+    return "; ".join(str(p) for p in parts)
+
+
+def _failing_rows(document: Mapping[str, Any], comparison: Comparison | None) -> list[list[str]]:
+    """One row per failing item, regressions (per the comparison) first."""
+    records: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for r in document.get("records", []):
+        records.setdefault((str(r.get("test_id")), str(r.get("model"))), []).append(r)
+    regressed = (
+        {(c.case, c.model) for c in comparison.cases if c.status == "regression"}
+        if comparison
+        else set()
+    )
+    rows: list[tuple[bool, list[str]]] = []
+    for item in document.get("items", []):
+        if item.get("outcome") == "passed":
+            continue
+        case, model = str(item.get("case") or case_key(item)), str(item.get("model"))
+        recs = records.get((str(item.get("test_id")), model), [])
+        record = next(
+            (r for r in recs if r.get("error") or not r.get("passed")), recs[0] if recs else None
+        )
+        is_regression = (case, model) in regressed
+        why = ("regression; " if is_regression else "") + _why(item, record)
+        rows.append(
+            (
+                not is_regression,
+                [
+                    escape_markdown(case),
+                    escape_markdown(model),
+                    escape_markdown(why, DETAIL_CHARS),
+                    _code(_output_text(record), EXCERPT_CHARS) if record else "",
+                ],
+            )
+        )
+    rows.sort(key=lambda pair: pair[0])  # stable: document order within each group
+    return [row for _, row in rows]
+
+
+# --------------------------------------------------------------------------- public
+
+
+def render_markdown(
+    document: Mapping[str, Any],
+    *,
+    comparison: Comparison | None = None,
+    html_name: str = "report.html",
+    limit_bytes: int = 60_000,
+) -> str:
+    """Render a run document as GitHub-flavoured markdown of at most ``limit_bytes``.
+
+    Args:
+        document: The run document (``results.json``).
+        comparison: A baseline comparison; adds the "Compared with the baseline" section.
+        html_name: The HTML report the pointer lines refer to.
+        limit_bytes: The largest size of the result in UTF-8 bytes (GitHub caps a PR
+            comment at 65,536 characters).
+
+    Returns:
+        The markdown, ending in a newline.
+    """
+    out = _Builder(limit_bytes)
+    title = _title(document)
+    if comparison is not None and comparison.has_significant_regression:
+        title += f" — {_plural(len(comparison.significant_regressions), 'significant regression')}"
+    if not out.add(title):
+        return title.encode("utf-8")[: max(0, limit_bytes - 1)].decode("utf-8", "ignore") + "\n"
+    summary = _summary_rows(document)
+    if summary:
+        _add_table(out, _SUMMARY_HEADERS, summary, _SUMMARY_ALIGN, _Pointer("models", html_name))
+    if comparison is not None:
+        _add_comparison(out, comparison, html_name)
+    failing = _failing_rows(document, comparison)
+    heading = f"### Failing cases ({len(failing)})"
+    pointer = _Pointer("failing cases", html_name)
+    if failing and out.room(pointer.reserve(len(failing))) >= _size(heading):
+        out.add(heading)
+        _add_table(out, ("case", "model", "why", "output"), failing, ("left",) * 4, pointer)
+    return out.text()
+
+
+def append_step_summary(markdown: str, env: Mapping[str, str] = os.environ) -> bool:
+    """Append ``markdown`` to the file named by ``GITHUB_STEP_SUMMARY``, when that is set.
+
+    Args:
+        markdown: The text to append (a newline is added if it does not end in one).
+        env: The environment to read the variable from.
+
+    Returns:
+        Whether the text was appended: ``False`` when the variable is unset or empty, or
+        the file cannot be written (a CI summary is never worth failing the run for).
+    """
+    path = env.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return False
+    text = markdown if markdown.endswith("\n") else markdown + "\n"
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError:
+        return False
+    return True

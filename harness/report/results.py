@@ -1,0 +1,252 @@
+"""The run document, ``results.json``: build, load, validate, merge.
+
+A run document is the whole of a session in one JSON object::
+
+    {"schema": "harness.results", "schema_version": 1,
+     "run": {...header...}, "items": [...], "records": [...]}
+
+``run`` says when, how and with what (never API keys); ``items`` has one entry per test
+item with its outcome and pass rate; ``records`` has one entry per (item, model, repeat)
+answer, the same objects that stream into ``results.jsonl``. See ``docs/results-schema.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness._version import __version__
+
+__all__ = [
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "ResultsError",
+    "build_document",
+    "case_key",
+    "config_hash",
+    "load_document",
+    "merge_documents",
+    "model_entries",
+    "write_document",
+]
+
+SCHEMA = "harness.results"
+SCHEMA_VERSION = 1
+
+
+class ResultsError(ValueError):
+    """A results file that cannot be read as a run document (names the file and the field)."""
+
+
+def case_key(record: Mapping[str, Any]) -> str:
+    """The row of the comparison matrix a record belongs to.
+
+    Suite records: ``<suite file>::<case id>``. Python tests: the test id without the
+    ``[model]`` parameter, so one test run for several models lands on one row.
+    """
+    if record.get("suite") and record.get("case_id"):
+        return f"{record['suite']}::{record['case_id']}"
+    test_id = str(record.get("test_id", ""))
+    model = record.get("model")
+    suffix = f"[{model}]"
+    if model and test_id.endswith(suffix):
+        return test_id[: -len(suffix)]
+    return test_id
+
+
+def config_hash(config: Any) -> str | None:
+    """A short, stable hash of the model settings (keys excluded: they are never in config)."""
+    models = model_entries(config)
+    if not models:
+        return None
+    blob = json.dumps(models, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def model_entries(config: Any, names: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """The models of a ``HarnessConfig`` (its aliases plus ``names``) as plain data, no keys."""
+    if config is None:
+        return []
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    wanted = list(getattr(config, "models", {})) + [n for n in names if n]
+    for name in wanted:
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            spec = config.resolve(name)
+        except Exception:  # an unknown model string: record the name only
+            out.append({"name": name})
+            continue
+        out.append(
+            {
+                "name": name,
+                "model": spec.full_name,
+                "provider": spec.provider,
+                "api_base": spec.api_base,
+                "params": dict(spec.params),
+                "max_concurrency": spec.max_concurrency,
+                "timeout": spec.timeout,
+                "retries": spec.retries,
+                "price": (
+                    {
+                        "input_per_mtok": spec.price.input_per_mtok,
+                        "output_per_mtok": spec.price.output_per_mtok,
+                    }
+                    if spec.price
+                    else None
+                ),
+            }
+        )
+    return out
+
+
+def build_document(
+    records: Sequence[Mapping[str, Any]],
+    items: Sequence[Mapping[str, Any]] = (),
+    *,
+    run: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Assemble a run document from records, item outcomes and a run header."""
+    header: dict[str, Any] = {
+        "started": None,
+        "finished": time.time(),
+        "duration_s": None,
+        "command": list(sys.argv),
+        "harness_version": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "config_hash": None,
+        "models": [],
+    }
+    header.update(run or {})
+    if header.get("started") and header.get("finished"):
+        header["duration_s"] = round(float(header["finished"]) - float(header["started"]), 3)
+    clean_records = []
+    for record in records:
+        r = {k: v for k, v in record.items() if k != "kind"}
+        r.setdefault("case", case_key(r))
+        clean_records.append(r)
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "run": header,
+        "items": [dict(i) for i in items],
+        "records": clean_records,
+    }
+
+
+def write_document(document: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write the document as JSON (atomically: a temporary file, then a rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    tmp.write_text(json.dumps(document, ensure_ascii=False, default=str), encoding="utf-8")
+    tmp.replace(target)
+    return target
+
+
+def load_document(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check a ``results.json`` (also accepts a ``results.jsonl`` stream)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ResultsError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    if p.suffix == ".jsonl":
+        from harness.results import read_jsonl
+
+        lines = read_jsonl(p)
+        header = next((line for line in lines if line.get("kind") == "run"), {})
+        records = [line for line in lines if line.get("kind") == "result"]
+        run = {k: v for k, v in header.items() if k != "kind"}
+        return build_document(records, _items_from_records(records), run=run)
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ResultsError(f"{p}: not JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise ResultsError(f'{p}: not a harness results file (no "schema": "{SCHEMA}")')
+    version = data.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ResultsError(
+            f"{p}: schema_version {version!r} is newer than this harness understands "
+            f"({SCHEMA_VERSION}); upgrade harness"
+        )
+    for field in ("run", "items", "records"):
+        expected = dict if field == "run" else list
+        if not isinstance(data.get(field), expected):
+            raise ResultsError(f"{p}: field {field!r} must be a {expected.__name__}")
+    for i, record in enumerate(data["records"]):
+        if not isinstance(record, dict) or "model" not in record or "test_id" not in record:
+            raise ResultsError(f"{p}: records[{i}] needs at least 'test_id' and 'model'")
+        record.setdefault("case", case_key(record))
+    if not data["items"]:
+        data["items"] = _items_from_records(data["records"])
+    return data
+
+
+def _items_from_records(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Item outcomes rebuilt from records (for streams and hand-made files)."""
+    by_item: dict[str, list[Mapping[str, Any]]] = {}
+    for r in records:
+        by_item.setdefault(str(r["test_id"]), []).append(r)
+    items = []
+    for test_id, recs in by_item.items():
+        passes = sum(bool(r.get("passed")) for r in recs)
+        items.append(
+            {
+                "test_id": test_id,
+                "model": recs[0]["model"],
+                "outcome": "passed" if passes == len(recs) else "failed",
+                "repeats": len(recs),
+                "passes": passes,
+                "pass_rate": passes / len(recs),
+                "errored": all(r.get("error") for r in recs),
+            }
+        )
+    return items
+
+
+def merge_documents(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One run from several (sharded CI jobs).
+
+    Records and items are concatenated; a later shard's copy of the same (test id, model,
+    repeat) replaces an earlier one.
+    """
+    if not documents:
+        raise ResultsError("nothing to merge")
+    records: dict[tuple[str, str, int], dict[str, Any]] = {}
+    items: dict[tuple[str, str], dict[str, Any]] = {}
+    models: dict[str, dict[str, Any]] = {}
+    started: list[float] = []
+    finished: list[float] = []
+    for doc in documents:
+        run = doc.get("run", {})
+        if run.get("started"):
+            started.append(float(run["started"]))
+        if run.get("finished"):
+            finished.append(float(run["finished"]))
+        for m in run.get("models", []):
+            models.setdefault(m.get("name", ""), m)
+        for r in doc.get("records", []):
+            records[(str(r["test_id"]), str(r["model"]), int(r.get("repeat") or 0))] = dict(r)
+        for i in doc.get("items", []):
+            items[(str(i["test_id"]), str(i.get("model")))] = dict(i)
+    first = documents[0].get("run", {})
+    run = {
+        **first,
+        "started": min(started) if started else None,
+        "finished": max(finished) if finished else None,
+        "models": list(models.values()),
+        "merged_from": len(documents),
+    }
+    return build_document(list(records.values()), list(items.values()), run=run)
