@@ -65,7 +65,14 @@ from harness.report.results import case_key
 from harness.report.summary import model_summaries, overall_summary
 from harness.results import percentile
 
-__all__ = ["OUTPUT_CHARS", "ROWS_PER_PAGE", "render_html"]
+__all__ = [
+    "OUTPUT_CHARS",
+    "ROWS_PER_PAGE",
+    "dump_data",
+    "latency_svg",
+    "pass_rate_svg",
+    "render_html",
+]
 
 ROWS_PER_PAGE = 50
 """Matrix rows the page renders at a time."""
@@ -129,6 +136,7 @@ def render_html(
         "data_json": Markup(dump_data(data)),
         "row_count": len(rows),
         "columns": columns,
+        "style": Markup(_static("report.css")),
         "script": Markup(script),
         "csp": Markup(_csp(script)),
         "version": __version__,
@@ -169,15 +177,24 @@ def _environment() -> Environment:
     return env
 
 
-@lru_cache(maxsize=1)
-def _script() -> str:
-    """The page's script (``templates/report.js``), verbatim."""
+@lru_cache(maxsize=4)
+def _static(name: str) -> str:
+    """A file of ``templates/`` verbatim (not rendered as a template).
+
+    It must not be able to end its ``<script>``/``<style>`` element or open a comment.
+    """
     env = _environment()
     assert env.loader is not None
-    source = env.loader.get_source(env, "report.js")[0]
-    if "</script" in source.lower() or "<!--" in source:
-        raise ValueError("report.js must not contain '</script' or '<!--'")
+    source = env.loader.get_source(env, name)[0]
+    lowered = source.lower()
+    if "</script" in lowered or "</style" in lowered or "<!--" in source:
+        raise ValueError(f"{name} must not contain '</script', '</style' or '<!--'")
     return source
+
+
+def _script() -> str:
+    """The page's script (``templates/report.js``)."""
+    return _static("report.js")
 
 
 def _csp(script: str) -> str:
@@ -286,8 +303,10 @@ def _header(document: Mapping[str, Any]) -> dict[str, Any]:
     else:
         command_text = str(command or "—")
     duration = run.get("duration_s")
-    if duration is None and isinstance(run.get("started"), int | float) and isinstance(
-        run.get("finished"), int | float
+    if (
+        duration is None
+        and isinstance(run.get("started"), int | float)
+        and isinstance(run.get("finished"), int | float)
     ):
         duration = float(run["finished"]) - float(run["started"])
     return {
@@ -416,9 +435,7 @@ def pass_rate_svg(
     ]
     if rate is not None:
         fill = _rate_colour(rate)
-        parts.append(
-            f'<rect width="{rate * width:.1f}" height="{height}" rx="2" fill="{fill}"/>'
-        )
+        parts.append(f'<rect width="{rate * width:.1f}" height="{height}" rx="2" fill="{fill}"/>')
         y = height / 2
         x1, x2 = lo * width, hi * width
         tick = height * 0.3
@@ -491,9 +508,7 @@ def latency_svg(
 
 
 def _charts(summaries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    tops = [
-        percentile(s["latency_ms"], 99) for s in summaries if s["latency_ms"]
-    ]
+    tops = [percentile(s["latency_ms"], 99) for s in summaries if s["latency_ms"]]
     upper: float = max((t for t in tops if t is not None), default=1.0) or 1.0
     charts = []
     for s in summaries:
@@ -564,8 +579,12 @@ def _races(records: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
         {"model": m, "races": sum(t.values()), **t}
         for m, t in sorted(tally.items(), key=lambda kv: -kv[1]["winner"])
     ]
-    return {"total": len(rows), "rows": rows[:LIST_ROWS], "hidden": max(0, len(rows) - LIST_ROWS),
-            "wins": wins}
+    return {
+        "total": len(rows),
+        "rows": rows[:LIST_ROWS],
+        "hidden": max(0, len(rows) - LIST_ROWS),
+        "wins": wins,
+    }
 
 
 # --------------------------------------------------------------------------- matrix data
@@ -791,9 +810,16 @@ def _baseline(comparison: Mapping[str, Any] | None) -> dict[str, Any] | None:
                     "significant": bool(c.get("significant")),
                 }
             )
+    for group in groups.values():
+        group.sort(key=lambda c: not c["significant"])  # stable: run order otherwise
     lists = [
-        {"status": status, "title": title, "total": len(groups[status]),
-         "rows": groups[status][:LIST_ROWS], "hidden": max(0, len(groups[status]) - LIST_ROWS)}
+        {
+            "status": status,
+            "title": title,
+            "total": len(groups[status]),
+            "rows": groups[status][:LIST_ROWS],
+            "hidden": max(0, len(groups[status]) - LIST_ROWS),
+        }
         for status, title in (
             ("regression", "Regressions (passed → failed)"),
             ("fix", "Fixes (failed → passed)"),

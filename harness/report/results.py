@@ -149,7 +149,8 @@ def write_document(document: Mapping[str, Any], path: str | os.PathLike[str]) ->
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_text(json.dumps(document, ensure_ascii=False, default=str), encoding="utf-8")
+    with tmp.open("w", encoding="utf-8") as f:
+        json.dump(document, f, ensure_ascii=False, default=str, separators=(",", ":"))
     tmp.replace(target)
     return target
 

@@ -10,7 +10,7 @@
   var view = [];
   var haystacks = null;
   var CLIP_LINES = 3;
-  var CLIP_CHARS = 280;
+  var CLIP_CHARS = 200;
   var MARK_TEXT = { regression: "REGRESSION", fix: "FIX", new: "NEW" };
   var BADGE_TEXT = { pass: "PASS", fail: "FAIL", error: "ERROR" };
 
@@ -243,5 +243,6 @@
   counts();
   update();
   document.body.setAttribute("data-ready", "1");
+  window.__reportReadyMs = performance.now();
   window.__reportReady = true;
 })();
