@@ -86,3 +86,32 @@ def test_cli_merge_and_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["report", str(a), "--format", "pdf"])
     assert "unknown format(s) pdf" in capsys.readouterr().err
+
+
+def _run(passed: bool, repeats: int = 8):
+    recs = [rec("s.yaml::steady[m]", "m", passed=passed, repeat=i, suite="s.yaml", case_id="steady",
+                response=None) for i in range(repeats)]
+    items = [{"test_id": "s.yaml::steady[m]", "model": "m", "case": "s.yaml::steady",
+              "outcome": "passed" if passed else "failed", "repeats": repeats,
+              "passes": repeats if passed else 0}]
+    return build_document(recs, items)
+
+
+def test_cli_report_renders_html_and_markdown(tmp_path, capsys):
+    path = write_document(_run(True), tmp_path / "results.json")
+    baseline = write_document(_run(False), tmp_path / "old.json")
+    out = tmp_path / "site"
+    assert main(["report", str(path), "--baseline", str(baseline), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.md"]
+    assert "wrote" in capsys.readouterr().out
+    assert "<!DOCTYPE html>" in (out / "report.html").read_text()[:200]
+
+
+def test_cli_compare_exits_1_only_on_a_significant_regression(tmp_path, capsys):
+    good = write_document(_run(True), tmp_path / "good.json")
+    bad = write_document(_run(False), tmp_path / "bad.json")
+    assert main(["compare", str(good), str(good)]) == 0
+    assert main(["compare", str(good), str(bad)]) == 1
+    assert "steady" in capsys.readouterr().out
+    assert main(["compare", str(bad), str(good)]) == 0  # a fix is not a regression
+    assert main(["compare", str(good), str(bad), "--alpha", "2"]) == 2
