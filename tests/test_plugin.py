@@ -92,8 +92,8 @@ def test_terminal_summary_has_a_row_per_model_and_names_the_file(project):
     result.stdout.fnmatch_lines([
         "*harness summary*",
         "*model*items*passed*failed*errors*pass rate*",
-        "good*2*2*0*0*100%*",
-        "parrot*2*0*2*0*0%*",
+        "good*2*2*0*0*100.0% *",
+        "parrot*2*0*2*0*0.0% *",
         "results: *results.jsonl",
     ])
 

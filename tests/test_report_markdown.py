@@ -196,7 +196,7 @@ def test_title_and_summary_table():
         "passed",
         "failed",
         "errors",
-        "pass rate (95% CI)",
+        "pass rate [95% CI]",
         "p50 ms",
         "p95 ms",
         "tokens",
@@ -205,11 +205,11 @@ def test_title_and_summary_table():
     rows = {cells(r)[0]: cells(r) for r in summary[2:]}
     assert list(rows) == ["good", "fair", "bad"]
     assert rows["good"][1:5] == ["4", "4", "0", "0"]
-    assert rows["good"][5].startswith("100.0% (")
+    assert rows["good"][5].startswith("100.0% [")
     assert rows["good"][6] == "102"  # p50 of 100..103
     assert rows["good"][8] == "60"  # 4 records × 15 tokens
     assert rows["good"][9] == "$0.0040"
-    assert rows["fair"][1:6] == ["4", "3", "1", "0", "75.0% (30.1–95.4)"]
+    assert rows["fair"][1:6] == ["4", "3", "1", "0", "75.0% [30.1–95.4]"]
     assert rows["bad"][1:5] == ["4", "1", "2", "1"]
     assert rows["bad"][9] == "—"
 

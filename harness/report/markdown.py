@@ -3,7 +3,7 @@ r"""``report.md``: the run as GitHub-flavoured markdown, sized for PR comments a
 ``render_markdown(document)`` gives, in order of priority:
 
 1. a status line (``**harness**: 28/39 items passed (71.8%) across 3 models in 0.6 s``);
-2. the per-model table (from ``harness.report.summary.model_summaries``);
+2. the per-model table (from ``harness.report.summary.summary_rows``, shared with the terminal);
 3. with a baseline ``Comparison``: the per-model change with its McNemar p-value and the
    list of significant case regressions;
 4. the failing cases: case, model, why it failed (failed checks' details or the error) and
@@ -37,7 +37,7 @@ from tabulate import tabulate
 
 from harness.report.compare import Comparison, format_p
 from harness.report.results import case_key
-from harness.report.summary import model_summaries, overall_summary
+from harness.report.summary import SUMMARY_HEADERS, overall_summary, summary_rows
 
 __all__ = ["append_step_summary", "escape_markdown", "render_markdown"]
 
@@ -107,14 +107,6 @@ def _code(text: str, limit: int) -> str:
 
 def _pct(rate: float | None, digits: int = 1) -> str:
     return "—" if rate is None else f"{rate * 100:.{digits}f}%"
-
-
-def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.0f}"
-
-
-def _cost(value: float | None) -> str:
-    return "—" if value is None else f"${value:,.4f}"
 
 
 def _plural(n: int, word: str) -> str:
@@ -208,45 +200,7 @@ def _title(document: Mapping[str, Any]) -> str:
     return title
 
 
-def _summary_rows(document: Mapping[str, Any]) -> list[list[str]]:
-    rows = []
-    for m in model_summaries(document):
-        lo, hi = m["pass_rate_ci95"]
-        rate = (
-            "—"
-            if m["pass_rate"] is None
-            else f"{_pct(m['pass_rate'])} ({lo * 100:.1f}–{hi * 100:.1f})"
-        )
-        rows.append(
-            [
-                escape_markdown(str(m["model"])),
-                str(m["items"]),
-                str(m["passed"]),
-                str(m["failed"]),
-                str(m["errors"]),
-                rate,
-                _ms(m["latency_p50_ms"]),
-                _ms(m["latency_p95_ms"]),
-                f"{m['total_tokens']:,}",
-                _cost(m["cost_usd"]),
-            ]
-        )
-    return rows
-
-
-_SUMMARY_HEADERS = (
-    "model",
-    "items",
-    "passed",
-    "failed",
-    "errors",
-    "pass rate (95% CI)",
-    "p50 ms",
-    "p95 ms",
-    "tokens",
-    "cost",
-)
-_SUMMARY_ALIGN = ("left",) + ("right",) * 9
+_SUMMARY_ALIGN = ("left",) + ("right",) * (len(SUMMARY_HEADERS) - 1)
 
 _COMPARE_HEADERS = (
     "model",
@@ -474,9 +428,9 @@ def render_markdown(
         title += f" — {_plural(len(comparison.significant_regressions), 'significant regression')}"
     if not out.add(title):
         return title.encode("utf-8")[: max(0, limit_bytes - 1)].decode("utf-8", "ignore") + "\n"
-    summary = _summary_rows(document)
+    summary = summary_rows(document, escape_markdown)
     if summary:
-        _add_table(out, _SUMMARY_HEADERS, summary, _SUMMARY_ALIGN, _Pointer("models", html_name))
+        _add_table(out, SUMMARY_HEADERS, summary, _SUMMARY_ALIGN, _Pointer("models", html_name))
     if comparison is not None:
         _add_comparison(out, comparison, html_name)
     failing = _failing_rows(document, comparison)

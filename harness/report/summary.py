@@ -8,7 +8,7 @@ latency, time to first token when measured, tokens, cost and cache hits.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from harness.results import percentile, wilson_interval
@@ -118,23 +118,32 @@ def overall_summary(document: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def summary_rows(document: Mapping[str, Any]) -> list[list[str | int]]:
-    """The per-model table's rows, formatted (columns as ``SUMMARY_HEADERS``)."""
-    rows: list[list[str | int]] = []
+def summary_rows(
+    document: Mapping[str, Any], escape: Callable[[str], str] = str
+) -> list[list[str]]:
+    """The per-model table's rows, formatted (columns as ``SUMMARY_HEADERS``).
+
+    ``escape`` is applied to model names (the markdown report passes its escaper).
+    """
+    rows: list[list[str]] = []
     for m in model_summaries(document):
         lo, hi = m["pass_rate_ci95"]
-        rate = "—" if m["pass_rate"] is None else f"{m['pass_rate']:.0%} [{lo:.0%}–{hi:.0%}]"
+        rate = (
+            "—"
+            if m["pass_rate"] is None
+            else f"{m['pass_rate'] * 100:.1f}% [{lo * 100:.1f}–{hi * 100:.1f}]"
+        )
         rows.append(
             [
-                m["model"],
-                m["items"],
-                m["passed"],
-                m["failed"],
-                m["errors"],
+                escape(str(m["model"])),
+                str(m["items"]),
+                str(m["passed"]),
+                str(m["failed"]),
+                str(m["errors"]),
                 rate,
                 _ms(m["latency_p50_ms"]),
                 _ms(m["latency_p95_ms"]),
-                m["total_tokens"],
+                f"{m['total_tokens']:,}",
                 "—" if m["cost_usd"] is None else f"${m['cost_usd']:.4f}",
             ]
         )
@@ -145,7 +154,16 @@ def summary_table(document: Mapping[str, Any], tablefmt: str = "simple") -> str:
     """The per-model table as text (``simple`` for terminals, ``github`` for markdown)."""
     from tabulate import tabulate
 
-    return str(tabulate(summary_rows(document), headers=list(SUMMARY_HEADERS), tablefmt=tablefmt))
+    align = ("left",) + ("right",) * (len(SUMMARY_HEADERS) - 1)
+    return str(
+        tabulate(
+            summary_rows(document),
+            headers=list(SUMMARY_HEADERS),
+            tablefmt=tablefmt,
+            colalign=align,
+            disable_numparse=True,
+        )
+    )
 
 
 def _ms(value: float | None) -> str:
