@@ -253,7 +253,7 @@ def test_many_flips_make_a_significant_model_regression():
     assert m.delta == pytest.approx(2 / 12 - 1)
     # each single-repeat case is noise on its own: the only regression is the model's
     assert [(r.model, r.case) for r in result.significant_regressions] == [("m", None)]
-    assert result.significant_regressions[0].reason == "pass rate 100% → 17% (McNemar p=0.002)"
+    assert result.significant_regressions[0].reason == "pass rate 100.0% → 16.7% (McNemar p=0.002)"
     assert model_of(result, "ok").direction == "unchanged"
 
 
@@ -349,7 +349,7 @@ def test_format_table():
     lines = text.splitlines()
     assert lines[0].split()[:4] == ["model", "baseline", "current", "change"]
     assert set(lines[1]) == {"-", " "}
-    assert lines[2].split()[:6] == ["m", "100%", "10%", "-90.0", "pp", "p=0.004"]
+    assert lines[2].split()[:6] == ["m", "100.0%", "10.0%", "-90.0", "pp", "p=0.004"]
     assert "regression" in lines[2]
     assert "c1" in text and "Fisher" in text
     assert "1 significant regression(s)" in text

@@ -21,7 +21,7 @@ Both tests are computed exactly with integer arithmetic (``math.comb``), no SciP
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
@@ -32,6 +32,7 @@ from harness.report.results import case_key
 from harness.report.summary import model_summaries
 
 __all__ = [
+    "MODEL_HEADERS",
     "CaseChange",
     "Comparison",
     "ModelChange",
@@ -41,6 +42,7 @@ __all__ = [
     "format_p",
     "format_table",
     "mcnemar_exact",
+    "model_rows",
 ]
 
 CaseStatus = Literal["regression", "fix", "new", "removed", "unchanged-pass", "unchanged-fail"]
@@ -400,7 +402,7 @@ def _model_change(
 
 
 def _percent(rate: float | None) -> str:
-    return "—" if rate is None else f"{rate:.0%}"
+    return "—" if rate is None else f"{rate:.1%}"
 
 
 def format_p(p_value: float | None) -> str:
@@ -484,46 +486,62 @@ def _signed(value: float | None, fmt: str) -> str:
     return "—" if value is None else format(value, "+" + fmt)
 
 
+MODEL_HEADERS = (
+    "model",
+    "baseline",
+    "current",
+    "change",
+    "McNemar",
+    "verdict",
+    "regressed",
+    "fixed",
+    "new",
+    "removed",
+    "Δ p50 ms",
+    "Δ cost $",
+)
+"""Columns of ``model_rows``: the per-model comparison table of every output format."""
+
+
+def model_rows(
+    comparison: Comparison,
+    escape: Callable[[str], str] = str,
+    strong: Callable[[str], str] = str,
+) -> list[list[str]]:
+    """The per-model comparison rows, formatted.
+
+    ``escape`` is applied to model names and ``strong`` emphasises a regression verdict
+    (the markdown report passes its escaper and ``**…**``).
+    """
+    return [
+        [
+            escape(m.model),
+            _percent(m.baseline_pass_rate),
+            _percent(m.current_pass_rate),
+            "—" if m.delta is None else f"{m.delta * 100:+.1f} pp",
+            format_p(m.p_value),
+            strong(m.direction) if m.direction == "regression" else m.direction,
+            str(m.regressions),
+            str(m.fixes),
+            str(m.new),
+            str(m.removed),
+            _signed(m.latency_p50_delta_ms, ",.0f"),
+            _signed(m.cost_delta_usd, ",.4f"),
+        ]
+        for m in comparison.models
+    ]
+
+
 def format_table(comparison: Comparison) -> str:
     """The comparison as plain text (tabulate ``simple``) for ``harness compare``.
 
     A per-model table (pass rates, change, McNemar p, verdict, counts, latency and cost
     deltas), then the cases that changed (regressions and fixes), then a verdict line.
     """
-    model_rows = [
-        [
-            m.model,
-            _percent(m.baseline_pass_rate),
-            _percent(m.current_pass_rate),
-            "—" if m.delta is None else f"{m.delta * 100:+.1f} pp",
-            format_p(m.p_value),
-            m.direction,
-            m.regressions,
-            m.fixes,
-            m.new,
-            m.removed,
-            _signed(m.latency_p50_delta_ms, ".0f"),
-            _signed(m.cost_delta_usd, ".4f"),
-        ]
-        for m in comparison.models
-    ]
     parts = [
         tabulate(
-            model_rows,
-            headers=[
-                "model",
-                "baseline",
-                "current",
-                "change",
-                "McNemar",
-                "verdict",
-                "regressed",
-                "fixed",
-                "new",
-                "removed",
-                "Δ p50 ms",
-                "Δ cost $",
-            ],
+            model_rows(comparison),
+            headers=list(MODEL_HEADERS),
             tablefmt="simple",
             disable_numparse=True,
         )

@@ -35,7 +35,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from harness.report.compare import Comparison, format_p
+from harness.report.compare import MODEL_HEADERS, Comparison, model_rows
 from harness.report.results import case_key
 from harness.report.summary import SUMMARY_HEADERS, overall_summary, summary_rows
 
@@ -202,45 +202,7 @@ def _title(document: Mapping[str, Any]) -> str:
 
 _SUMMARY_ALIGN = ("left",) + ("right",) * (len(SUMMARY_HEADERS) - 1)
 
-_COMPARE_HEADERS = (
-    "model",
-    "baseline",
-    "current",
-    "change",
-    "McNemar",
-    "verdict",
-    "regressed",
-    "fixed",
-    "new",
-    "removed",
-    "Δ p50 ms",
-    "Δ cost",
-)
 _COMPARE_ALIGN = ("left", "right", "right", "right", "right", "left") + ("right",) * 6
-
-
-def _signed(value: float | None, fmt: str) -> str:
-    return "—" if value is None else format(value, "+" + fmt)
-
-
-def _compare_rows(comparison: Comparison) -> list[list[str]]:
-    return [
-        [
-            escape_markdown(m.model),
-            _pct(m.baseline_pass_rate),
-            _pct(m.current_pass_rate),
-            "—" if m.delta is None else f"{m.delta * 100:+.1f} pp",
-            format_p(m.p_value),
-            f"**{m.direction}**" if m.direction == "regression" else m.direction,
-            str(m.regressions),
-            str(m.fixes),
-            str(m.new),
-            str(m.removed),
-            _signed(m.latency_p50_delta_ms, ",.0f"),
-            _signed(m.cost_delta_usd, ",.4f"),
-        ]
-        for m in comparison.models
-    ]
 
 
 class _Pointer:
@@ -304,8 +266,8 @@ def _add_comparison(out: _Builder, comparison: Comparison, html_name: str) -> No
         out.add(f"No significant regressions ({alpha}{note}).")
     _add_table(
         out,
-        _COMPARE_HEADERS,
-        _compare_rows(comparison),
+        MODEL_HEADERS,
+        model_rows(comparison, escape_markdown, lambda text: f"**{text}**"),
         _COMPARE_ALIGN,
         _Pointer("models", html_name),
     )
