@@ -527,6 +527,20 @@ async def _send_direct(
     return response
 
 
+SendStream = Callable[[httpx.Request], Awaitable[httpx.Response]]
+"""Sends a request and returns the response with its body *not* read: iterate
+``response.aiter_bytes()`` / ``aiter_lines()`` and always ``await response.aclose()``."""
+
+
+async def _send_stream_direct(
+    transport: httpx.AsyncBaseTransport, request: httpx.Request
+) -> httpx.Response:
+    request.extensions[STREAM_EXTENSION] = True
+    response = await transport.handle_async_request(request)
+    response.request = request
+    return response
+
+
 class _LoopClient:
     """The client of one event loop and the ``send`` that the providers use."""
 
@@ -536,10 +550,13 @@ class _LoopClient:
         self.client = client
         if transport is None:  # httpx's own transport (proxies): go through the client
             self.send: Send = client.send
+            self.send_stream: SendStream = functools.partial(client.send, stream=True)
         elif isinstance(transport, LeanTransport):
             self.send = functools.partial(_send_lean, transport)
+            self.send_stream = functools.partial(_send_stream_direct, transport)
         else:
             self.send = functools.partial(_send_direct, transport)
+            self.send_stream = functools.partial(_send_stream_direct, transport)
         self.sentinel = _close_at_loop_shutdown(client)
         try:  # run it to its ``yield``; this registers it with the loop
             self.sentinel.__anext__().send(None)  # type: ignore[attr-defined]
@@ -591,6 +608,10 @@ class ClientCache:
     def sender(self) -> Send:
         """The running loop's ``send``: returns the response with its body read."""
         return self._entry().send
+
+    def stream_sender(self) -> SendStream:
+        """The running loop's streaming ``send``: the body is read as the caller iterates."""
+        return self._entry().send_stream
 
     def _prune(self) -> None:
         for loop in list(self._loops):
