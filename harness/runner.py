@@ -27,7 +27,7 @@ import os
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -180,9 +180,8 @@ class Harness:
             else:
                 merged[key] = value
         mock_response = harness_args.get("mock_response")
-        family = (
-            "mock" if mock_response is not None and spec.family not in _OFFLINE else spec.family
-        )
+        # An explicit mock_response answers offline whatever the model (as in LiteLLM).
+        family = "mock" if mock_response is not None else spec.family
         if family not in _OFFLINE and self.offline:
             raise ConfigError(
                 f"offline mode: model {spec.name!r} ({spec.full_name}) would call the network; "
@@ -201,8 +200,6 @@ class Harness:
             api_key = spec.resolve_api_key(harness_args.get("api_key"), api_base)
             register_secret(api_key)
         if harness_args.get("api_version"):
-            from dataclasses import replace
-
             spec = replace(spec, api_version=str(harness_args["api_version"]))
         timeout = _first(
             harness_args.get("timeout"),
@@ -542,8 +539,6 @@ def _first(*values: Any) -> Any:
 
 
 def _with_retries(policy: RetryPolicy, retries: int) -> RetryPolicy:
-    from dataclasses import replace
-
     return replace(policy, retries=retries)
 
 

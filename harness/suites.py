@@ -16,7 +16,7 @@ A suite file holds cases; the pytest plugin turns each (case, model) into one te
         vars: { audience: child, text: "The sun is a star ..." }
         assert: [ { icontains: star } ]
         repeat: 5                    # also threshold, params, models (narrowing), tags
-        mock_response: "The sun is a star."      # what offline (mock/, echo/) models answer
+        mock_response: "The sun is a star."      # what mock/ models answer
         mock_responses: { quick: "A star." }     # per offline model, overriding mock_response
 
 Instead of ``prompt`` a suite may give ``messages``, a list of ``{role, content}`` whose
@@ -155,7 +155,7 @@ class Case:
     params: dict[str, Any] = field(default_factory=dict)
     """Call parameters: ``defaults.params`` overlaid by the case's ``params``."""
     mock_response: Any = None
-    """Answer script for offline (``mock/``, ``echo/``) models: a str, a dict or a list."""
+    """Answer script for ``mock/`` models: a str, a dict or a list."""
     mock_responses: dict[str, Any] = field(default_factory=dict)
     """Per-model answer scripts (model name -> answer), overriding ``mock_response``."""
     models: list[str] | None = None

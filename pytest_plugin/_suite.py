@@ -123,7 +123,8 @@ class SuiteItem(pytest.Item):
         state = get_state(self.config)
         params = dict(self.case.params)
         mock = self.case.mock_for(self.model)
-        if mock is not None and state.harness.resolve(self.model).family in ("echo", "mock"):
+        # Scripted answers are for mock models; echo models stay echoes, real ones stay real.
+        if mock is not None and state.harness.resolve(self.model).family == "mock":
             params["mock_response"] = mock
         return [(self.model, self.case.messages, params) for _ in range(self.repeat)]
 
