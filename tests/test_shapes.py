@@ -372,3 +372,10 @@ def test_unexpected_adapter_bug_becomes_an_error_in_its_slot(monkeypatch):
     results = Harness().batch_completion_models_all_responses(["echo/a", "mock/b"], USER)
     assert isinstance(results[0], HarnessError) and "ZeroDivisionError" in str(results[0])
     assert results[1].content == "hello"
+
+
+def test_explicit_mock_response_answers_offline_for_any_model():
+    h = Harness(retries=0)
+    assert h.completion("echo/x", USER, mock_response="scripted").content == "scripted"
+    # a real model with mock_response needs no key and sends nothing
+    assert h.completion("openai/gpt-4o-mini", USER, mock_response="offline").content == "offline"
