@@ -6,6 +6,7 @@
     harness compare old.json new.json [--alpha 0.05]     # exit 1 on a significant regression
     harness merge a.json b.json ... --out merged.json      # sharded CI jobs → one run
     harness demo                                           # the offline three-shapes demo
+    harness cache stats|prune --older-than 7d|export F|import F   # the response store
 
 Exit status: 0 on success, 1 when ``compare`` finds a significant regression, 2 on bad
 input (a missing or malformed results file), with one line on stderr saying which.
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     mer.add_argument("inputs", type=Path, nargs="+")
     mer.add_argument("--out", type=Path, required=True, help="the merged results.json")
     sub.add_parser("demo", help="the offline demo of the three call shapes")
+    sub.add_parser("cache", help="the response store: stats, prune, export, import", add_help=False)
     return ap
 
 
@@ -63,6 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from harness.report import write_reports
     from harness.report.results import ResultsError, load_document, merge_documents, write_document
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["cache"]:
+        from harness.cache import cache_command
+
+        return cache_command(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "demo":

@@ -123,6 +123,8 @@ def make_record(
             cost_usd=meta.cost_usd,
             race=meta.race.to_dict() if meta.race else None,
             flags=list(meta.flags),
+            cache_hit="replayed" in meta.flags,
+            ttft_ms=getattr(meta, "ttft_ms", None),
         )
     elif isinstance(error, HarnessError):
         record.update(provider=error.provider, attempts=error.attempts)

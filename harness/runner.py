@@ -34,6 +34,14 @@ from typing import Any
 import httpx
 
 from harness._sync import run_sync, submit
+from harness.cache import DEFAULT_PATH as DEFAULT_CACHE_PATH
+from harness.cache import (
+    CacheMode,
+    ResponseCache,
+    is_cacheable_error,
+    key_for_call,
+    parse_mode,
+)
 from harness.config import HarnessConfig, ModelSpec, load_config
 from harness.errors import (
     AllModelsFailed,
@@ -62,6 +70,8 @@ _HARNESS_PARAMS = frozenset(
     {
         "api_key",
         "api_base",
+        "cache",
+        "harness_repeat",
         "base_url",
         "api_version",
         "timeout",
@@ -86,6 +96,8 @@ class _Plan:
     family: str
     timeout: float
     policy: RetryPolicy
+    cache_mode: CacheMode = CacheMode.OFF
+    repeat: int = 0
 
     def with_messages(self, messages: list[dict[str, Any]]) -> _Plan:
         """The same settings for another conversation (a batch resolves them once)."""
@@ -93,7 +105,7 @@ class _Plan:
         call = Call(
             c.spec, messages, c.params, c.api_key, c.api_base, c.headers, 0, c.mock_response
         )
-        return _Plan(call, self.family, self.timeout, self.policy)
+        return _Plan(call, self.family, self.timeout, self.policy, self.cache_mode, self.repeat)
 
 
 class Harness:
@@ -112,6 +124,10 @@ class Harness:
         max_concurrency: the per-model limit for network models that configure none
             (offline models are unlimited unless configured).
         offline: refuse, before sending, any call that would use the network.
+        cache: a ``ResponseCache`` or the path of its SQLite file; default: the config's
+            ``[cache] path`` when it has a ``[cache]`` table, else no cache.
+        cache_mode: ``use`` (default), ``replay``, ``record``, ``refresh-failed`` or ``off``;
+            the config's ``[cache] mode`` when not given. A call's ``cache=`` overrides it.
     """
 
     def __init__(
@@ -124,6 +140,8 @@ class Harness:
         retry_policy: RetryPolicy | None = None,
         max_concurrency: int | None = None,
         offline: bool = False,
+        cache: ResponseCache | str | os.PathLike[str] | None = None,
+        cache_mode: str | CacheMode | None = None,
     ) -> None:
         self._config_arg = config
         self._config: HarnessConfig | None = config if isinstance(config, HarnessConfig) else None
@@ -133,6 +151,10 @@ class Harness:
         self._policy = retry_policy or RetryPolicy()
         self._max_concurrency = max_concurrency
         self.offline = offline
+        self._cache_arg = cache
+        self._cache_mode_arg = parse_mode(cache_mode) if cache_mode is not None else None
+        self._cache: ResponseCache | None = None
+        self._cache_resolved = False
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         """Waits between retries; tests replace it to observe the delays without waiting."""
         self._limits: weakref.WeakKeyDictionary[
@@ -153,6 +175,31 @@ class Harness:
             else:
                 self._config = load_config(arg)
         return self._config
+
+    @property
+    def cache(self) -> ResponseCache | None:
+        """The response store, opened on first use (None when caching is not set up)."""
+        if not self._cache_resolved:
+            arg = self._cache_arg
+            table = self.config.extra.get("cache") or {}
+            if arg is None and table:
+                arg = table.get("path", DEFAULT_CACHE_PATH)
+            if isinstance(arg, ResponseCache) or arg is None:
+                self._cache = arg
+            else:
+                self._cache = ResponseCache(arg)
+            self._cache_resolved = True
+        return self._cache
+
+    @property
+    def cache_mode(self) -> CacheMode:
+        """The default cache mode of this harness (``off`` without a cache)."""
+        if self.cache is None:
+            return CacheMode.OFF
+        if self._cache_mode_arg is not None:
+            return self._cache_mode_arg
+        table = self.config.extra.get("cache") or {}
+        return parse_mode(table.get("mode", "use"))
 
     def resolve(self, model: str) -> ModelSpec:
         """The ``ModelSpec`` for an alias or ``provider/name`` string."""
@@ -182,7 +229,11 @@ class Harness:
         mock_response = harness_args.get("mock_response")
         # An explicit mock_response answers offline whatever the model (as in LiteLLM).
         family = "mock" if mock_response is not None else spec.family
-        if family not in _OFFLINE and self.offline:
+        cache_mode = self.cache_mode
+        if "cache" in harness_args and self.cache is not None:
+            cache_mode = parse_mode(harness_args["cache"])
+        replaying = cache_mode is CacheMode.REPLAY and family not in _OFFLINE
+        if family not in _OFFLINE and self.offline and not replaying:
             raise ConfigError(
                 f"offline mode: model {spec.name!r} ({spec.full_name}) would call the network; "
                 "use an echo/ or mock/ model, or give mock_response",
@@ -197,7 +248,12 @@ class Harness:
             api_base = spec.resolve_api_base(
                 harness_args.get("api_base") or harness_args.get("base_url")
             )
-            api_key = spec.resolve_api_key(harness_args.get("api_key"), api_base)
+            try:
+                api_key = spec.resolve_api_key(harness_args.get("api_key"), api_base)
+            except ConfigError:
+                if not replaying:  # replay never sends, so it needs no key
+                    raise
+                api_key = None
             register_secret(api_key)
         if harness_args.get("api_version"):
             spec = replace(spec, api_version=str(harness_args["api_version"]))
@@ -230,7 +286,8 @@ class Harness:
             headers=MappingProxyType(dict(headers)),
             mock_response=mock_response,
         )
-        return _Plan(call, family, float(timeout), policy)
+        repeat = int(harness_args.get("harness_repeat", 0))
+        return _Plan(call, family, float(timeout), policy, cache_mode, repeat)
 
     def _limit(self, spec: ModelSpec, family: str) -> asyncio.Semaphore | None:
         limit = spec.max_concurrency or self.config.max_concurrency
@@ -252,6 +309,25 @@ class Harness:
     async def _run(self, plan: _Plan) -> ModelResponse:
         """One call: attempts with retries, each bounded by the timeout and the model limit."""
         call = plan.call
+        cache = self._cache if plan.cache_mode is not CacheMode.OFF else None
+        if plan.family in _OFFLINE:
+            cache = None  # offline answers are free and scripted: nothing to store
+        key = ""
+        if cache is not None:
+            key = key_for_call(call, plan.repeat)
+            entry = cache.lookup(
+                key,
+                plan.cache_mode,
+                provider=call.spec.provider,
+                model=call.spec.name,
+                messages=call.messages,
+            )
+            if entry is not None:
+                if entry.is_error:
+                    raise entry.to_error()
+                replayed = entry.to_model_response()
+                replayed.harness.model = call.spec.name
+                return replayed
         provider = get_provider(plan.family)
         send = self._clients.sender() if provider.needs_network else _no_network
         limit = self._limit(call.spec, plan.family)
@@ -287,9 +363,25 @@ class Harness:
                     meta.cost_usd = price.cost(
                         response.usage.prompt_tokens, response.usage.completion_tokens
                     )
+                if cache is not None and plan.cache_mode.writes:
+                    cache.put(
+                        key,
+                        response=response,
+                        latency_ms=meta.latency_ms,
+                        provider=call.spec.provider,
+                        model=call.spec.model,
+                    )
                 return response
             if not plan.policy.should_retry(error, retries_done):
                 error.attempts = retries_done + 1
+                if cache is not None and plan.cache_mode.writes and is_cacheable_error(error):
+                    cache.put(
+                        key,
+                        error=error,
+                        latency_ms=0.0,
+                        provider=call.spec.provider,
+                        model=call.spec.model,
+                    )
                 raise error
             await self._sleep(plan.policy.delay(error, retries_done))
             retries_done += 1

@@ -6,8 +6,12 @@ Every provider adapter returns these types. The OpenAI fields are plain attribut
 OpenAI SDK's ``ChatCompletion``.
 
 What the harness knows about a call (provider, latency, attempts, cost, the raw finish
-reason, race telemetry) lives in ``ModelResponse.harness`` (a ``ResponseMeta``), beside the
-OpenAI fields and never mixed into them.
+reason, race telemetry, time to first token) lives in ``ModelResponse.harness`` (a
+``ResponseMeta``), beside the OpenAI fields and never mixed into them.
+
+A streamed answer arrives as ``StreamChunk`` objects in the OpenAI ``chat.completion.chunk``
+shape (``to_dict()`` validates as the SDK's ``ChatCompletionChunk``); the chunks of one stream
+assemble into the same ``ModelResponse`` as the non-streamed call.
 """
 
 from __future__ import annotations
@@ -19,13 +23,16 @@ from typing import Any, Literal
 
 __all__ = [
     "Choice",
+    "ChunkChoice",
     "Contestant",
     "FinishReason",
     "FunctionCall",
     "Message",
+    "Delta",
     "ModelResponse",
     "RaceInfo",
     "ResponseMeta",
+    "StreamChunk",
     "ToolCall",
     "Usage",
 ]
@@ -224,6 +231,11 @@ class ResponseMeta(_Mapping):
     """Notes on the answer, e.g. ``pause_turn`` (Anthropic) or ``prompt_blocked`` (Gemini)."""
     request_id: str | None = None
     race: RaceInfo | None = None
+    ttft_ms: float | None = None
+    """Streamed calls: milliseconds from sending to the first chunk with any output (text,
+    reasoning or a tool call); ``None`` for calls that were not streamed."""
+    first_text_ms: float | None = None
+    """Streamed calls: milliseconds from sending to the first visible text (not reasoning)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data."""
@@ -231,6 +243,8 @@ class ResponseMeta(_Mapping):
             "provider": self.provider,
             "model": self.model,
             "latency_ms": round(self.latency_ms, 3),
+            "ttft_ms": _round_ms(self.ttft_ms),
+            "first_text_ms": _round_ms(self.first_text_ms),
             "attempts": self.attempts,
             "cost_usd": self.cost_usd,
             "raw_finish_reasons": list(self.raw_finish_reasons),
@@ -286,3 +300,108 @@ class ModelResponse(_Mapping):
             f"finish={finish} tokens={self.usage.total_tokens} "
             f"{self.harness.latency_ms:.0f}ms>"
         )
+
+
+def _round_ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+# --- streaming ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Delta(_Mapping):
+    """What one chunk adds to a choice's message; unset fields are ``None``.
+
+    ``tool_calls`` holds partial tool calls as OpenAI streams them: ``{"index", "id", "type",
+    "function": {"name", "arguments"}}`` on a call's first fragment, then
+    ``{"index", "function": {"arguments": <fragment>}}``; fragments of one ``index`` are
+    concatenated.
+    """
+
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    reasoning_content: str | None = None
+    refusal: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data with only the fields that are set, as OpenAI sends them."""
+        out: dict[str, Any] = {}
+        if self.role is not None:
+            out["role"] = self.role
+        if self.content is not None:
+            out["content"] = self.content
+        if self.tool_calls is not None:
+            out["tool_calls"] = [dict(t) for t in self.tool_calls]
+        if self.reasoning_content is not None:
+            out["reasoning_content"] = self.reasoning_content
+        if self.refusal is not None:
+            out["refusal"] = self.refusal
+        return out
+
+
+@dataclass(slots=True)
+class ChunkChoice(_Mapping):
+    """One choice's part of a chunk; ``finish_reason`` is set on the choice's last chunk."""
+
+    index: int
+    delta: Delta = field(default_factory=Delta)
+    finish_reason: FinishReason | None = None
+    logprobs: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data."""
+        return {
+            "index": self.index,
+            "delta": self.delta.to_dict(),
+            "finish_reason": self.finish_reason,
+            "logprobs": self.logprobs,
+        }
+
+
+@dataclass(slots=True, repr=False)
+class StreamChunk(_Mapping):
+    """One streamed chunk in the OpenAI ``chat.completion.chunk`` shape.
+
+    A chunk may have no choices: the usage chunk at the end of a stream carries only
+    ``usage``.
+    """
+
+    id: str
+    model: str
+    choices: list[ChunkChoice]
+    created: int = 0
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+
+    @classmethod
+    def _keys(cls) -> tuple[str, ...]:
+        return ("id", "object", "created", "model", "system_fingerprint", "choices", "usage")
+
+    @property
+    def content(self) -> str | None:
+        """The first choice's text delta (``None`` when this chunk has none)."""
+        return self.choices[0].delta.content if self.choices else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """OpenAI ``chat.completion.chunk`` data, JSON-able."""
+        return {
+            "id": self.id,
+            "object": self.object,
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": self.system_fingerprint,
+            "choices": [c.to_dict() for c in self.choices],
+            "usage": self.usage.to_dict() if self.usage is not None else None,
+        }
+
+    def __repr__(self) -> str:
+        parts = [
+            f"{c.index}:{c.delta.to_dict()}"
+            + (f" finish={c.finish_reason}" if c.finish_reason else "")
+            for c in self.choices
+        ]
+        usage = f" tokens={self.usage.total_tokens}" if self.usage is not None else ""
+        return f"<StreamChunk {', '.join(parts) or 'no choices'}{usage}>"

@@ -33,6 +33,7 @@ class Settings:
     suite_globs: tuple[str, ...]
     baseline: Path | None = None
     fail_on_regression: bool = False
+    cache_mode: str = "use"
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -93,6 +94,14 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         help="fail the session on a statistically significant regression against the baseline",
     )
+    group.addoption(
+        "--harness-cache",
+        default=None,
+        metavar="MODE",
+        help="response store: use (default), replay (offline CI; a miss fails), record, "
+        "refresh-failed, off (ini: harness_cache)",
+    )
+    parser.addini("harness_cache", "response store mode", default="")
     parser.addini("harness_baseline", "baseline results.json", default="")
     parser.addini("harness_models", "default models (comma-separated)", default="")
     parser.addini("harness_report_dir", "report directory", default="reports")
@@ -170,6 +179,13 @@ def resolve_settings(config: pytest.Config) -> Settings:
         if not baseline.is_file():
             raise pytest.UsageError(f"--harness-baseline: no such file: {baseline_raw}")
     fail_on_regression = bool(config.getoption("harness_fail_on_regression"))
+    cache_mode = _option(config, "harness_cache", "harness_cache") or "use"
+    from harness.cache import parse_mode
+
+    try:
+        cache_mode = parse_mode(cache_mode).value
+    except ValueError as exc:
+        raise pytest.UsageError(f"--harness-cache: {exc}") from None
     if fail_on_regression and baseline is None:
         raise pytest.UsageError("--harness-fail-on-regression needs --harness-baseline PATH")
     return Settings(
@@ -188,4 +204,5 @@ def resolve_settings(config: pytest.Config) -> Settings:
         suite_globs=globs,
         baseline=baseline,
         fail_on_regression=fail_on_regression,
+        cache_mode=cache_mode,
     )

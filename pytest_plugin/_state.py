@@ -36,7 +36,17 @@ class State:
 
             s = self.settings
             config = load_config(s.config_path) if s.config_path else _find_config(self.config)
-            self._harness = Harness(config, max_concurrency=s.max_concurrency, offline=s.offline)
+            cache_table = config.extra.get("cache") or {}
+            cache_path = Path(cache_table.get("path", ".harness/cache.sqlite"))
+            if not cache_path.is_absolute():
+                cache_path = self.config.rootpath / cache_path
+            self._harness = Harness(
+                config,
+                max_concurrency=s.max_concurrency,
+                offline=s.offline,
+                cache=None if s.cache_mode == "off" else cache_path,
+                cache_mode=s.cache_mode,
+            )
         return self._harness
 
     @property

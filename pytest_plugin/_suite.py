@@ -126,7 +126,11 @@ class SuiteItem(pytest.Item):
         # Scripted answers are for mock models; echo models stay echoes, real ones stay real.
         if mock is not None and state.harness.resolve(self.model).family == "mock":
             params["mock_response"] = mock
-        return [(self.model, self.case.messages, params) for _ in range(self.repeat)]
+        # The repeat index is part of the cache key: repeats are never one stored answer.
+        return [
+            (self.model, self.case.messages, {**params, "harness_repeat": r})
+            for r in range(self.repeat)
+        ]
 
     def runtest(self) -> None:
         """Check every repeat's answer and compare the pass rate with the threshold."""

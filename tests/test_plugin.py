@@ -481,3 +481,43 @@ def test_bad_baseline_is_a_usage_error(project):
     result.stderr.fnmatch_lines(["*--harness-baseline: *old.json: not a harness results file*"])
     result = project.runpytest("suites", "--harness-fail-on-regression")
     result.stderr.fnmatch_lines(["*--harness-fail-on-regression needs --harness-baseline PATH*"])
+
+
+def test_cache_records_then_replays_with_the_server_stopped(pytester):
+    from tests.local_server import LocalServer, Reply, chat_body
+
+    (pytester.path / "suites").mkdir()
+    (pytester.path / "suites" / "net.yaml").write_text(textwrap.dedent("""
+        models: [net]
+        prompt: "Question {{ n }}"
+        defaults: { repeat: 2 }
+        cases:
+          - { id: a, vars: { n: 1 }, assert: [{ contains: answer }] }
+          - { id: b, vars: { n: 2 }, assert: [{ contains: answer }] }
+    """))
+    with LocalServer(lambda r: Reply(body=chat_body("answer"))) as server:
+        pytester.makepyprojecttoml(
+            CONFIG + f'\n[tool.harness.models.net]\nmodel = "openai/net"\napi_base = "{server.url}/v1"\napi_key_env = "NONE"\n'
+        )
+        first = pytester.runpytest("suites")
+        first.assert_outcomes(passed=2)
+        assert len(server.requests) == 4  # 2 cases x 2 repeats: repeats are separate answers
+        second = pytester.runpytest("suites")
+        second.assert_outcomes(passed=2)
+        assert len(server.requests) == 4  # all served from the store
+    replay = pytester.runpytest("suites", "--harness-cache", "replay", "--harness-offline")
+    replay.assert_outcomes(passed=2)
+    recs = [r for r in records(pytester) if r["kind"] == "result"]
+    assert all(r["cache_hit"] for r in recs) and all(r["latency_ms"] > 0 for r in recs)
+    (pytester.path / "suites" / "net.yaml").write_text(
+        (pytester.path / "suites" / "net.yaml").read_text().replace("Question", "Query")
+    )
+    miss = pytester.runpytest("suites", "--harness-cache", "replay")
+    miss.assert_outcomes(failed=2)
+    miss.stdout.fnmatch_lines(["*ReplayMissError*Query 1*"])
+
+
+def test_bad_cache_mode_is_a_usage_error(project):
+    result = project.runpytest("suites", "--harness-cache", "sometimes")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--harness-cache:*sometimes*"])
