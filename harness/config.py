@@ -160,6 +160,10 @@ class ModelSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     max_concurrency: int | None = None
+    rpm: int | None = None
+    """Requests per minute, shared across processes (``harness.limits``)."""
+    tpm: int | None = None
+    """Tokens per minute, shared across processes (``harness.limits``)."""
     timeout: float | None = None
     retries: int | None = None
     price: Price | None = None
@@ -406,6 +410,8 @@ def _model_from_table(alias: str, table: Any, where: str) -> ModelSpec:
             if "max_concurrency" in table
             else None
         ),
+        rpm=_int(table["rpm"], f"{ctx}.rpm", 1) if "rpm" in table else None,
+        tpm=_int(table["tpm"], f"{ctx}.tpm", 1) if "tpm" in table else None,
         timeout=_number(table["timeout"], f"{ctx}.timeout") if "timeout" in table else None,
         retries=_int(table["retries"], f"{ctx}.retries", 0) if "retries" in table else None,
         price=price,

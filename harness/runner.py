@@ -49,10 +49,12 @@ from harness.errors import (
     BadRequestError,
     ConfigError,
     HarnessError,
+    RateLimitError,
     TimeoutError,
     register_secret,
 )
-from harness.http import ClientCache, TransportKind
+from harness.http import ClientCache, Send, TransportKind
+from harness.limits import SharedLimiter
 from harness.messages import validate_conversations, validate_messages
 from harness.providers.base import Call, get_provider
 from harness.retry import RetryPolicy
@@ -128,6 +130,10 @@ class Harness:
             ``[cache] path`` when it has a ``[cache]`` table, else no cache.
         cache_mode: ``use`` (default), ``replay``, ``record``, ``refresh-failed`` or ``off``;
             the config's ``[cache] mode`` when not given. A call's ``cache=`` overrides it.
+        limits: a ``SharedLimiter`` or the path of its SQLite file: per-model concurrency,
+            ``rpm`` and ``tpm`` shared by every process using it (pytest-xdist workers). By
+            default limits are per event loop, and a shared file is opened at
+            ``.harness/limits.sqlite`` only when a model configures ``rpm``/``tpm``.
     """
 
     def __init__(
@@ -142,6 +148,7 @@ class Harness:
         offline: bool = False,
         cache: ResponseCache | str | os.PathLike[str] | None = None,
         cache_mode: str | CacheMode | None = None,
+        limits: SharedLimiter | str | os.PathLike[str] | None = None,
     ) -> None:
         self._config_arg = config
         self._config: HarnessConfig | None = config if isinstance(config, HarnessConfig) else None
@@ -155,6 +162,10 @@ class Harness:
         self._cache_mode_arg = parse_mode(cache_mode) if cache_mode is not None else None
         self._cache: ResponseCache | None = None
         self._cache_resolved = False
+        self._shared: SharedLimiter | None = limits if isinstance(limits, SharedLimiter) else None
+        self._limits_path = None if isinstance(limits, SharedLimiter) else limits
+        if self._limits_path is not None:
+            self._shared = SharedLimiter(self._limits_path)
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         """Waits between retries; tests replace it to observe the delays without waiting."""
         self._limits: weakref.WeakKeyDictionary[
@@ -289,10 +300,7 @@ class Harness:
         repeat = int(harness_args.get("harness_repeat", 0))
         return _Plan(call, family, float(timeout), policy, cache_mode, repeat)
 
-    def _limit(self, spec: ModelSpec, family: str) -> asyncio.Semaphore | None:
-        limit = spec.max_concurrency or self.config.max_concurrency
-        if limit is None and family not in _OFFLINE:
-            limit = self._max_concurrency
+    def _semaphore(self, spec: ModelSpec, limit: int | None) -> asyncio.Semaphore | None:
         if not limit:
             return None
         loop = asyncio.get_running_loop()
@@ -330,21 +338,12 @@ class Harness:
                 return replayed
         provider = get_provider(plan.family)
         send = self._clients.sender() if provider.needs_network else _no_network
-        limit = self._limit(call.spec, plan.family)
         retries_done = 0
         while True:
             call.attempt = retries_done
             start = time.perf_counter()
             try:
-                if limit is not None:
-                    await limit.acquire()
-                    start = time.perf_counter()
-                try:
-                    async with asyncio.timeout(plan.timeout):
-                        response: ModelResponse = await provider.generate(call, send)
-                finally:
-                    if limit is not None:
-                        limit.release()
+                response, start = await self._attempt(plan, provider, send)
             except HarnessError as exc:
                 error: HarnessError = exc
             except builtins.TimeoutError:
@@ -385,6 +384,58 @@ class Harness:
                 raise error
             await self._sleep(plan.policy.delay(error, retries_done))
             retries_done += 1
+
+    async def _attempt(self, plan: _Plan, provider: Any, send: Send) -> tuple[ModelResponse, float]:
+        """One attempt inside the model's slot, bounded by the timeout.
+
+        Returns the response and when the attempt started (after any wait for a slot).
+        With a shared limiter (``rpm``/``tpm`` configured, or ``limits=`` given), the slot,
+        the rate windows and the cool-down after a 429 are shared by every process using
+        the same file; otherwise a per-loop semaphore bounds ``max_concurrency``.
+        """
+        call = plan.call
+        spec = call.spec
+        limit = spec.max_concurrency or self.config.max_concurrency
+        if limit is None and plan.family not in _OFFLINE:
+            limit = self._max_concurrency
+        shared = self._shared_limiter(spec)
+        if shared is not None:
+            name = spec.full_name
+            lease = None
+            try:
+                async with shared.acquire(
+                    name,
+                    max_concurrency=limit,
+                    rpm=spec.rpm,
+                    tpm=spec.tpm,
+                    tokens=_estimate_tokens(call),
+                    lease_seconds=plan.timeout + 60.0,
+                ) as lease:
+                    start = time.perf_counter()
+                    async with asyncio.timeout(plan.timeout):
+                        response: ModelResponse = await provider.generate(call, send)
+            except RateLimitError as exc:
+                # Slow the model down for everyone, not just this call's retry.
+                shared.report_rate_limited(name, exc.retry_after, lease=lease)
+                raise
+            shared.report_success(name, response.usage.total_tokens, lease=lease)
+            return response, start
+        sem = self._semaphore(spec, limit)
+        if sem is not None:
+            await sem.acquire()
+        try:
+            start = time.perf_counter()
+            async with asyncio.timeout(plan.timeout):
+                response = await provider.generate(call, send)
+        finally:
+            if sem is not None:
+                sem.release()
+        return response, start
+
+    def _shared_limiter(self, spec: ModelSpec) -> SharedLimiter | None:
+        if self._shared is None and (spec.rpm or spec.tpm):
+            self._shared = SharedLimiter(self._limits_path or DEFAULT_LIMITS_PATH)
+        return self._shared
 
     async def _run_safe(self, plan: _Plan) -> Result:
         """``_run`` with any failure returned as a ``HarnessError`` instead of raised."""
@@ -603,6 +654,16 @@ class Harness:
     def close(self) -> None:
         """Drop every HTTP client this harness made (closes idle sockets)."""
         self._clients.close_all()
+
+
+DEFAULT_LIMITS_PATH = ".harness/limits.sqlite"
+
+
+def _estimate_tokens(call: Call) -> int:
+    """A rough token estimate for ``tpm`` before the answer says: prompt chars / 4 + max tokens."""
+    chars = sum(len(str(m.get("content") or "")) for m in call.messages)
+    limit = call.params.get("max_tokens") or call.params.get("max_completion_tokens") or 256
+    return chars // 4 + int(limit)
 
 
 _running: set[asyncio.Task[Result]] = set()

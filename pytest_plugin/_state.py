@@ -46,6 +46,8 @@ class State:
                 offline=s.offline,
                 cache=None if s.cache_mode == "off" else cache_path,
                 cache_mode=s.cache_mode,
+                # One file for every xdist worker: per-model limits hold across them.
+                limits=self.config.rootpath / ".harness" / "limits.sqlite",
             )
         return self._harness
 

@@ -521,3 +521,39 @@ def test_bad_cache_mode_is_a_usage_error(project):
     result = project.runpytest("suites", "--harness-cache", "sometimes")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--harness-cache:*sometimes*"])
+
+
+def test_model_concurrency_limit_holds_across_xdist_workers(pytester):
+    import threading
+
+    from tests.local_server import LocalServer, Reply, chat_body
+
+    lock = threading.Lock()
+    state = {"now": 0, "peak": 0}
+
+    def handler(request):
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        return Reply(body=chat_body("answer"), delay=0.05)
+
+    cases = "\n".join(f"  - {{ id: c{i}, vars: {{ n: {i} }}, assert: [{{ contains: answer }}] }}" for i in range(16))
+    (pytester.path / "suites").mkdir()
+    (pytester.path / "suites" / "net.yaml").write_text(f'models: [net]\nprompt: "Q {{{{ n }}}}"\ncases:\n{cases}\n')
+    with LocalServer(handler) as server:
+        write = server._write
+
+        def counting_write(writer, reply):
+            with lock:
+                state["now"] -= 1
+            write(writer, reply)
+
+        server._write = counting_write
+        pytester.makepyprojecttoml(
+            CONFIG + f'\n[tool.harness.models.net]\nmodel = "openai/net"\napi_base = "{server.url}/v1"\n'
+            'api_key_env = "NONE"\nmax_concurrency = 2\n'
+        )
+        result = pytester.runpytest_subprocess("suites", "-n", "2", "--harness-cache", "off")
+        result.assert_outcomes(passed=16)
+    assert len(server.requests) == 16
+    assert 1 <= state["peak"] <= 2
