@@ -291,6 +291,8 @@ class HarnessConfig:
         for alias, table in _table(data.get("models", {}), f"{where}: [models]").items():
             models[alias] = _model_from_table(alias, table, where)
         extra = {k: data[k] for k in ("cache", "report", "suites") if k in data}
+        if "cache" in extra:
+            _check_cache_table(_table(extra["cache"], f"{where}: [cache]"), where)
         return cls(models, timeout, retries, max_conc, source, MappingProxyType(extra))
 
     def resolve(self, name: str) -> ModelSpec:
@@ -417,6 +419,23 @@ def _model_from_table(alias: str, table: Any, where: str) -> ModelSpec:
         price=price,
         mock=MappingProxyType(mock),
     )
+
+
+_CACHE_MODES = ("use", "replay", "record", "refresh-failed", "off")
+
+
+def _check_cache_table(table: Mapping[str, Any], where: str) -> None:
+    bad = set(table) - {"mode", "path"}
+    if bad:
+        raise ConfigError(
+            f"{where}: [cache]: unknown key(s) {', '.join(sorted(bad))}; expected mode, path"
+        )
+    if "mode" in table and table["mode"] not in _CACHE_MODES:
+        raise ConfigError(
+            f"{where}: [cache].mode: {table['mode']!r} is not one of {', '.join(_CACHE_MODES)}"
+        )
+    if "path" in table:
+        _str(table["path"], f"{where}: [cache].path")
 
 
 def _table(value: Any, ctx: str) -> Mapping[str, Any]:

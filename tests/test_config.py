@@ -156,3 +156,18 @@ def test_any_provider_slash_name_parses(provider, name):
     assert (
         spec.provider == provider and spec.model == name and spec.full_name == f"{provider}/{name}"
     )
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[cache]\nmode = "sometimes"\n', r"\[cache\].mode: 'sometimes' is not one of use, replay"),
+        ('[cache]\nfile = "x"\n', r"\[cache\]: unknown key\(s\) file; expected mode, path"),
+        ("[cache]\npath = 3\n", r"\[cache\].path: expected a string"),
+    ],
+)
+def test_broken_cache_table_is_named(tmp_path: Path, toml, message):
+    path = tmp_path / "harness.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
