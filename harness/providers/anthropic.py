@@ -8,7 +8,9 @@ wire format, in both directions:
   parameters renamed, clamped or dropped;
 * responses: content blocks turned into an OpenAI ``chat.completion`` (text, tool calls,
   thinking as ``reasoning_content``), ``stop_reason`` mapped, cache-aware usage;
-* errors: Anthropic's ``{"type": "error", "error": {...}}`` bodies mapped onto the error tree.
+* errors: Anthropic's ``{"type": "error", "error": {...}}`` bodies mapped onto the error tree;
+* streams: Messages API events (``message_start`` … ``message_stop``, ``event: error``) turned
+  into OpenAI chunks and assembled into the same ``ModelResponse`` as the unstreamed answer.
 
 Anthropic has no ``n``; ``HTTPProvider.generate`` sends ``n`` requests and merges them.
 """
@@ -17,8 +19,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import httpx
 
@@ -36,6 +38,7 @@ from harness.errors import (
 from harness.providers.base import (
     Call,
     HTTPProvider,
+    StreamParser,
     content_text,
     error_details,
     json_request,
@@ -51,6 +54,7 @@ from harness.types import (
     Message,
     ModelResponse,
     ResponseMeta,
+    StreamChunk,
     ToolCall,
     Usage,
 )
@@ -157,6 +161,12 @@ class AnthropicProvider(HTTPProvider):
             ),
         )
 
+    def stream_parser(
+        self, call: Call, headers: Mapping[str, str] | None = None
+    ) -> AnthropicStreamParser:
+        """A parser for one Messages API event stream."""
+        return AnthropicStreamParser(self, call, headers)
+
     def parse_error(
         self, call: Call, status: int, body: bytes, headers: Mapping[str, str]
     ) -> HarnessError:
@@ -166,6 +176,210 @@ class AnthropicProvider(HTTPProvider):
         except (ValueError, TypeError):
             payload = None
         return error_from_payload(call, status, payload, body, headers)
+
+
+# --- streaming ---------------------------------------------------------------------------
+
+
+class _Block:
+    """One content block being streamed: its start block and its text or JSON fragments."""
+
+    __slots__ = ("parts", "signature", "start", "tool_index", "value")
+
+    def __init__(self, start: Mapping[str, Any], tool_index: int | None) -> None:
+        self.start = start
+        self.parts: list[str] = []
+        self.signature: list[str] = []
+        self.tool_index = tool_index
+        self.value: Any = None
+        """A tool block's parsed ``input``, set at ``content_block_stop``."""
+
+    @property
+    def kind(self) -> Any:
+        return self.start.get("type")
+
+    def close(self, call: Call) -> None:
+        """Parse a tool block's joined ``partial_json`` (an empty string means ``{}``)."""
+        if self.kind != "tool_use" or self.value is not None:
+            return
+        text = "".join(self.parts)
+        if not text.strip():
+            self.value = self.start.get("input") or {}
+            return
+        try:
+            self.value = json.loads(text)
+        except ValueError:
+            raise call.error(
+                InvalidResponseError,
+                f"tool_use block {self.start.get('name')!r} streamed input that is not JSON",
+                body=text,
+            ) from None
+
+    def to_dict(self, call: Call) -> dict[str, Any]:
+        """The block as it appears in an unstreamed ``message``."""
+        kind = self.kind
+        if kind == "text":
+            return {**self.start, "text": str(self.start.get("text") or "") + "".join(self.parts)}
+        if kind == "thinking":
+            thinking = str(self.start.get("thinking") or "") + "".join(self.parts)
+            return {**self.start, "thinking": thinking, "signature": "".join(self.signature)}
+        if kind == "tool_use":
+            self.close(call)
+            return {**self.start, "input": self.value}
+        return dict(self.start)
+
+
+class AnthropicStreamParser(StreamParser):
+    """Parses a Messages API event stream (providers.md §2.5).
+
+    ``message_start`` gives the id, model and input usage (and a role-only chunk); content
+    blocks stream as text, thinking (reasoning) and tool-call chunks, each ``tool_use``
+    block's ``partial_json`` joined and parsed at ``content_block_stop``;
+    ``message_delta`` gives the stop reason and the cumulative output tokens; the stream
+    ends at ``message_stop``. An ``error`` event raises the mapped error.
+    """
+
+    def __init__(
+        self, provider: AnthropicProvider, call: Call, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(provider, call, headers)
+        self._adapter = provider
+        self._blocks: dict[int, _Block] = {}
+        self._tools = 0
+        self._usage: dict[str, Any] = {}
+        self._stop_reason: str | None = None
+        self._stop_sequence: Any = None
+
+    def feed(self, event: str | None, data: str) -> list[StreamChunk]:
+        """The chunks of one event; unknown events and ``ping`` add none.
+
+        Raises:
+            HarnessError: an ``error`` event (mapped by its ``error.type``).
+            InvalidResponseError: a tool block's streamed input is not JSON.
+        """
+        payload = self.load(data)
+        if not isinstance(payload, Mapping):
+            raise self.call.error(InvalidResponseError, "stream event is not an object", body=data)
+        kind = payload.get("type") or event
+        if kind == "error" or event == "error":
+            raise error_from_payload(self.call, None, payload, data, self.headers)
+        handler = self._HANDLERS.get(str(kind))
+        return handler(self, payload) if handler is not None else []
+
+    def _message_start(self, payload: Mapping[str, Any]) -> list[StreamChunk]:
+        message = payload.get("message") or {}
+        self.id = str(message.get("id") or self.id)
+        self.model = str(message.get("model") or self.model)
+        self._merge_usage(message.get("usage"))
+        return [self.chunk(role=True, content="")]
+
+    def _block_start(self, payload: Mapping[str, Any]) -> list[StreamChunk]:
+        start = payload.get("content_block") or {}
+        tool_index = None
+        if start.get("type") == "tool_use":
+            tool_index, self._tools = self._tools, self._tools + 1
+        block = self._blocks[int(payload["index"])] = _Block(start, tool_index)
+        if tool_index is not None:
+            header = {
+                "index": tool_index,
+                "id": str(start.get("id") or ""),
+                "type": "function",
+                "function": {"name": str(start.get("name") or ""), "arguments": ""},
+            }
+            return [self.chunk(tool_calls=[header])]
+        text = start.get("text") if block.kind == "text" else start.get("thinking")
+        if block.kind in ("text", "thinking") and text:
+            return self._text(block, "", str(text))  # the start's text is kept by to_dict
+        return []
+
+    def _block_delta(self, payload: Mapping[str, Any]) -> list[StreamChunk]:
+        block = self._blocks[int(payload["index"])]
+        delta = payload.get("delta") or {}
+        kind = delta.get("type")
+        if kind == "text_delta":
+            return self._text(block, str(delta.get("text") or ""))
+        if kind == "thinking_delta":
+            return self._text(block, str(delta.get("thinking") or ""))
+        if kind == "signature_delta":
+            block.signature.append(str(delta.get("signature") or ""))
+        elif kind == "input_json_delta":
+            fragment = str(delta.get("partial_json") or "")
+            block.parts.append(fragment)
+            if fragment and block.tool_index is not None:
+                self.note_output()
+                partial = {"index": block.tool_index, "function": {"arguments": fragment}}
+                return [self.chunk(tool_calls=[partial])]
+        return []
+
+    def _text(self, block: _Block, text: str, shown: str | None = None) -> list[StreamChunk]:
+        """A text or thinking fragment: stored (unless ``shown`` is given) and streamed."""
+        if shown is None:
+            block.parts.append(text)
+        out = text if shown is None else shown
+        if not out:
+            return []
+        if block.kind == "thinking":
+            self.note_output()
+            return [self.chunk(reasoning=out)]
+        self.note_output(text=True)
+        return [self.chunk(content=out)]
+
+    def _block_stop(self, payload: Mapping[str, Any]) -> list[StreamChunk]:
+        block = self._blocks.get(int(payload["index"]))
+        if block is not None and block.kind == "tool_use":
+            block.close(self.call)
+            self.note_output()  # a tool call without arguments streams no fragment
+        return []
+
+    def _message_delta(self, payload: Mapping[str, Any]) -> list[StreamChunk]:
+        delta = payload.get("delta") or {}
+        self._merge_usage(payload.get("usage"))
+        if "stop_sequence" in delta:
+            self._stop_sequence = delta["stop_sequence"]
+        raw = delta.get("stop_reason")
+        if raw is None:
+            return [self.chunk_of([], _usage(self._usage))]
+        self._stop_reason = str(raw)
+        finish, _ = map_finish_reason(self._stop_reason, self.call)
+        return [self.chunk(finish_reason=finish, usage=_usage(self._usage))]
+
+    def _message_stop(self, payload: Mapping[str, Any]) -> list[StreamChunk]:
+        self.done = True
+        return []
+
+    def _merge_usage(self, usage: Any) -> None:
+        """Keep the latest value of each count (``output_tokens`` is cumulative)."""
+        if isinstance(usage, Mapping):
+            self._usage.update({k: v for k, v in usage.items() if v is not None})
+
+    _HANDLERS: ClassVar[dict[str, Callable[[AnthropicStreamParser, Mapping[str, Any]], Any]]] = {
+        "message_start": _message_start,
+        "content_block_start": _block_start,
+        "content_block_delta": _block_delta,
+        "content_block_stop": _block_stop,
+        "message_delta": _message_delta,
+        "message_stop": _message_stop,
+    }
+
+    def finish(self) -> ModelResponse:
+        """The ``message`` the events add up to, parsed as the unstreamed answer.
+
+        Raises:
+            APIConnectionError: no ``message_stop`` arrived.
+        """
+        if not self.done:
+            raise self.truncated()
+        message = {
+            "id": self.id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [b.to_dict(self.call) for _, b in sorted(self._blocks.items())],
+            "stop_reason": self._stop_reason,
+            "stop_sequence": self._stop_sequence,
+            "usage": self._usage,
+        }
+        return self._adapter.parse_response(self.call, message, self.headers)
 
 
 # --- request -----------------------------------------------------------------------------

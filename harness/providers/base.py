@@ -8,21 +8,31 @@ implement three pure, unit-testable pieces instead:
 * ``parse_response(call, data, headers) -> ModelResponse``
 * ``parse_error(call, status, body, headers) -> HarnessError``
 
-Retries, timeouts, concurrency, timing and cost belong to the runner, never to a provider.
+Streaming adds two more pure pieces, ``build_stream_request(call)`` and
+``stream_parser(call, headers) -> StreamParser`` (fed the server-sent events one at a time;
+it yields ``StreamChunk`` objects and finally assembles the ``ModelResponse``), and one
+method that does the I/O for every HTTP adapter, ``stream(call, send_stream)``, which
+returns a ``ResponseStream``: an async iterator of chunks that measures time to first token
+and exposes the assembled answer as ``.response`` once the stream is complete.
+
+Retries, timeouts, concurrency and cost belong to the runner, never to a provider.
 Adapters register themselves by family name (``openai``, ``anthropic``, …) when their
 module is imported; ``get_provider`` imports them lazily.
 """
 
 from __future__ import annotations
 
+import builtins
 import email.utils
 import importlib
 import json
+import re
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any, ClassVar
 
 import httpx
@@ -30,6 +40,8 @@ import httpx
 from harness import http as _http
 from harness.config import ModelSpec
 from harness.errors import (
+    APIConnectionError,
+    BadRequestError,
     HarnessError,
     InternalServerError,
     InvalidResponseError,
@@ -37,25 +49,50 @@ from harness.errors import (
     TimeoutError,
     error_from_status,
 )
-from harness.types import FinishReason
+from harness.providers.sse import SSEDecoder, SSELineSplitter
+from harness.types import (
+    ChunkChoice,
+    Delta,
+    FinishReason,
+    ModelResponse,
+    StreamChunk,
+    Usage,
+)
 
 __all__ = [
     "Call",
+    "Clock",
     "HTTPProvider",
+    "PartialToolCall",
     "Provider",
+    "ResponseStream",
     "Send",
+    "SendStream",
+    "StreamParser",
+    "chunk_output",
+    "collect",
     "content_text",
     "error_details",
     "get_provider",
     "json_request",
     "map_finish_reason",
     "new_id",
+    "response_chunks",
     "retry_after_seconds",
+    "split_words",
+    "with_json_fields",
 ]
 
 Send = _http.Send
 """Sends a request and returns the response with its body read (the runner's client): an
 ``httpx.Response`` or the lean transport's ``RawResponse`` (status, headers, content)."""
+
+SendStream = _http.SendStream
+"""Sends a request and returns the ``httpx.Response`` with its body *not* read yet
+(``ClientCache.stream_sender()``); the caller iterates the body and closes the response."""
+
+Clock = Callable[[], float]
+"""Seconds from an arbitrary origin (``time.perf_counter``); tests inject a fake one."""
 
 
 @dataclass(slots=True)
@@ -102,6 +139,22 @@ class Provider(ABC):
     @abstractmethod
     async def generate(self, call: Call, send: Send) -> Any:
         """Make one attempt of ``call`` and return its ``ModelResponse``."""
+
+    def stream(
+        self, call: Call, send_stream: SendStream, *, clock: Clock = time.perf_counter
+    ) -> ResponseStream:
+        """Stream one attempt of ``call``: a ``ResponseStream`` of ``StreamChunk`` objects.
+
+        Nothing is sent until the stream is iterated; every error (bad input, HTTP status,
+        in-stream error, truncation) is raised from the iteration. This default refuses:
+        adapters that can stream override it.
+        """
+
+        async def refuse(_stream: ResponseStream) -> AsyncGenerator[StreamChunk, None]:
+            raise call.error(BadRequestError, f"{call.spec.provider} models cannot stream")
+            yield  # pragma: no cover - makes this an async generator
+
+        return ResponseStream(refuse, clock=clock)
 
 
 class HTTPProvider(Provider):
@@ -174,19 +227,516 @@ class HTTPProvider(Provider):
                 status=response.status_code,
                 body=body,
             ) from None
+        result = self._parse_checked(call, data, body, response.status_code, response.headers)
+        result.harness.request_id = request_id(response.headers)
+        return result
+
+    def _parse_checked(
+        self, call: Call, data: Any, body: bytes, status: int, headers: Mapping[str, str]
+    ) -> Any:
+        """``parse_response``, with an unexpected shape reported as ``InvalidResponseError``."""
         try:
-            result = self.parse_response(call, data, response.headers)
+            return self.parse_response(call, data, headers)
         except HarnessError:
             raise
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        except _SHAPE_ERRORS as exc:
             raise call.error(
                 InvalidResponseError,
                 f"unexpected response shape: {type(exc).__name__}: {exc}",
-                status=response.status_code,
+                status=status,
                 body=body,
             ) from exc
-        result.harness.request_id = request_id(response.headers)
-        return result
+
+    # --- streaming ----------------------------------------------------------------------
+
+    def build_stream_request(self, call: Call) -> httpx.Request:
+        """The streaming request for ``call`` (pure): ``build_request`` plus ``"stream": true``.
+
+        Adapters override this where the URL or the body differs.
+        """
+        return with_json_fields(self.build_request(call), {"stream": True})
+
+    def stream_parser(self, call: Call, headers: Mapping[str, str] | None = None) -> StreamParser:
+        """A fresh parser for one stream of ``call`` (pure).
+
+        ``headers`` are the response's (for request ids in errors); ``stream`` makes the
+        parser before sending and sets its ``headers`` when the response arrives.
+
+        Raises:
+            BadRequestError: this adapter cannot stream.
+        """
+        raise call.error(BadRequestError, f"{call.spec.provider} models cannot stream")
+
+    def streams_n(self, call: Call) -> bool:
+        """Whether one stream can carry ``n > 1`` choices for ``call``."""
+        return self.supports_n
+
+    def stream(
+        self, call: Call, send_stream: SendStream, *, clock: Clock = time.perf_counter
+    ) -> ResponseStream:
+        """Stream one attempt of ``call`` over HTTP (server-sent events).
+
+        Iterating the returned ``ResponseStream`` sends ``build_stream_request(call)``,
+        checks the status before reading the body (an error status raises
+        ``parse_error``), feeds every event to ``stream_parser`` and yields its chunks until
+        the terminal event (or the end of the body), then sets ``.response`` to the
+        assembled answer. The response is closed however the iteration ends: finished,
+        broken off (``aclose()``), failed or cancelled. A 200 answer with a JSON body (a
+        server that ignored ``stream``) is parsed as a whole and replayed as chunks.
+
+        Raises (from the iteration):
+            HarnessError: the mapped error of an error status or an in-stream error event;
+                ``APIConnectionError`` when the connection breaks or the stream ends before
+                its finish signal; ``TimeoutError`` when httpx times out reading;
+                ``InvalidResponseError`` for events that do not parse; ``BadRequestError``
+                for ``n > 1`` where one stream cannot carry several choices.
+        """
+
+        def produce(stream: ResponseStream) -> AsyncGenerator[StreamChunk, None]:
+            return self._stream_chunks(call, send_stream, stream)
+
+        return ResponseStream(produce, clock=clock)
+
+    async def _stream_chunks(
+        self, call: Call, send_stream: SendStream, stream: ResponseStream
+    ) -> AsyncGenerator[StreamChunk, None]:
+        n = call.params.get("n") or 1
+        if n > 1 and not self.streams_n(call):
+            raise call.error(
+                BadRequestError,
+                f"n={n} cannot be streamed from {call.spec.provider}: its API returns one "
+                "choice per request; stream n separate calls instead",
+            )
+        parser = self.stream_parser(call)  # before sending: an adapter may refuse to stream
+        request = self.build_stream_request(call)
+        stream.mark_sent()
+        try:
+            response = await send_stream(request)
+        except (httpx.TransportError, OSError) as exc:
+            raise _transport_error(call, exc) from exc
+        try:
+            stream.mark_headers()
+            status, headers = response.status_code, response.headers
+            if status >= 400:
+                raise self.parse_error(call, status, await _read(call, response), headers)
+            body: AsyncIterator[bytes]
+            if headers.get("content-type", "").startswith("application/json"):
+                content = await _read(call, response)
+                data = _json_or_none(content)
+                if isinstance(data, Mapping):  # the server ignored "stream": one JSON answer
+                    result = self._parse_checked(call, data, content, status, headers)
+                    for chunk in _replayed(result, stream):
+                        yield chunk
+                    stream.complete(result, request_id(headers))
+                    return
+                body = _once(content)  # labelled JSON but not JSON: read it as events
+            else:
+                body = response.aiter_bytes()
+            parser.headers = headers
+            splitter, decoder = SSELineSplitter(), SSEDecoder()
+            try:
+                async for raw in body:
+                    chunks = _feed_lines(call, parser, decoder, splitter.feed(raw), stream)
+                    for chunk in chunks:
+                        yield chunk
+                    if parser.done:
+                        break
+                else:  # end of body: its last line and event may lack their line ends
+                    lines = [*splitter.flush(), ""]
+                    for chunk in _feed_lines(call, parser, decoder, lines, stream):
+                        yield chunk
+            except (httpx.TransportError, httpx.DecodingError, OSError) as exc:
+                raise _transport_error(call, exc) from exc
+            stream.mark_end()
+            try:
+                result = parser.finish()
+            except HarnessError:
+                raise
+            except _SHAPE_ERRORS as exc:
+                raise call.error(
+                    InvalidResponseError,
+                    f"cannot assemble the streamed answer: {type(exc).__name__}: {exc}",
+                ) from exc
+            stream.complete(result, request_id(headers))
+        finally:
+            await response.aclose()
+
+
+_SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError)
+"""What a parser raises on data of an unexpected shape (reported as ``InvalidResponseError``)."""
+
+
+# --- streaming ---------------------------------------------------------------------------
+
+
+class StreamParser(ABC):
+    """Turns one stream's server-sent events into chunks and, at the end, the answer.
+
+    Pure and stateful: ``feed`` takes each ``(event, data)`` pair in order and returns the
+    OpenAI-shaped chunks it adds (often none), raising the mapped ``HarnessError`` for an
+    in-stream error; ``finish`` assembles the ``ModelResponse``, or raises
+    ``APIConnectionError`` if the stream ended before its finish signal.
+
+    Attributes set by ``feed`` for the caller:
+        done: the terminal event arrived; read no further.
+        output_started: an event carried output (text, reasoning or a tool call), by the
+            provider's rule in providers.md §5.5; the time to first token is taken then.
+        text_started: an event carried visible text (not reasoning).
+    """
+
+    def __init__(
+        self, provider: HTTPProvider, call: Call, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self.provider = provider
+        self.call = call
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
+        self.done = False
+        self.output_started = False
+        self.text_started = False
+        self.id = ""
+        self.model = ""
+        self.created = now()
+
+    @abstractmethod
+    def feed(self, event: str | None, data: str) -> list[StreamChunk]:
+        """The chunks that one event adds (pure but for this parser's state)."""
+
+    @abstractmethod
+    def finish(self) -> ModelResponse:
+        """The assembled answer, once the stream has ended.
+
+        Raises:
+            APIConnectionError: the stream ended before its finish signal.
+        """
+
+    # helpers for subclasses ----------------------------------------------------------
+    def load(self, data: str) -> Any:
+        """The JSON of an event's data."""
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise self.call.error(
+                InvalidResponseError, "stream event data is not JSON", body=data
+            ) from None
+
+    def truncated(self) -> HarnessError:
+        """The error of a stream that ended before the answer was complete."""
+        return self.call.error(APIConnectionError, "stream ended before the answer was complete")
+
+    def note_output(self, *, text: bool = False) -> None:
+        """Record that output started (and visible text, when ``text``)."""
+        self.output_started = True
+        if text:
+            self.text_started = True
+
+    def chunk(
+        self,
+        index: int = 0,
+        *,
+        role: bool = False,
+        content: str | None = None,
+        reasoning: str | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
+        finish_reason: FinishReason | None = None,
+        usage: Usage | None = None,
+    ) -> StreamChunk:
+        """A one-choice chunk of this stream."""
+        delta = Delta(
+            role="assistant" if role else None,
+            content=content,
+            tool_calls=tool_calls,
+            reasoning_content=reasoning,
+        )
+        return self.chunk_of([ChunkChoice(index, delta, finish_reason)], usage)
+
+    def chunk_of(self, choices: list[ChunkChoice], usage: Usage | None = None) -> StreamChunk:
+        """A chunk of this stream with the given choices."""
+        return StreamChunk(
+            id=self.id or "",
+            model=self.model or self.call.spec.model,
+            choices=choices,
+            created=self.created,
+            usage=usage,
+        )
+
+
+@dataclass(slots=True)
+class PartialToolCall:
+    """A tool call being streamed: its id and name, and its argument fragments."""
+
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The OpenAI tool call with the fragments joined."""
+        function = {"name": self.name, "arguments": "".join(self.arguments)}
+        return {"id": self.id, "type": "function", "function": function}
+
+
+Producer = Callable[["ResponseStream"], AsyncGenerator[StreamChunk, None]]
+"""Makes a stream's chunks; it reports timings and the final answer to the stream."""
+
+
+class ResponseStream:
+    """One streamed answer: an async iterator of ``StreamChunk`` with timings and the result.
+
+    Iterate it (``async for chunk in stream``); nothing is sent before the first
+    ``__anext__``. When the iteration ends normally, ``response`` holds the assembled
+    ``ModelResponse`` and its ``harness`` carries ``ttft_ms``, ``first_text_ms`` and
+    ``latency_ms``. Any failure is raised from the iteration. ``aclose()`` (or leaving an
+    ``async with`` block) stops a stream early and closes its connection; so does
+    cancelling the task that iterates it.
+
+    Timings are milliseconds since just before the request was sent, from ``clock``:
+    ``ttfb_ms`` when the response headers arrived, ``ttft_ms`` at the first event with
+    output (role-only chunks and pings do not count), ``first_text_ms`` at the first visible
+    text (reasoning does not count), ``latency_ms`` at the end of the stream.
+    """
+
+    def __init__(self, produce: Producer, *, clock: Clock = time.perf_counter) -> None:
+        self._produce = produce
+        self._clock = clock
+        self._chunks: AsyncGenerator[StreamChunk, None] | None = None
+        self._t0: float | None = None
+        self._t_end: float | None = None
+        self.response: ModelResponse | None = None
+        """The assembled answer; ``None`` until the stream has ended successfully."""
+        self.ttfb_ms: float | None = None
+        self.ttft_ms: float | None = None
+        self.first_text_ms: float | None = None
+        self.latency_ms: float | None = None
+        self.chunks_yielded = 0
+        """How many chunks the consumer has received (a failure after the first one cannot
+        be retried without repeating output)."""
+
+    def __aiter__(self) -> ResponseStream:
+        return self
+
+    async def __anext__(self) -> StreamChunk:
+        if self._chunks is None:
+            self._chunks = self._produce(self)
+        chunk = await self._chunks.__anext__()
+        self.chunks_yielded += 1
+        return chunk
+
+    async def aclose(self) -> None:
+        """Stop the stream and close its connection (a no-op once it has ended)."""
+        if self._chunks is not None:
+            await self._chunks.aclose()
+
+    async def __aenter__(self) -> ResponseStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def done(self) -> bool:
+        """Whether the stream has ended successfully (``response`` is set)."""
+        return self.response is not None
+
+    # reported by producers -------------------------------------------------------------
+    def mark_sent(self) -> None:
+        """The request is about to be sent: the origin of every timing."""
+        self._t0 = self._clock()
+
+    def mark_headers(self) -> None:
+        """The response headers arrived."""
+        self.ttfb_ms = self._elapsed_ms()
+
+    def mark_output(self, *, text: bool) -> None:
+        """Output arrived now (visible text when ``text``); the first call of each counts."""
+        if self.ttft_ms is None:
+            self.ttft_ms = self._elapsed_ms()
+        if text and self.first_text_ms is None:
+            self.first_text_ms = self._elapsed_ms()
+
+    def observe(self, parser: StreamParser) -> None:
+        """Take the parser's output flags after it was fed an event."""
+        if parser.output_started:
+            self.mark_output(text=parser.text_started)
+
+    def observe_chunk(self, chunk: StreamChunk) -> None:
+        """Take the output of a chunk made without a parser (replayed or offline answers)."""
+        output, text = chunk_output(chunk)
+        if output:
+            self.mark_output(text=text)
+
+    def mark_end(self) -> None:
+        """The last event arrived."""
+        self._t_end = self._clock()
+
+    def complete(self, response: ModelResponse, request_id: str | None = None) -> None:
+        """The stream is complete: record the answer and put the timings in its metadata."""
+        if self._t_end is None:
+            self.mark_end()
+        self.latency_ms = self._elapsed_ms(self._t_end)
+        meta = response.harness
+        meta.ttft_ms = self.ttft_ms
+        meta.first_text_ms = self.first_text_ms
+        meta.latency_ms = self.latency_ms
+        if request_id is not None and meta.request_id is None:
+            meta.request_id = request_id
+        self.response = response
+
+    def _elapsed_ms(self, at: float | None = None) -> float:
+        if self._t0 is None:
+            self._t0 = self._clock()
+        return ((self._clock() if at is None else at) - self._t0) * 1000.0
+
+
+async def collect(stream: ResponseStream) -> ModelResponse:
+    """Drain ``stream`` and return its assembled answer (closing it on any failure)."""
+    async with stream:
+        async for _ in stream:
+            pass
+    assert stream.response is not None  # a stream that ends normally always has one
+    return stream.response
+
+
+def chunk_output(chunk: StreamChunk) -> tuple[bool, bool]:
+    """Whether ``chunk`` carries output (text, reasoning, refusal, tool calls) and visible text."""
+    output = text = False
+    for choice in chunk.choices:
+        delta = choice.delta
+        if delta.content or delta.refusal:
+            output = text = True
+        elif delta.reasoning_content or delta.tool_calls:
+            output = True
+    return output, text
+
+
+_WORDS = re.compile(r"\S+\s*|\s+")
+
+
+def split_words(text: str) -> list[str]:
+    """``text`` in word-sized pieces (each with its trailing space) that join back to it."""
+    return _WORDS.findall(text)
+
+
+def response_chunks(
+    response: ModelResponse, split: Callable[[str], list[str]] | None = None
+) -> list[StreamChunk]:
+    """The chunks that stream ``response``, as OpenAI would send them.
+
+    A role-only chunk, then per choice its reasoning, its text (in the pieces ``split``
+    makes; whole by default), each tool call whole, and its finish reason; last a usage
+    chunk without choices. Joined, they assemble back into ``response``.
+    """
+    pieces = split or (lambda text: [text] if text else [])
+
+    def make(choices: list[ChunkChoice], usage: Usage | None = None) -> StreamChunk:
+        return StreamChunk(
+            id=response.id,
+            model=response.model,
+            choices=choices,
+            created=response.created,
+            usage=usage,
+            system_fingerprint=response.system_fingerprint,
+        )
+
+    roles = [ChunkChoice(c.index, Delta(role="assistant", content="")) for c in response.choices]
+    chunks = [make(roles)]
+    for choice in response.choices:
+        message = choice.message
+        for part in pieces(message.reasoning_content or ""):
+            chunks.append(make([ChunkChoice(choice.index, Delta(reasoning_content=part))]))
+        for part in pieces(message.content or ""):
+            chunks.append(make([ChunkChoice(choice.index, Delta(content=part))]))
+        if message.refusal:
+            chunks.append(make([ChunkChoice(choice.index, Delta(refusal=message.refusal))]))
+        for position, tool in enumerate(message.tool_calls or []):
+            partial = {"index": position, **tool.to_dict()}
+            chunks.append(make([ChunkChoice(choice.index, Delta(tool_calls=[partial]))]))
+        chunks.append(make([ChunkChoice(choice.index, Delta(), choice.finish_reason)]))
+    chunks.append(make([], response.usage))
+    return chunks
+
+
+def with_json_fields(request: httpx.Request, fields: Mapping[str, Any]) -> httpx.Request:
+    """A copy of a JSON ``request`` with ``fields`` set in its body (same URL and headers)."""
+    body = json.loads(request.content)
+    body.update(fields)
+    headers = {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in request.headers.raw
+        if name.lower() not in (b"host", b"content-length")
+    }
+    return json_request(request.url, body, headers)
+
+
+def _feed_lines(
+    call: Call,
+    parser: StreamParser,
+    decoder: SSEDecoder,
+    lines: list[str],
+    stream: ResponseStream,
+) -> list[StreamChunk]:
+    """Feed SSE lines through ``decoder`` into ``parser``; stop at the terminal event."""
+    out: list[StreamChunk] = []
+    for line in lines:
+        event = decoder.feed(line)
+        if event is None:
+            continue
+        name, data = event
+        try:
+            out.extend(parser.feed(name, data))
+        except HarnessError:
+            raise
+        except _SHAPE_ERRORS as exc:
+            raise call.error(
+                InvalidResponseError,
+                f"unexpected stream event shape: {type(exc).__name__}: {exc}",
+                body=data,
+            ) from exc
+        stream.observe(parser)
+        if parser.done:
+            stream.mark_end()
+            break
+    return out
+
+
+def _replayed(response: ModelResponse, stream: ResponseStream) -> list[StreamChunk]:
+    """The chunks of an answer that arrived whole, with its output noted on ``stream``."""
+    chunks = response_chunks(response)
+    for chunk in chunks:
+        stream.observe_chunk(chunk)
+    stream.mark_end()
+    return chunks
+
+
+def _transport_error(call: Call, exc: BaseException) -> HarnessError:
+    """The harness error for an httpx/socket failure while streaming."""
+    if isinstance(exc, httpx.DecodingError):
+        return call.error(InvalidResponseError, f"cannot decode the stream: {exc}")
+    if isinstance(exc, httpx.TimeoutException | builtins.TimeoutError):
+        return call.error(TimeoutError, f"{type(exc).__name__}: {exc}")
+    return call.error(APIConnectionError, f"stream broke: {type(exc).__name__}: {exc}")
+
+
+async def _read(call: Call, response: httpx.Response) -> bytes:
+    """The whole body of a streamed response (an error body, or a JSON answer)."""
+    try:
+        return await response.aread()
+    except (httpx.TransportError, OSError) as exc:
+        raise _transport_error(call, exc) from exc
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+async def _once(body: bytes) -> AsyncGenerator[bytes, None]:
+    yield body
 
 
 def get_provider(family: str) -> Provider:

@@ -4,7 +4,9 @@ This module owns the translation between OpenAI-shaped calls and Cohere's v2 cha
 messages keep their OpenAI roles (``developer`` becomes ``system``), parameters take Cohere's
 names (``p``, ``k``, ``stop_sequences``, ``REQUIRED``/``NONE`` tool choice), the answer's
 content items, thinking and tool calls come back as one OpenAI choice, and Cohere's error
-statuses (including its 498 and 499) are mapped onto the harness error tree.
+statuses (including its 498 and 499) are mapped onto the harness error tree. Streams (the
+same URL with ``"stream": true``) send typed events (``message-start`` … ``message-end``)
+that become OpenAI chunks and are assembled into the same ``ModelResponse``.
 """
 
 from __future__ import annotations
@@ -21,11 +23,16 @@ from harness.errors import (
     AuthenticationError,
     BillingError,
     HarnessError,
+    InternalServerError,
+    InvalidResponseError,
+    TimeoutError,
     error_from_status,
 )
 from harness.providers.base import (
     Call,
     HTTPProvider,
+    PartialToolCall,
+    StreamParser,
     content_text,
     error_details,
     json_request,
@@ -34,10 +41,20 @@ from harness.providers.base import (
     now,
     request_id,
     retry_after_seconds,
+    with_json_fields,
 )
-from harness.types import Choice, Message, ModelResponse, ResponseMeta, ToolCall, Usage
+from harness.types import (
+    Choice,
+    FinishReason,
+    Message,
+    ModelResponse,
+    ResponseMeta,
+    StreamChunk,
+    ToolCall,
+    Usage,
+)
 
-__all__ = ["DEFAULT_API_BASE", "CohereProvider"]
+__all__ = ["DEFAULT_API_BASE", "CohereProvider", "CohereStreamParser"]
 
 DEFAULT_API_BASE = "https://api.cohere.com"
 """Where requests go when neither the call, the config nor the environment names a base."""
@@ -117,6 +134,18 @@ class CohereProvider(HTTPProvider):
             ),
         )
 
+    def build_stream_request(self, call: Call) -> httpx.Request:
+        """The ``/v2/chat`` POST with ``"stream": true``, asking for server-sent events."""
+        request = with_json_fields(self.build_request(call), {"stream": True})
+        request.headers["accept"] = "text/event-stream"
+        return request
+
+    def stream_parser(
+        self, call: Call, headers: Mapping[str, str] | None = None
+    ) -> CohereStreamParser:
+        """A parser for one Chat v2 event stream."""
+        return CohereStreamParser(self, call, headers)
+
     def parse_error(
         self, call: Call, status: int, body: bytes, headers: Mapping[str, str]
     ) -> HarnessError:
@@ -134,6 +163,145 @@ class CohereProvider(HTTPProvider):
         return error_from_status(
             status, text, code=code, provider=call.spec.provider, model=call.spec.name, **context
         )
+
+
+# --- streaming -------------------------------------------------------------------------
+
+
+class CohereStreamParser(StreamParser):
+    """Parses a Chat v2 event stream (providers.md §4.5).
+
+    ``message-start`` gives the id (and a role-only chunk); ``content-delta`` events stream
+    text or thinking, ``tool-plan-delta`` the tool plan (reasoning), ``tool-call-start`` /
+    ``tool-call-delta`` a tool call and its argument fragments; ``message-end`` gives the
+    finish reason and usage and ends the stream (an ``error`` in it, or a finish reason of
+    ``ERROR`` / ``TIMEOUT``, raises). A ``[DONE]`` after it is ignored.
+    """
+
+    def __init__(
+        self, provider: CohereProvider, call: Call, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(provider, call, headers)
+        self._adapter = provider
+        self._items: dict[int, tuple[str, list[str]]] = {}
+        self._plan: list[str] = []
+        self._tools: dict[int, PartialToolCall] = {}
+        self._finish: str | None = None
+        self._usage: Mapping[str, Any] = {}
+
+    def feed(self, event: str | None, data: str) -> list[StreamChunk]:
+        """The chunks of one event; citation, debug and unknown events add none.
+
+        Raises:
+            HarnessError: ``message-end`` reports an error or a failed finish reason, or
+                the event is an error object.
+        """
+        if data.strip() == "[DONE]":
+            return []
+        payload = self.load(data)
+        if not isinstance(payload, Mapping):
+            raise self.call.error(InvalidResponseError, "stream event is not an object", body=data)
+        if payload.get("error") and not payload.get("type"):
+            raise self._adapter.parse_error(self.call, 500, data.encode(), self.headers)
+        kind = str(payload.get("type") or event)
+        message = (payload.get("delta") or {}).get("message") or {}
+        if kind == "message-start":
+            self.id = str(payload.get("id") or self.id)
+            return [self.chunk(role=True, content="")]
+        if kind in ("content-start", "content-delta"):
+            return self._content(payload, message.get("content") or {})
+        if kind == "tool-plan-delta":
+            return self._reasoning(self._plan, str(message.get("tool_plan") or ""))
+        if kind in ("tool-call-start", "tool-call-delta"):
+            return self._tool_call(payload, message.get("tool_calls") or {})
+        if kind == "message-end":
+            return self._end(payload.get("delta") or {}, data)
+        return []
+
+    def _content(self, payload: Mapping[str, Any], content: Mapping[str, Any]) -> list[StreamChunk]:
+        index = int(payload.get("index") or 0)
+        kind = content.get("type") or ("thinking" if "thinking" in content else "text")
+        item = self._items.setdefault(index, (str(kind), []))
+        if item[0] == "thinking":
+            return self._reasoning(item[1], str(content.get("thinking") or ""))
+        text = str(content.get("text") or "")
+        item[1].append(text)
+        if not text:
+            return []
+        self.note_output(text=True)
+        return [self.chunk(content=text)]
+
+    def _reasoning(self, into: list[str], text: str) -> list[StreamChunk]:
+        into.append(text)
+        if not text:
+            return []
+        self.note_output()
+        return [self.chunk(reasoning=text)]
+
+    def _tool_call(self, payload: Mapping[str, Any], raw: Any) -> list[StreamChunk]:
+        if isinstance(raw, list):
+            raw = raw[0] if raw else {}
+        index = payload.get("index")
+        if type(index) is not int:
+            index = max(self._tools, default=-1) + (payload.get("type") == "tool-call-start")
+        tool = self._tools.setdefault(index, PartialToolCall())
+        fn = raw.get("function") or {}
+        partial: dict[str, Any] = {"index": index}
+        if raw.get("id") and not tool.id:
+            tool.id = partial["id"] = str(raw["id"])
+            partial["type"] = "function"
+        function: dict[str, str] = {}
+        if fn.get("name") and not tool.name:
+            tool.name = function["name"] = str(fn["name"])
+        arguments = fn.get("arguments")
+        if arguments:
+            tool.arguments.append(str(arguments))
+            function["arguments"] = str(arguments)
+        if function:
+            partial["function"] = function
+        if len(partial) == 1:
+            return []
+        self.note_output()
+        return [self.chunk(tool_calls=[partial])]
+
+    def _end(self, delta: Mapping[str, Any], data: str) -> list[StreamChunk]:
+        raw = delta.get("finish_reason")
+        self._finish = None if raw is None else str(raw)
+        error = delta.get("error")
+        if error:
+            cls = TimeoutError if self._finish == "TIMEOUT" else InternalServerError
+            raise self.call.error(cls, f"the stream ended with an error: {error}", body=data)
+        finish: FinishReason
+        finish, _ = map_finish_reason(self._finish, self.call)
+        if self._tools and finish == "stop":
+            finish = "tool_calls"
+        self._usage = delta.get("usage") or {}
+        self.done = True
+        return [self.chunk(finish_reason=finish, usage=parse_usage(self._usage))]
+
+    def finish(self) -> ModelResponse:
+        """The Chat v2 response the events add up to, parsed as the unstreamed answer.
+
+        Raises:
+            APIConnectionError: no ``message-end`` arrived.
+        """
+        if not self.done:
+            raise self.truncated()
+        content = [
+            {"type": kind, kind: "".join(parts)} for _, (kind, parts) in sorted(self._items.items())
+        ]
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if self._plan:
+            message["tool_plan"] = "".join(self._plan)
+        if self._tools:
+            message["tool_calls"] = [self._tools[i].to_dict() for i in sorted(self._tools)]
+        data = {
+            "id": self.id,
+            "finish_reason": self._finish,
+            "message": message,
+            "usage": self._usage,
+        }
+        return self._adapter.parse_response(self.call, data, self.headers)
 
 
 # --- request ---------------------------------------------------------------------------

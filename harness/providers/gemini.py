@@ -4,6 +4,8 @@ This module owns the translation between OpenAI-shaped calls and Gemini's REST f
 OpenAI messages become ``systemInstruction`` plus ``user``/``model`` ``contents``, OpenAI
 parameters become ``generationConfig``/``tools``/``toolConfig``, each candidate comes back
 as one OpenAI choice, and Google RPC error statuses are mapped onto the harness error tree.
+Streams (``:streamGenerateContent?alt=sse``) send each candidate's new parts per chunk; they
+become OpenAI chunks and are assembled into the same ``ModelResponse``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from harness.errors import (
 from harness.providers.base import (
     Call,
     HTTPProvider,
+    StreamParser,
     content_text,
     error_details,
     json_request,
@@ -41,16 +44,19 @@ from harness.providers.base import (
 )
 from harness.types import (
     Choice,
+    ChunkChoice,
+    Delta,
     FinishReason,
     FunctionCall,
     Message,
     ModelResponse,
     ResponseMeta,
+    StreamChunk,
     ToolCall,
     Usage,
 )
 
-__all__ = ["DEFAULT_API_BASE", "GeminiProvider"]
+__all__ = ["DEFAULT_API_BASE", "GeminiProvider", "GeminiStreamParser"]
 
 DEFAULT_API_BASE = "https://generativelanguage.googleapis.com/v1beta"
 """Where requests go when neither the call, the config nor the environment names a base."""
@@ -98,6 +104,20 @@ class GeminiProvider(HTTPProvider):
             BadRequestError: a message cannot be expressed in Gemini's format (unknown role,
                 tool arguments that are not a JSON object, a tool result for an unknown call).
         """
+        return self._request(call, ":generateContent")
+
+    def build_stream_request(self, call: Call) -> httpx.Request:
+        """Build the ``streamGenerateContent?alt=sse`` POST for ``call`` (pure).
+
+        The body is the same as for ``generateContent``; ``alt=sse`` makes the server send
+        server-sent events instead of one JSON array.
+
+        Raises:
+            BadRequestError: a message cannot be expressed in Gemini's format.
+        """
+        return self._request(call, ":streamGenerateContent?alt=sse")
+
+    def _request(self, call: Call, method: str) -> httpx.Request:
         base = call.spec.resolve_api_base(call.api_base) or DEFAULT_API_BASE
         path = call.spec.model
         if not path.startswith("tunedModels/"):
@@ -108,7 +128,13 @@ class GeminiProvider(HTTPProvider):
         headers.update(call.spec.headers)
         headers.update(call.headers)
         body = build_body(call)
-        return json_request(f"{base.rstrip('/')}/{path}:generateContent", body, headers)
+        return json_request(f"{base.rstrip('/')}/{path}{method}", body, headers)
+
+    def stream_parser(
+        self, call: Call, headers: Mapping[str, str] | None = None
+    ) -> GeminiStreamParser:
+        """A parser for one ``streamGenerateContent`` event stream."""
+        return GeminiStreamParser(self, call, headers)
 
     def parse_response(self, call: Call, data: Any, headers: Mapping[str, str]) -> ModelResponse:
         """Normalise a ``GenerateContentResponse`` into a ``ModelResponse`` (pure).
@@ -173,6 +199,157 @@ class GeminiProvider(HTTPProvider):
         return error_from_status(
             status, text, code=code, provider=call.spec.provider, model=call.spec.name, **context
         )
+
+
+# --- streaming -------------------------------------------------------------------------
+
+
+class _Candidate:
+    """One candidate being streamed: every part received so far, and its finish reason."""
+
+    __slots__ = ("extra", "finish", "parts", "tools")
+
+    def __init__(self) -> None:
+        self.parts: list[dict[str, Any]] = []
+        self.finish: str | None = None
+        self.tools = 0
+        self.extra: dict[str, Any] = {}
+        """Other candidate fields (``safetyRatings``, ``citationMetadata``), latest kept."""
+
+
+class GeminiStreamParser(StreamParser):
+    """Parses a ``streamGenerateContent?alt=sse`` stream (providers.md §3.5).
+
+    Each chunk carries only new parts; they are appended per candidate and streamed as
+    text, reasoning (``thought`` parts) and whole tool calls (ids minted where Gemini sends
+    none, the same ids in the chunks and the answer). ``usageMetadata`` repeats, so the
+    last one is kept. There is no terminal event: the stream is complete when every
+    candidate has a ``finishReason`` (or the prompt was blocked), else it was cut off.
+    """
+
+    def __init__(
+        self, provider: GeminiProvider, call: Call, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(provider, call, headers)
+        self._adapter = provider
+        self._candidates: dict[int, _Candidate] = {}
+        self._usage: Mapping[str, Any] | None = None
+        self._feedback: Mapping[str, Any] | None = None
+
+    def feed(self, event: str | None, data: str) -> list[StreamChunk]:
+        """The chunk of one ``GenerateContentResponse`` event.
+
+        Raises:
+            HarnessError: the event is a Google RPC error (mapped as its HTTP status would be).
+        """
+        payload = self.load(data)
+        if isinstance(payload, list) and payload:
+            payload = payload[0]
+        if not isinstance(payload, Mapping):
+            raise self.call.error(InvalidResponseError, "stream chunk is not an object", body=data)
+        error = payload.get("error")
+        if error:
+            code = error.get("code") if isinstance(error, Mapping) else None
+            status = code if type(code) is int and 400 <= code < 600 else 500
+            raise self._adapter.parse_error(self.call, status, data.encode(), self.headers)
+        if not self.id and payload.get("responseId"):
+            self.id = str(payload["responseId"])
+        if not self.model and payload.get("modelVersion"):
+            self.model = str(payload["modelVersion"])
+        if payload.get("usageMetadata"):
+            self._usage = payload["usageMetadata"]
+        feedback = payload.get("promptFeedback")
+        if isinstance(feedback, Mapping) and feedback.get("blockReason"):
+            self._feedback = feedback
+        candidates = payload.get("candidates") or []
+        choices = [
+            self._candidate(index, candidate)
+            for index, candidate in zip(candidate_indices(candidates), candidates, strict=True)
+        ]
+        finished = any(c.finish_reason is not None for c in choices)
+        usage = parse_usage(self._usage) if finished and self._usage else None
+        if self._feedback is not None and not candidates:
+            self.done = True
+            blocked = ChunkChoice(0, Delta(role="assistant", content=""), "content_filter")
+            return [self.chunk_of([blocked], parse_usage(self._usage or {}))]
+        if not choices and usage is None:
+            return []
+        return [self.chunk_of(choices, usage)]
+
+    def _candidate(self, index: int, raw: Mapping[str, Any]) -> ChunkChoice:
+        first = index not in self._candidates
+        cand = self._candidates.setdefault(index, _Candidate())
+        text: list[str] = []
+        thoughts: list[str] = []
+        tools: list[dict[str, Any]] = []
+        for part in (raw.get("content") or {}).get("parts") or []:
+            if "functionCall" in part:
+                fc = dict(part["functionCall"])
+                fc.setdefault("id", None)
+                fc["id"] = fc["id"] or f"call_{uuid.uuid4().hex[:24]}"
+                part = {**part, "functionCall": fc}
+                tools.append(_tool_fragment(cand.tools, fc))
+                cand.tools += 1
+            elif "text" in part:
+                (thoughts if part.get("thought") else text).append(str(part["text"]))
+            cand.parts.append(dict(part))
+        cand.extra.update(
+            {k: v for k, v in raw.items() if k not in ("content", "index", "finishReason")}
+        )
+        content, reasoning = "".join(text), "".join(thoughts)
+        if content:
+            self.note_output(text=True)
+        elif reasoning or tools:
+            self.note_output()
+        finish: FinishReason | None = None
+        if raw.get("finishReason"):
+            cand.finish = str(raw["finishReason"])
+            if cand.tools:
+                finish = "tool_calls"
+            else:
+                finish, _ = map_finish_reason(cand.finish, self.call)
+        delta = Delta(
+            role="assistant" if first else None,
+            content=content if content or first else None,
+            reasoning_content=reasoning or None,
+            tool_calls=tools or None,
+        )
+        return ChunkChoice(index, delta, finish)
+
+    def finish(self) -> ModelResponse:
+        """The ``GenerateContentResponse`` the chunks add up to, parsed as unstreamed.
+
+        Raises:
+            APIConnectionError: a candidate never got its ``finishReason`` (or no chunk came).
+        """
+        complete = self._feedback is not None or (
+            bool(self._candidates) and all(c.finish for c in self._candidates.values())
+        )
+        if not complete:
+            raise self.truncated()
+        data: dict[str, Any] = {
+            "candidates": [
+                {
+                    **cand.extra,
+                    "content": {"role": "model", "parts": cand.parts},
+                    "finishReason": cand.finish,
+                    "index": index,
+                }
+                for index, cand in sorted(self._candidates.items())
+            ],
+            "usageMetadata": self._usage or {},
+            "modelVersion": self.model or None,
+            "responseId": self.id or None,
+        }
+        if self._feedback is not None:
+            data["promptFeedback"] = self._feedback
+        return self._adapter.parse_response(self.call, data, self.headers)
+
+
+def _tool_fragment(index: int, fc: Mapping[str, Any]) -> dict[str, Any]:
+    """A whole Gemini ``functionCall`` as one OpenAI tool-call fragment."""
+    function = {"name": str(fc.get("name", "")), "arguments": json.dumps(fc.get("args") or {})}
+    return {"index": index, "id": str(fc["id"]), "type": "function", "function": function}
 
 
 # --- request ---------------------------------------------------------------------------

@@ -19,26 +19,46 @@ an HTTP status (``429``, ``503``, …, mapped exactly as a real provider's would
 Latency (``latency_ms`` on the answer, the ``mock_latency_ms=`` call parameter, or the
 model's ``latency_ms`` in config) is an ``asyncio.sleep``: cancellable, so races and
 timeouts behave as with a real server.
+
+Both models stream too (``stream(call, send_stream)``, the same ``ResponseStream`` as the
+HTTP adapters): a role chunk, the answer split on words, tool calls, the finish reason and
+a usage chunk. The first chunk comes after ``ttft_ms`` (answer, ``mock_ttft_ms=`` call
+parameter, or config; default: the whole latency); the rest of the latency, if any, is
+spread between the remaining chunks. A simulated ``error`` is raised before the first chunk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from typing import Any
 
 from harness.errors import APIConnectionError, TimeoutError, error_from_status
 from harness.providers.base import (
     Call,
+    Clock,
     Provider,
+    ResponseStream,
     Send,
+    SendStream,
     content_text,
     map_finish_reason,
     new_id,
     now,
+    response_chunks,
+    split_words,
 )
-from harness.types import Choice, Message, ModelResponse, ResponseMeta, ToolCall, Usage
+from harness.types import (
+    Choice,
+    Message,
+    ModelResponse,
+    ResponseMeta,
+    StreamChunk,
+    ToolCall,
+    Usage,
+)
 
 __all__ = ["EchoProvider", "MockProvider", "count_tokens"]
 
@@ -63,8 +83,19 @@ class EchoProvider(Provider):
 
     async def generate(self, call: Call, send: Send) -> ModelResponse:
         """Echo the last user message, after the configured latency."""
-        await _sleep_ms(call.params.get("mock_latency_ms", call.spec.mock.get("latency_ms")))
+        await _sleep_ms(_latency(call, {}))
         return _build(call, {"content": _last_user_text(call.messages)})
+
+    def stream(
+        self, call: Call, send_stream: SendStream, *, clock: Clock = time.perf_counter
+    ) -> ResponseStream:
+        """Stream the echo in word-sized chunks (see the module docstring for timing)."""
+        answer = {"content": _last_user_text(call.messages)}
+
+        def produce(stream: ResponseStream) -> AsyncGenerator[StreamChunk, None]:
+            return _stream_answer(call, answer, stream)
+
+        return ResponseStream(produce, clock=clock)
 
 
 class MockProvider(Provider):
@@ -83,27 +114,81 @@ class MockProvider(Provider):
         turn = self._turns.setdefault(call.spec.name, itertools.cycle(range(len(responses))))
         return responses[next(turn)]
 
-    async def generate(self, call: Call, send: Send) -> ModelResponse:
-        """Play the scripted answer for this attempt."""
+    def _answer(self, call: Call) -> Mapping[str, Any]:
+        """This attempt's answer as a table (the script, else the echo)."""
         answer: Any = call.mock_response
         if isinstance(answer, list | tuple):
             answer = answer[min(call.attempt, len(answer) - 1)] if answer else None
         if answer is None:
             answer = self._next_scripted(call)
         if answer is None:
-            answer = {"content": _last_user_text(call.messages)}
-        elif isinstance(answer, str):
-            answer = {"content": answer}
-        elif not isinstance(answer, Mapping):
-            answer = {"content": str(answer)}
+            return {"content": _last_user_text(call.messages)}
+        if isinstance(answer, str):
+            return {"content": answer}
+        if not isinstance(answer, Mapping):
+            return {"content": str(answer)}
+        return answer
+
+    async def generate(self, call: Call, send: Send) -> ModelResponse:
+        """Play the scripted answer for this attempt."""
+        answer = self._answer(call)
+        await _sleep_ms(_latency(call, answer))
         error = answer.get("error", call.spec.mock.get("error"))
-        latency = answer.get(
-            "latency_ms", call.params.get("mock_latency_ms", call.spec.mock.get("latency_ms"))
-        )
-        await _sleep_ms(latency)
         if error is not None:
             raise _simulated_error(call, error, answer)
         return _build(call, answer)
+
+    def stream(
+        self, call: Call, send_stream: SendStream, *, clock: Clock = time.perf_counter
+    ) -> ResponseStream:
+        """Stream this attempt's scripted answer in word-sized chunks.
+
+        The answer is chosen when ``stream`` is called (so scripted turns keep their
+        order); nothing waits until the stream is iterated.
+        """
+        answer = self._answer(call)
+
+        def produce(stream: ResponseStream) -> AsyncGenerator[StreamChunk, None]:
+            return _stream_answer(call, answer, stream)
+
+        return ResponseStream(produce, clock=clock)
+
+
+async def _stream_answer(
+    call: Call, answer: Mapping[str, Any], stream: ResponseStream
+) -> AsyncGenerator[StreamChunk, None]:
+    """The chunks of an offline answer, paced by its ``ttft_ms`` and ``latency_ms``."""
+    latency = _ms(_latency(call, answer))
+    ttft = answer.get("ttft_ms", call.params.get("mock_ttft_ms", call.spec.mock.get("ttft_ms")))
+    first = latency if ttft is None else _ms(ttft)
+    stream.mark_sent()
+    await _sleep_ms(first)
+    error = answer.get("error", call.spec.mock.get("error"))
+    if error is not None:
+        raise _simulated_error(call, error, answer)
+    response = _build(call, answer)
+    chunks = response_chunks(response, split_words)
+    # The role-only chunk goes out with the first output; the rest of the latency is spread
+    # over the gaps between the later chunks.
+    gap = max(latency - first, 0.0) / max(len(chunks) - 2, 1)
+    for position, chunk in enumerate(chunks):
+        if position > 1:
+            await _sleep_ms(gap)
+        stream.observe_chunk(chunk)
+        yield chunk
+    stream.mark_end()
+    stream.complete(response)
+
+
+def _latency(call: Call, answer: Mapping[str, Any]) -> Any:
+    """The simulated latency: the answer's, else the call parameter's, else the config's."""
+    return answer.get(
+        "latency_ms", call.params.get("mock_latency_ms", call.spec.mock.get("latency_ms"))
+    )
+
+
+def _ms(value: Any) -> float:
+    return float(value) if value else 0.0
 
 
 async def _sleep_ms(ms: Any) -> None:

@@ -5,8 +5,11 @@ OpenAI (``max_completion_tokens``, organisation/project headers), for compatible
 (Ollama, vLLM, llama.cpp, LM Studio, Groq, Together, OpenRouter, Mistral, DeepSeek: they get
 ``max_tokens``; Mistral gets ``random_seed`` and nine-character tool-call ids) and for Azure
 OpenAI (deployment URLs, ``api-version``, the ``api-key`` header, the ``/openai/v1`` surface);
-normalising their answers, with every known quirk, into a ``ModelResponse``; and mapping their
-error bodies onto the harness error tree.
+normalising their answers, with every known quirk, into a ``ModelResponse``; parsing their
+``chat.completion.chunk`` streams (role-only first chunks, Azure's choice-less first chunk,
+the usage chunk, Groq's ``x_groq.usage``, OpenRouter's in-stream errors, tool-call fragments)
+and assembling them into the same ``ModelResponse``; and mapping their error bodies onto the
+harness error tree.
 
 ``build_request`` and ``parse_response`` are the hot path of the throughput benchmark, so
 they avoid copies of the caller's data, pydantic, and per-call parsing of URLs or patterns.
@@ -34,7 +37,9 @@ from harness.errors import (
 from harness.providers.base import (
     Call,
     HTTPProvider,
+    PartialToolCall,
     Send,
+    StreamParser,
     content_text,
     error_details,
     json_request,
@@ -43,13 +48,17 @@ from harness.providers.base import (
     now,
     request_id,
     retry_after_seconds,
+    with_json_fields,
 )
 from harness.types import (
     Choice,
+    ChunkChoice,
+    Delta,
     FinishReason,
     Message,
     ModelResponse,
     ResponseMeta,
+    StreamChunk,
     ToolCall,
     Usage,
 )
@@ -61,6 +70,10 @@ DEFAULT_AZURE_API_VERSION = "2024-10-21"
 
 _SINGLE_CHOICE_PROVIDERS = frozenset({"ollama", "llamacpp"})
 """Servers that return one choice whatever ``n`` says (llama.cpp even fails on ``n > 1``)."""
+
+_NO_STREAM_OPTIONS = frozenset({"mistral"})
+"""Servers that reject ``stream_options`` (Mistral forbids unknown fields; it sends usage in
+its last chunk anyway)."""
 
 _MISTRAL_TOOL_ID = re.compile(r"[a-zA-Z0-9]{9}")
 _CONTENT_FILTER_CODES = frozenset({"content_filter", "ResponsibleAIPolicyViolation"})
@@ -259,6 +272,33 @@ class OpenAIProvider(HTTPProvider):
             request_id=rid,
         )
 
+    # --- streaming ----------------------------------------------------------------------
+
+    def build_stream_request(self, call: Call) -> httpx.Request:
+        """The request with ``"stream": true`` and ``stream_options.include_usage``.
+
+        The usage option makes the stream end with a usage chunk; servers that reject
+        ``stream_options`` do not get it.
+        """
+        fields: dict[str, Any] = {"stream": True}
+        if call.spec.provider not in _NO_STREAM_OPTIONS:
+            options = call.params.get("stream_options")
+            fields["stream_options"] = {
+                **(options if isinstance(options, Mapping) else {}),
+                "include_usage": True,
+            }
+        return with_json_fields(self.build_request(call), fields)
+
+    def stream_parser(
+        self, call: Call, headers: Mapping[str, str] | None = None
+    ) -> OpenAIStreamParser:
+        """A parser for one ``chat.completion.chunk`` stream."""
+        return OpenAIStreamParser(self, call, headers)
+
+    def streams_n(self, call: Call) -> bool:
+        """Single-choice servers (Ollama, llama.cpp) cannot stream ``n > 1`` choices."""
+        return self.supports_n and call.spec.provider not in _SINGLE_CHOICE_PROVIDERS
+
     # --- n ------------------------------------------------------------------------------
 
     async def generate(self, call: Call, send: Send) -> Any:
@@ -270,6 +310,221 @@ class OpenAIProvider(HTTPProvider):
         ):
             return await _SINGLE_CHOICE.generate(call, send)
         return await super().generate(call, send)
+
+
+class _ChoiceBuffer:
+    """One choice being streamed: its text, reasoning, refusal, tool calls and finish."""
+
+    __slots__ = ("content", "finish", "logprobs", "reasoning", "refusal", "tools")
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self.refusal: list[str] = []
+        self.tools: dict[int, PartialToolCall] = {}
+        self.finish: str | None = None
+        self.logprobs: dict[str, list[Any]] | None = None
+
+    def tool_index(self, fragment: Mapping[str, Any]) -> int:
+        """The index a fragment belongs to; servers that send none get one by id or order."""
+        index = fragment.get("index")
+        if type(index) is int:
+            return index
+        call_id = fragment.get("id")
+        for known, tool in self.tools.items():
+            if call_id and tool.id == call_id:
+                return known
+        if call_id or not self.tools:
+            return len(self.tools)
+        return max(self.tools)
+
+    def add_logprobs(self, logprobs: Any) -> None:
+        """Append a chunk's token logprobs (``content`` / ``refusal`` lists)."""
+        if not isinstance(logprobs, Mapping):
+            return
+        merged = self.logprobs if self.logprobs is not None else {}
+        for key in ("content", "refusal"):
+            items = logprobs.get(key)
+            if isinstance(items, list):
+                merged.setdefault(key, []).extend(items)
+        self.logprobs = merged or None
+
+    def message(self) -> dict[str, Any]:
+        """The assembled ``message`` of a ``chat.completion`` choice."""
+        tools = [self.tools[i].to_dict() for i in sorted(self.tools)]
+        content: str | None = "".join(self.content) if self.content else None
+        if not content and tools:
+            content = None
+        out: dict[str, Any] = {"role": "assistant", "content": content}
+        if self.refusal:
+            out["refusal"] = "".join(self.refusal)
+        if self.reasoning:
+            out["reasoning_content"] = "".join(self.reasoning)
+        if tools:
+            out["tool_calls"] = tools
+        return out
+
+
+class OpenAIStreamParser(StreamParser):
+    """Parses a ``chat.completion.chunk`` stream (providers.md §1.5 and §1.6).
+
+    Each chunk is normalised (finish reasons mapped, tool-call fragments indexed, reasoning
+    under ``reasoning_content``); chunks with neither choices nor usage (Azure's first) are
+    skipped. ``[DONE]`` ends the stream; the assembled body goes through the adapter's
+    ``parse_response``, so a streamed answer equals the same answer unstreamed.
+    """
+
+    def __init__(
+        self, provider: OpenAIProvider, call: Call, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(provider, call, headers)
+        self._adapter = provider
+        self._choices: dict[int, _ChoiceBuffer] = {}
+        self._usage: dict[str, Any] | None = None
+        self._fingerprint: str | None = None
+        self._created: int | None = None
+
+    def feed(self, event: str | None, data: str) -> list[StreamChunk]:
+        """The chunk of one ``data:`` event; ``[DONE]`` ends the stream.
+
+        Raises:
+            HarnessError: the event carries an ``error`` object (OpenAI, OpenRouter) or a
+                choice finished with a failure reason (``error``,
+                ``insufficient_system_resource``).
+        """
+        if data.strip() == "[DONE]":
+            self.done = True
+            return []
+        payload = self.load(data)
+        if not isinstance(payload, dict):
+            raise self.call.error(
+                InvalidResponseError, "stream chunk is not a JSON object", body=data
+            )
+        if payload.get("error"):
+            raise self._adapter._embedded_error(self.call, payload, self.headers)
+        self._header_fields(payload)
+        usage_data = payload.get("usage")
+        groq = payload.get("x_groq")
+        if not usage_data and isinstance(groq, dict):
+            usage_data = groq.get("usage")
+        usage = None
+        if isinstance(usage_data, dict) and usage_data:
+            self._usage = usage_data
+            usage = _usage({"usage": usage_data})
+        raw_choices = payload.get("choices") or []
+        choices = [self._choice(position, raw) for position, raw in enumerate(raw_choices)]
+        if not choices and usage is None:
+            return []  # Azure's prompt-filter chunk, or an empty keep-alive object
+        return [self.chunk_of(choices, usage)]
+
+    def _header_fields(self, payload: dict[str, Any]) -> None:
+        if not self.id and payload.get("id"):
+            self.id = str(payload["id"])
+        if not self.model and payload.get("model"):
+            self.model = str(payload["model"])
+        if self._created is None and payload.get("created"):
+            self._created = int(payload["created"])
+            self.created = self._created
+        if self._fingerprint is None and payload.get("system_fingerprint"):
+            self._fingerprint = str(payload["system_fingerprint"])
+
+    def _choice(self, position: int, raw: Any) -> ChunkChoice:
+        index = raw.get("index")
+        index = index if type(index) is int else position
+        buf = self._choices.setdefault(index, _ChoiceBuffer())
+        delta = raw.get("delta") or {}
+        content = delta.get("content")
+        reasoning = delta.get("reasoning_content")
+        if reasoning is None:
+            reasoning = delta.get("reasoning")
+        if content is not None and not isinstance(content, str):
+            content, thinking = _split_content(content)
+            reasoning = thinking if reasoning is None else reasoning
+        if reasoning is not None and not isinstance(reasoning, str):
+            reasoning = content_text(reasoning)
+        refusal = delta.get("refusal")
+        refusal = None if refusal is None else str(refusal)
+        out = Delta(
+            role="assistant" if delta.get("role") == "assistant" else None,
+            content=content,
+            reasoning_content=reasoning or None,
+            refusal=refusal,
+            tool_calls=self._tool_fragments(buf, delta.get("tool_calls")),
+        )
+        if content is not None:
+            buf.content.append(content)
+        if reasoning:
+            buf.reasoning.append(reasoning)
+        if refusal:
+            buf.refusal.append(refusal)
+        if content or refusal:
+            self.note_output(text=True)
+        elif reasoning or out.tool_calls:
+            self.note_output()
+        buf.add_logprobs(raw.get("logprobs"))
+        finish = raw.get("finish_reason")
+        mapped: FinishReason | None = None
+        if finish is not None:
+            buf.finish = str(finish)
+            mapped, _ = map_finish_reason(buf.finish, self.call)
+        return ChunkChoice(index, out, mapped, raw.get("logprobs"))
+
+    def _tool_fragments(self, buf: _ChoiceBuffer, fragments: Any) -> list[dict[str, Any]] | None:
+        """Merge tool-call fragments into ``buf``; return them indexed, OpenAI-shaped."""
+        if not fragments:
+            return None
+        out: list[dict[str, Any]] = []
+        for fragment in fragments:
+            index = buf.tool_index(fragment)
+            tool = buf.tools.setdefault(index, PartialToolCall())
+            fn = fragment.get("function") or {}
+            arguments = fn.get("arguments")
+            if arguments is not None and not isinstance(arguments, str):
+                arguments = json.dumps(arguments)  # a server that sends the arguments parsed
+            partial: dict[str, Any] = {"index": index}
+            if fragment.get("id") and not tool.id:
+                tool.id = str(fragment["id"])
+                partial["id"] = tool.id
+                partial["type"] = "function"
+            function: dict[str, str] = {}
+            if fn.get("name") and not tool.name:
+                tool.name = function["name"] = str(fn["name"])
+            if arguments:
+                tool.arguments.append(arguments)
+                function["arguments"] = arguments
+            if function:
+                partial["function"] = function
+            out.append(partial)
+        return out
+
+    def finish(self) -> ModelResponse:
+        """The ``chat.completion`` the chunks add up to, parsed as the unstreamed answer.
+
+        Raises:
+            APIConnectionError: no ``[DONE]`` arrived.
+            InvalidResponseError: the stream had no choices.
+        """
+        if not self.done:
+            raise self.truncated()
+        body: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self._created,
+            "model": self.model,
+            "system_fingerprint": self._fingerprint,
+            "choices": [
+                {
+                    "index": index,
+                    "message": buf.message(),
+                    "finish_reason": buf.finish,
+                    "logprobs": buf.logprobs,
+                }
+                for index, buf in sorted(self._choices.items())
+            ],
+        }
+        if self._usage is not None:
+            body["usage"] = self._usage
+        return self._adapter.parse_response(self.call, body, self.headers)
 
 
 class _SingleChoiceProvider(OpenAIProvider):
