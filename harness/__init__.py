@@ -42,29 +42,39 @@ from harness.errors import (
 from harness.retry import RetryPolicy
 from harness.types import (
     Choice,
+    ChunkChoice,
     Contestant,
+    Delta,
     FunctionCall,
     Message,
     ModelResponse,
     RaceInfo,
     ResponseMeta,
+    StreamChunk,
     ToolCall,
     Usage,
 )
 
 if TYPE_CHECKING:
+    from harness.providers.base import ResponseStream
     from harness.runner import Harness, Result, get_default_harness, set_default_harness
 
 # The runner pulls in asyncio and httpx (~110 ms); it is imported on first use, so that
 # ``import harness`` stays cheap for tools that only need the types or the config.
-_LAZY = {"Harness", "Result", "get_default_harness", "set_default_harness"}
+_LAZY = {
+    "Harness": "harness.runner",
+    "Result": "harness.runner",
+    "get_default_harness": "harness.runner",
+    "set_default_harness": "harness.runner",
+    "ResponseStream": "harness.providers.base",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from harness import runner
+        import importlib
 
-        value = getattr(runner, name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'harness' has no attribute {name!r}")
@@ -78,11 +88,13 @@ __all__ = [
     "BadRequestError",
     "BillingError",
     "Choice",
+    "ChunkChoice",
     "ConfigError",
     "ConflictError",
     "ContentFilterError",
     "Contestant",
     "ContextWindowExceededError",
+    "Delta",
     "FunctionCall",
     "Harness",
     "HarnessConfig",
@@ -99,9 +111,11 @@ __all__ = [
     "RateLimitError",
     "ReplayMissError",
     "ResponseMeta",
+    "ResponseStream",
     "Result",
     "RetryPolicy",
     "ServiceUnavailableError",
+    "StreamChunk",
     "TimeoutError",
     "ToolCall",
     "Usage",
@@ -120,13 +134,16 @@ __all__ = [
 ]
 
 
-def completion(model: str, messages: list[dict[str, Any]], **params: Any) -> ModelResponse:
-    """One chat completion with the default harness (see ``Harness.completion``)."""
+def completion(model: str, messages: list[dict[str, Any]], **params: Any) -> Any:
+    """One chat completion with the default harness (see ``Harness.completion``).
+
+    Returns a ``ModelResponse``, or with ``stream=True`` an iterator of chunks.
+    """
     return _default().completion(model, messages, **params)
 
 
-async def acompletion(model: str, messages: list[dict[str, Any]], **params: Any) -> ModelResponse:
-    """Async ``completion``."""
+async def acompletion(model: str, messages: list[dict[str, Any]], **params: Any) -> Any:
+    """Async ``completion`` (``stream=True`` returns an async iterator of chunks)."""
     return await _default().acompletion(model, messages, **params)
 
 

@@ -46,7 +46,6 @@ from harness.config import HarnessConfig, ModelSpec, load_config
 from harness.errors import (
     AllModelsFailed,
     APIConnectionError,
-    BadRequestError,
     ConfigError,
     HarnessError,
     RateLimitError,
@@ -56,7 +55,7 @@ from harness.errors import (
 from harness.http import ClientCache, Send, TransportKind
 from harness.limits import SharedLimiter
 from harness.messages import validate_conversations, validate_messages
-from harness.providers.base import Call, get_provider
+from harness.providers.base import Call, ResponseStream, collect, get_provider
 from harness.retry import RetryPolicy
 from harness.types import Contestant, ModelResponse, RaceInfo
 
@@ -82,6 +81,7 @@ _HARNESS_PARAMS = frozenset(
         "max_retries",
         "mock_response",
         "mock_latency_ms",
+        "mock_ttft_ms",
         "extra_headers",
         "deployment_id",
         "custom_llm_provider",
@@ -100,6 +100,9 @@ class _Plan:
     policy: RetryPolicy
     cache_mode: CacheMode = CacheMode.OFF
     repeat: int = 0
+    stream: bool = False
+    """Stream under the hood (measures time to first token); the caller still gets the
+    assembled answer."""
 
     def with_messages(self, messages: list[dict[str, Any]]) -> _Plan:
         """The same settings for another conversation (a batch resolves them once)."""
@@ -107,7 +110,9 @@ class _Plan:
         call = Call(
             c.spec, messages, c.params, c.api_key, c.api_base, c.headers, 0, c.mock_response
         )
-        return _Plan(call, self.family, self.timeout, self.policy, self.cache_mode, self.repeat)
+        return _Plan(
+            call, self.family, self.timeout, self.policy, self.cache_mode, self.repeat, self.stream
+        )
 
 
 class Harness:
@@ -223,16 +228,13 @@ class Harness:
     def _plan(
         self, spec: ModelSpec, messages: list[dict[str, Any]], params: Mapping[str, Any]
     ) -> _Plan:
-        if params.get("stream"):
-            raise BadRequestError(
-                "stream=True is not supported by completion/batch calls yet; call without stream",
-                model=spec.name,
-            )
         merged: dict[str, Any] = dict(spec.params)
         harness_args: dict[str, Any] = {}
         for key, value in params.items():
             if value is None or key == "stream":
                 continue
+            if key == "stream_options" and not params.get("stream"):
+                continue  # only valid with a stream
             if key in _HARNESS_PARAMS:
                 harness_args[key] = value
             else:
@@ -252,8 +254,9 @@ class Harness:
                 model=spec.name,
             )
         if family in _OFFLINE:
-            if "mock_latency_ms" in harness_args:
-                merged["mock_latency_ms"] = harness_args["mock_latency_ms"]
+            for name in ("mock_latency_ms", "mock_ttft_ms"):
+                if name in harness_args:
+                    merged[name] = harness_args[name]
             api_base = api_key = None
         else:
             api_base = spec.resolve_api_base(
@@ -298,7 +301,8 @@ class Harness:
             mock_response=mock_response,
         )
         repeat = int(harness_args.get("harness_repeat", 0))
-        return _Plan(call, family, float(timeout), policy, cache_mode, repeat)
+        stream = bool(params.get("stream"))
+        return _Plan(call, family, float(timeout), policy, cache_mode, repeat, stream)
 
     def _semaphore(self, spec: ModelSpec, limit: int | None) -> asyncio.Semaphore | None:
         if not limit:
@@ -367,6 +371,7 @@ class Harness:
                         key,
                         response=response,
                         latency_ms=meta.latency_ms,
+                        ttft_ms=meta.ttft_ms,
                         provider=call.spec.provider,
                         model=call.spec.model,
                     )
@@ -413,7 +418,7 @@ class Harness:
                 ) as lease:
                     start = time.perf_counter()
                     async with asyncio.timeout(plan.timeout):
-                        response: ModelResponse = await provider.generate(call, send)
+                        response: ModelResponse = await self._generate(plan, provider, send)
             except RateLimitError as exc:
                 # Slow the model down for everyone, not just this call's retry.
                 shared.report_rate_limited(name, exc.retry_after, lease=lease)
@@ -426,11 +431,18 @@ class Harness:
         try:
             start = time.perf_counter()
             async with asyncio.timeout(plan.timeout):
-                response = await provider.generate(call, send)
+                response = await self._generate(plan, provider, send)
         finally:
             if sem is not None:
                 sem.release()
         return response, start
+
+    async def _generate(self, plan: _Plan, provider: Any, send: Send) -> ModelResponse:
+        if not plan.stream:
+            response: ModelResponse = await provider.generate(plan.call, send)
+            return response
+        send_stream = self._clients.stream_sender() if provider.needs_network else _no_network
+        return await collect(provider.stream(plan.call, send_stream))
 
     def _shared_limiter(self, spec: ModelSpec) -> SharedLimiter | None:
         if self._shared is None and (spec.rpm or spec.tpm):
@@ -450,12 +462,29 @@ class Harness:
 
     # --- async API ----------------------------------------------------------------------
 
-    async def acompletion(
-        self, model: str, messages: list[dict[str, Any]], **params: Any
-    ) -> ModelResponse:
-        """One chat completion. Raises the call's ``HarnessError`` on failure."""
+    async def acompletion(self, model: str, messages: list[dict[str, Any]], **params: Any) -> Any:
+        """One chat completion. Raises the call's ``HarnessError`` on failure.
+
+        With ``stream=True`` it returns a ``ResponseStream`` instead (see ``astream``), as
+        LiteLLM's ``acompletion`` returns an async iterator of chunks.
+        """
+        if params.get("stream"):
+            return self.astream(model, messages, **params)
         spec = self.resolve(model)
         return await self._run(self._plan(spec, validate_messages(messages), params))
+
+    def astream(self, model: str, messages: list[dict[str, Any]], **params: Any) -> ResponseStream:
+        """Stream one answer: an async iterator of OpenAI-shaped chunks.
+
+        After the iteration, ``.response`` is the assembled ``ModelResponse`` with
+        ``harness.ttft_ms``. Bad input raises here, before anything is sent; a stream is
+        not retried (its output has already been handed out) and bypasses the cache.
+        """
+        plan = self._plan(
+            self.resolve(model), validate_messages(messages), {**params, "stream": True}
+        )
+        provider = get_provider(plan.family)
+        return provider.stream(plan.call, _StreamSender(self))
 
     async def abatch_completion(
         self,
@@ -611,10 +640,13 @@ class Harness:
 
     # --- sync API -----------------------------------------------------------------------
 
-    def completion(
-        self, model: str, messages: list[dict[str, Any]], **params: Any
-    ) -> ModelResponse:
-        """Sync twin of ``acompletion``; works in scripts, threads and inside running loops."""
+    def completion(self, model: str, messages: list[dict[str, Any]], **params: Any) -> Any:
+        """Sync twin of ``acompletion``; works in scripts, threads and inside running loops.
+
+        With ``stream=True`` it returns a sync iterator of chunks (with ``.response`` after).
+        """
+        if params.get("stream"):
+            return SyncStream(self.astream(model, messages, **params))
         return run_sync(self.acompletion(model, messages, **params))
 
     def batch_completion(
@@ -664,6 +696,41 @@ def _estimate_tokens(call: Call) -> int:
     chars = sum(len(str(m.get("content") or "")) for m in call.messages)
     limit = call.params.get("max_tokens") or call.params.get("max_completion_tokens") or 256
     return chars // 4 + int(limit)
+
+
+class _StreamSender:
+    """Resolves the running loop's streaming ``send`` when the stream starts."""
+
+    def __init__(self, harness: Harness) -> None:
+        self._harness = harness
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        return await self._harness._clients.stream_sender()(request)
+
+
+class SyncStream:
+    """A ``ResponseStream`` iterated from sync code, on the harness's background loop."""
+
+    def __init__(self, stream: ResponseStream) -> None:
+        self.stream = stream
+
+    def __iter__(self) -> SyncStream:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            return run_sync(self.stream.__anext__())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    @property
+    def response(self) -> ModelResponse | None:
+        """The assembled answer once the iteration has ended."""
+        return self.stream.response
+
+    def close(self) -> None:
+        """Stop early and close the connection."""
+        run_sync(self.stream.aclose())
 
 
 _running: set[asyncio.Task[Result]] = set()

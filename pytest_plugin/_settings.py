@@ -34,6 +34,7 @@ class Settings:
     baseline: Path | None = None
     fail_on_regression: bool = False
     cache_mode: str = "use"
+    stream: bool = False
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -100,6 +101,15 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="MODE",
         help="response store: use (default), replay (offline CI; a miss fails), record, "
         "refresh-failed, off (ini: harness_cache)",
+    )
+    group.addoption(
+        "--harness-stream",
+        action="store_true",
+        default=None,
+        help="stream suite calls to measure time to first token (ini: harness_stream)",
+    )
+    parser.addini(
+        "harness_stream", "stream suite calls (time to first token)", type="bool", default=False
     )
     parser.addini("harness_cache", "response store mode", default="")
     parser.addini("harness_baseline", "baseline results.json", default="")
@@ -205,4 +215,5 @@ def resolve_settings(config: pytest.Config) -> Settings:
         baseline=baseline,
         fail_on_regression=fail_on_regression,
         cache_mode=cache_mode,
+        stream=bool(config.getoption("harness_stream") or config.getini("harness_stream")),
     )

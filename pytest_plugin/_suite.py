@@ -122,6 +122,8 @@ class SuiteItem(pytest.Item):
         """The calls this item needs, one per repeat: ``(model, messages, params)``."""
         state = get_state(self.config)
         params = dict(self.case.params)
+        if state.settings.stream:
+            params.setdefault("stream", True)
         mock = self.case.mock_for(self.model)
         # Scripted answers are for mock models; echo models stay echoes, real ones stay real.
         if mock is not None and state.harness.resolve(self.model).family == "mock":

@@ -557,3 +557,12 @@ def test_model_concurrency_limit_holds_across_xdist_workers(pytester):
         result.assert_outcomes(passed=16)
     assert len(server.requests) == 16
     assert 1 <= state["peak"] <= 2
+
+
+def test_stream_option_records_time_to_first_token(project):
+    result = project.runpytest("suites", "-k", "good", "--harness-stream")
+    result.assert_outcomes(passed=2)
+    recs = [r for r in records(project) if r["kind"] == "result"]
+    assert recs and all(r["ttft_ms"] is not None for r in recs)
+    result = project.runpytest("suites", "-k", "good")
+    assert all(r["ttft_ms"] is None for r in records(project) if r["kind"] == "result")

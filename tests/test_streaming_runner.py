@@ -1,0 +1,93 @@
+"""Streaming through the runner: stream=True iterators, TTFT under the hood, cache, sync use."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+import harness
+from harness import Harness, RateLimitError
+
+USER = [{"role": "user", "content": "Capital of Sweden?"}]
+KEY = "sk-test-stream-runner-0123456789"
+
+SSE = (
+    'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n'
+    'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Stock"},"finish_reason":null}]}\n\n'
+    ': keep-alive\n\n'
+    'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"holm"},"finish_reason":"stop"}]}\n\n'
+    'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}\n\n'
+    "data: [DONE]\n\n"
+)
+
+
+def sse_transport(seen: list[httpx.Request], responses: list[httpx.Response] | None = None):
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if responses:
+            return responses.pop(0)
+        return httpx.Response(200, text=SSE, headers={"content-type": "text/event-stream"})
+
+    return httpx.MockTransport(handler)
+
+
+@pytest.mark.asyncio
+async def test_acompletion_stream_yields_chunks_and_assembles():
+    seen: list[httpx.Request] = []
+    h = Harness(transport=sse_transport(seen))
+    stream = await h.acompletion("openai/gpt-4o-mini", USER, stream=True, api_key=KEY)
+    pieces: list[str] = []
+    async for chunk in stream:
+        pieces.extend(c.delta.content for c in chunk.choices if c.delta.content)
+    assert "".join(pieces) == "Stockholm"
+    assert stream.response.content == "Stockholm" and stream.response.usage.total_tokens == 7
+    assert stream.response.harness.ttft_ms is not None
+    body = seen[0].read()
+    assert b'"stream":true' in body and b'"include_usage":true' in body
+
+
+def test_sync_completion_stream_and_batch_stream_under_the_hood():
+    seen: list[httpx.Request] = []
+    h = Harness(transport=sse_transport(seen))
+    stream = h.completion("openai/m", USER, stream=True, api_key=KEY)
+    text = "".join(c.delta.content or "" for chunk in stream for c in chunk.choices)
+    assert text == "Stockholm" and stream.response.content == "Stockholm"
+    [answer] = h.batch_completion("openai/m", [USER], stream=True, api_key=KEY)
+    assert answer.content == "Stockholm" and answer.harness.ttft_ms is not None
+    assert answer.harness.ttft_ms <= answer.harness.latency_ms
+    assert b'"stream":true' in seen[-1].read()
+
+
+def test_a_failed_stream_is_retried_and_the_error_typed():
+    seen: list[httpx.Request] = []
+    responses = [
+        httpx.Response(429, headers={"retry-after": "0"}, json={"error": {"message": "slow"}}),
+        httpx.Response(200, text=SSE, headers={"content-type": "text/event-stream"}),
+    ]
+    h = Harness(transport=sse_transport(seen, responses))
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    h._sleep = record
+    [answer] = h.batch_completion("openai/m", [USER], stream=True, api_key=KEY, num_retries=1)
+    assert answer.content == "Stockholm" and answer.harness.attempts == 2 and len(seen) == 2
+    seen.clear()
+    responses[:] = [httpx.Response(429, json={"error": {"message": "slow"}})]
+    [failed] = h.batch_completion("openai/m", [USER], stream=True, api_key=KEY, num_retries=0)
+    assert isinstance(failed, RateLimitError)
+
+
+def test_streamed_answers_are_stored_with_their_ttft(tmp_path):
+    seen: list[httpx.Request] = []
+    h = Harness(transport=sse_transport(seen), cache=tmp_path / "c.sqlite")
+    first = h.batch_completion("openai/m", [USER], stream=True, api_key=KEY)[0]
+    again = h.batch_completion("openai/m", [USER], stream=True, api_key=KEY)[0]
+    assert len(seen) == 1 and "replayed" in again.harness.flags
+    assert again.harness.ttft_ms == pytest.approx(first.harness.ttft_ms, abs=0.01)
+
+
+def test_mock_models_stream_with_a_scripted_ttft():
+    [r] = harness.batch_completion("mock/m", [USER], stream=True, mock_response="Stockholm", mock_ttft_ms=5)
+    assert r.content == "Stockholm" and r.harness.ttft_ms is not None
