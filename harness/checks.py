@@ -53,6 +53,9 @@ The checks, with their YAML form:
     ``content_filter``, ``function_call``).
 ``latency_ms: 4000`` / ``latency_ms: {max: 4000, min: 10}``
     The call's latency is within the bounds (a scalar is ``max``).
+``ttft_ms: 800`` / ``ttft_ms: {max: 800}``
+    Time to first token within the bounds (needs a streamed call: ``stream=True`` or
+    ``--harness-stream``; a replayed answer uses its recorded TTFT).
 ``cost: 0.01`` / ``cost: {max: 0.01}``
     The call's cost in USD is at most ``max`` (needs a price for the model).
 ``tokens: 500`` / ``tokens: {max: 500}``
@@ -136,6 +139,7 @@ __all__ = [
     "starts_with",
     "token_f1",
     "tokens",
+    "ttft_ms",
     "validate_check_spec",
 ]
 
@@ -208,6 +212,8 @@ class CheckContext:
     harness: Harness | None = None
     """The harness ``llm_judge`` calls the judge through (default: the default harness)."""
     latency_ms: float | None = None
+    ttft_ms: float | None = None
+    """Time to first token, when the call was streamed."""
     cost_usd: float | None = None
     tokens: int | None = None
     """Total tokens (prompt + completion)."""
@@ -234,6 +240,7 @@ class CheckContext:
             ctx.response = result
             ctx.output = result.content or ""
             ctx.latency_ms = result.harness.latency_ms
+            ctx.ttft_ms = result.harness.ttft_ms
             ctx.cost_usd = result.harness.cost_usd
             ctx.tokens = result.usage.total_tokens
         elif isinstance(result, BaseException):
@@ -1197,6 +1204,21 @@ def latency_ms(
     _needs(ctx, ctx.latency_ms, "the latency")
     assert ctx.latency_ms is not None
     return _bounds("latency_ms", ctx.latency_ms, "{:.0f} ms", max, min)
+
+
+@_builtin(
+    "ttft_ms",
+    kinds={"max": _number, "min": _number},
+    one_of=("max", "min"),
+    example="ttft_ms: {max: 800}",
+)
+def ttft_ms(ctx: CheckContext, /, max: float | None = None, min: float | None = None) -> _Verdict:
+    """Time to first token is within ``min``..``max`` ms. YAML: ``ttft_ms: {max: 800}``."""
+    if ctx.ttft_ms is None and ctx.response is not None:
+        raise _Unevaluable("no time to first token: the call was not streamed (stream=True)")
+    _needs(ctx, ctx.ttft_ms, "the time to first token")
+    assert ctx.ttft_ms is not None
+    return _bounds("ttft_ms", ctx.ttft_ms, "{:.0f} ms", max, min)
 
 
 @_builtin("cost", kinds={"max": _number}, example="cost: {max: 0.01}")

@@ -1028,3 +1028,18 @@ def test_json_path_finds_the_value_at_a_generated_path(data, draw):
 @given(st.lists(st.text(max_size=6) | st.integers(min_value=-5, max_value=5), max_size=5))
 def test_json_path_format_and_parse_round_trip(steps):
     assert parse_json_path(format_json_path(steps)) == steps
+
+
+def test_ttft_ms_needs_a_streamed_answer_and_checks_its_bounds():
+    from harness import Harness
+    from harness.checks import run_check
+
+    h = Harness()
+    plain = h.completion("mock/m", [{"role": "user", "content": "hi"}], mock_response="ok")
+    result = run_check({"ttft_ms": {"max": 10_000}}, plain)
+    assert not result.passed and "not streamed" in result.detail
+    [answer] = h.batch_completion(
+        "mock/m", [[{"role": "user", "content": "hi"}]], mock_response="ok", stream=True
+    )
+    assert run_check({"ttft_ms": {"max": 60_000}}, answer).passed
+    assert not run_check({"ttft_ms": {"min": 60_000}}, answer).passed
