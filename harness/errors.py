@@ -20,6 +20,7 @@
     ├── APIConnectionError             could not connect, or the connection broke (retried)
     ├── InvalidResponseError           a body that does not parse as the provider's format
     ├── ReplayMissError                replay mode found no recorded answer
+    ├── BudgetExceededError            the session's cost cap was reached; the request was not sent
     └── AllModelsFailed                every model of a race failed; carries each model's error
 
 Every error carries ``provider``, ``model``, ``status`` and a short ``body`` excerpt. API keys
@@ -41,6 +42,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BillingError",
+    "BudgetExceededError",
     "ConfigError",
     "ConflictError",
     "ContentFilterError",
@@ -226,6 +228,10 @@ class InvalidResponseError(HarnessError):
 
 class ReplayMissError(HarnessError):
     """Replay mode was asked for an answer that was never recorded."""
+
+
+class BudgetExceededError(HarnessError):
+    """The session's cost cap (``--harness-max-cost``) was reached; nothing was sent."""
 
 
 class AllModelsFailed(HarnessError):

@@ -46,6 +46,7 @@ from harness.config import HarnessConfig, ModelSpec, load_config
 from harness.errors import (
     AllModelsFailed,
     APIConnectionError,
+    BudgetExceededError,
     ConfigError,
     HarnessError,
     RateLimitError,
@@ -53,7 +54,7 @@ from harness.errors import (
     register_secret,
 )
 from harness.http import ClientCache, Send, TransportKind
-from harness.limits import SharedLimiter
+from harness.limits import CostBudget, SharedLimiter
 from harness.messages import validate_conversations, validate_messages
 from harness.providers.base import Call, ResponseStream, collect, get_provider
 from harness.retry import RetryPolicy
@@ -135,6 +136,8 @@ class Harness:
             ``[cache] path`` when it has a ``[cache]`` table, else no cache.
         cache_mode: ``use`` (default), ``replay``, ``record``, ``refresh-failed`` or ``off``;
             the config's ``[cache] mode`` when not given. A call's ``cache=`` overrides it.
+        budget: a ``CostBudget``: once its spend reaches the limit, calls fail with
+            ``BudgetExceededError`` before sending (replayed answers still come back).
         limits: a ``SharedLimiter`` or the path of its SQLite file: per-model concurrency,
             ``rpm`` and ``tpm`` shared by every process using it (pytest-xdist workers). By
             default limits are per event loop, and a shared file is opened at
@@ -154,6 +157,7 @@ class Harness:
         cache: ResponseCache | str | os.PathLike[str] | None = None,
         cache_mode: str | CacheMode | None = None,
         limits: SharedLimiter | str | os.PathLike[str] | None = None,
+        budget: CostBudget | None = None,
     ) -> None:
         self._config_arg = config
         self._config: HarnessConfig | None = config if isinstance(config, HarnessConfig) else None
@@ -167,6 +171,7 @@ class Harness:
         self._cache_mode_arg = parse_mode(cache_mode) if cache_mode is not None else None
         self._cache: ResponseCache | None = None
         self._cache_resolved = False
+        self.budget = budget
         self._shared: SharedLimiter | None = limits if isinstance(limits, SharedLimiter) else None
         self._limits_path = None if isinstance(limits, SharedLimiter) else limits
         if self._limits_path is not None:
@@ -340,6 +345,7 @@ class Harness:
                 replayed = entry.to_model_response()
                 replayed.harness.model = call.spec.name
                 return replayed
+        budget = self.budget if plan.family not in _OFFLINE else None
         provider = get_provider(plan.family)
         send = self._clients.sender() if provider.needs_network else _no_network
         retries_done = 0
@@ -366,6 +372,8 @@ class Harness:
                     meta.cost_usd = price.cost(
                         response.usage.prompt_tokens, response.usage.completion_tokens
                     )
+                if budget is not None and meta.cost_usd:
+                    budget.add(meta.cost_usd)
                 if cache is not None and plan.cache_mode.writes:
                     cache.put(
                         key,
@@ -438,6 +446,15 @@ class Harness:
         return response, start
 
     async def _generate(self, plan: _Plan, provider: Any, send: Send) -> ModelResponse:
+        budget = self.budget if plan.family not in _OFFLINE else None
+        if budget is not None and budget.exhausted():
+            # Checked inside the model's slot, just before sending: calls already in flight
+            # finish, so the overshoot is at most one slot's worth per model.
+            raise plan.call.error(
+                BudgetExceededError,
+                f"the session's cost cap of ${budget.limit_usd:g} is reached "
+                f"(${budget.spent():.4f} spent); the request was not sent",
+            )
         if not plan.stream:
             response: ModelResponse = await provider.generate(plan.call, send)
             return response

@@ -37,6 +37,8 @@ class ResultsCollector:
         self.items: list[dict[str, Any]] = []
         self._writer: JsonlWriter | None = None
         self.gate_failures: list[str] = []
+        self.unsent = 0
+        """Items skipped because the session's cost cap was reached."""
         self.started = time.time()
         self.written: list[Any] = []
 
@@ -68,6 +70,8 @@ class ResultsCollector:
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Append the records that came with this report."""
+        if report.skipped and "cost cap" in str(report.longrepr):
+            self.unsent += 1
         records = getattr(report, "harness_records", None)
         if not records:
             return
@@ -158,6 +162,13 @@ class ResultsCollector:
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """The per-model table and the files written; silent when nothing was recorded."""
+        if self.unsent:
+            terminalreporter.write_line(
+                f"harness: cost cap ${self.settings.max_cost:g} reached: "
+                f"{self.unsent} item(s) skipped, their requests not sent",
+                yellow=True,
+                bold=True,
+            )
         if not self.items:
             return
         tr = terminalreporter

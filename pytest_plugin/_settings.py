@@ -35,6 +35,7 @@ class Settings:
     fail_on_regression: bool = False
     cache_mode: str = "use"
     stream: bool = False
+    max_cost: float | None = None
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -110,6 +111,13 @@ def add_options(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "harness_stream", "stream suite calls (time to first token)", type="bool", default=False
+    )
+    group.addoption(
+        "--harness-max-cost",
+        default=None,
+        metavar="USD",
+        help="stop sending requests once the session's recorded spend reaches USD; "
+        "the remaining items are skipped with the reason",
     )
     parser.addini("harness_cache", "response store mode", default="")
     parser.addini("harness_baseline", "baseline results.json", default="")
@@ -216,4 +224,19 @@ def resolve_settings(config: pytest.Config) -> Settings:
         fail_on_regression=fail_on_regression,
         cache_mode=cache_mode,
         stream=bool(config.getoption("harness_stream") or config.getini("harness_stream")),
+        max_cost=_max_cost(_option(config, "harness_max_cost")),
     )
+
+
+def _max_cost(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        cost = float(value.lstrip("$"))
+    except ValueError:
+        cost = -1.0
+    if cost < 0:
+        raise pytest.UsageError(
+            f"--harness-max-cost: expected dollars >= 0 (e.g. 2.50), got {value!r}"
+        )
+    return cost

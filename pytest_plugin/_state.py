@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +15,7 @@ from pytest_plugin._settings import Settings
 if TYPE_CHECKING:
     from harness import Harness
     from harness.config import HarnessConfig
+    from harness.limits import CostBudget
     from pytest_plugin._prefetch import Prefetcher
 
 __all__ = ["State", "state_key", "get_state"]
@@ -48,8 +51,19 @@ class State:
                 cache_mode=s.cache_mode,
                 # One file for every xdist worker: per-model limits hold across them.
                 limits=self.config.rootpath / ".harness" / "limits.sqlite",
+                budget=self._budget(),
             )
         return self._harness
+
+    def _budget(self) -> CostBudget | None:
+        if self.settings.max_cost is None:
+            return None
+        from harness.limits import CostBudget
+
+        # One budget per session, shared by xdist's workers (they share the run id).
+        key = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"session-{uuid.uuid4().hex}"
+        path = self.config.rootpath / ".harness" / "limits.sqlite"
+        return CostBudget(self.settings.max_cost, path=path, key=key)
 
     @property
     def prefetcher(self) -> Prefetcher:

@@ -141,6 +141,11 @@ class SuiteItem(pytest.Item):
 
         state = get_state(self.config)
         results = state.prefetcher.results(self)
+        from harness.errors import BudgetExceededError
+
+        unsent = next((r for r in results if isinstance(r, BudgetExceededError)), None)
+        if unsent is not None:
+            pytest.skip(f"harness: {unsent.message}")
         spec = state.harness.resolve(self.model)
         passes = 0
         failures: dict[str, list[int]] = {}  # description -> the repeats that failed so

@@ -566,3 +566,27 @@ def test_stream_option_records_time_to_first_token(project):
     assert recs and all(r["ttft_ms"] is not None for r in recs)
     result = project.runpytest("suites", "-k", "good")
     assert all(r["ttft_ms"] is None for r in records(project) if r["kind"] == "result")
+
+
+def test_max_cost_stops_sending_and_skips_the_rest(pytester):
+    from tests.local_server import LocalServer, Reply, chat_body
+
+    cases = "\n".join(f"  - {{ id: c{i}, vars: {{ n: {i} }}, assert: [{{ contains: hi }}] }}" for i in range(6))
+    (pytester.path / "suites").mkdir()
+    (pytester.path / "suites" / "paid.yaml").write_text(f'models: [paid]\nprompt: "Q {{{{ n }}}}"\ncases:\n{cases}\n')
+    with LocalServer(lambda r: Reply(body=chat_body("hi"))) as server:
+        pytester.makepyprojecttoml(
+            CONFIG + f'\n[tool.harness.models.paid]\nmodel = "openai/paid"\napi_base = "{server.url}/v1"\n'
+            'api_key_env = "NONE"\nmax_concurrency = 1\nprice = { input_per_mtok = 1000000, output_per_mtok = 0 }\n'
+        )
+        # chat_body reports 3 prompt tokens: $3 a call; a $5 cap allows two calls.
+        result = pytester.runpytest("suites", "--harness-max-cost", "5", "--harness-cache", "off", "-rs")
+    result.assert_outcomes(passed=2, skipped=4)
+    assert len(server.requests) == 2
+    result.stdout.fnmatch_lines(["*harness: cost cap $5 reached: 4 item(s) skipped, their requests not sent*"])
+
+
+def test_bad_max_cost_is_a_usage_error(project):
+    result = project.runpytest("suites", "--harness-max-cost", "lots")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--harness-max-cost: expected dollars*'lots'*"])
