@@ -56,7 +56,7 @@ from harness.errors import (
 from harness.http import ClientCache, Send, TransportKind
 from harness.limits import CostBudget, SharedLimiter
 from harness.messages import validate_conversations, validate_messages
-from harness.providers.base import Call, ResponseStream, collect, get_provider
+from harness.providers.base import Call, ResponseStream, get_provider
 from harness.retry import RetryPolicy
 from harness.types import Contestant, ModelResponse, RaceInfo
 
@@ -104,6 +104,10 @@ class _Plan:
     stream: bool = False
     """Stream under the hood (measures time to first token); the caller still gets the
     assembled answer."""
+    on_first_token: Callable[[], object] | None = None
+    """Called once when the streamed answer delivers its first output (races use it)."""
+    live: ResponseStream | None = None
+    """The stream of the current attempt, for race telemetry."""
 
     def with_messages(self, messages: list[dict[str, Any]]) -> _Plan:
         """The same settings for another conversation (a batch resolves them once)."""
@@ -459,7 +463,17 @@ class Harness:
             response: ModelResponse = await provider.generate(plan.call, send)
             return response
         send_stream = self._clients.stream_sender() if provider.needs_network else _no_network
-        return await collect(provider.stream(plan.call, send_stream))
+        stream: ResponseStream = provider.stream(plan.call, send_stream)
+        plan.live = stream
+        signal = plan.on_first_token
+        async with stream:
+            async for _ in stream:
+                if signal is not None and stream.ttft_ms is not None:
+                    signal()
+                    signal = None
+        assembled = stream.response
+        assert assembled is not None  # a stream that ends normally has one
+        return assembled
 
     def _shared_limiter(self, spec: ModelSpec) -> SharedLimiter | None:
         if self._shared is None and (spec.rpm or spec.tpm):
@@ -542,55 +556,113 @@ class Harness:
         return results  # type: ignore[return-value]
 
     async def abatch_completion_models(
-        self, models: Sequence[str], messages: list[dict[str, Any]], **params: Any
+        self,
+        models: Sequence[str],
+        messages: list[dict[str, Any]],
+        *,
+        race_on: str = "complete",
+        **params: Any,
     ) -> ModelResponse:
         """Race: the first successful answer wins and the other calls are cancelled.
 
-        The winner's ``harness.race`` says who won and how long each contestant took.
-        Raises ``AllModelsFailed`` (with every model's error) when no model succeeds.
+        ``race_on="first_token"`` streams every contestant and the first to deliver output
+        wins: the others are aborted mid-stream at once, and the winner's stream is read to
+        its end (if it then fails, its error is raised). The winner's ``harness.race`` says
+        who won, each contestant's latency and TTFT, and whether a cancelled loser had
+        already received its first byte. Raises ``AllModelsFailed`` (with every model's
+        error) when no model succeeds.
         """
+        if race_on not in ("complete", "first_token"):
+            raise ConfigError(f"race_on must be 'complete' or 'first_token', got {race_on!r}")
+        first_token = race_on == "first_token"
+        if first_token:
+            params = {**params, "stream": True}
         plans = self._plans_for_models(models, messages, params)
         names = [p.call.spec.name for p in plans]
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
         ended: dict[int, float] = {}
+        firsts: dict[int, float] = {}
+        signalled = asyncio.Event()
         tasks: list[asyncio.Task[ModelResponse]] = []
 
         def stamp(i: int) -> Callable[[asyncio.Task[ModelResponse]], object]:
             return lambda _task: ended.setdefault(i, time.perf_counter())
 
+        def first_output(i: int) -> Callable[[], object]:
+            def mark() -> None:
+                firsts.setdefault(i, time.perf_counter())
+                signalled.set()
+
+            return mark
+
         for i, plan in enumerate(plans):
+            if first_token:
+                plan.on_first_token = first_output(i)
             task = loop.create_task(self._run(plan))
             task.add_done_callback(stamp(i))
             tasks.append(task)
-        index = {task: i for i, task in enumerate(tasks)}
         winner: int | None = None
         pending: set[asyncio.Task[ModelResponse]] = set(tasks)
         try:
             while pending and winner is None:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                ok = [index[t] for t in done if not t.cancelled() and t.exception() is None]
-                if ok:
+                waiters: set[asyncio.Future[Any]] = set(pending)
+                signal = loop.create_task(signalled.wait()) if first_token else None
+                if signal is not None:
+                    waiters.add(signal)
+                try:
+                    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if signal is not None:
+                        signal.cancel()
+                pending = {t for t in pending if not t.done()}
+                ok = [
+                    i
+                    for i, t in enumerate(tasks)
+                    if t.done() and not t.cancelled() and t.exception() is None
+                ]
+                if firsts:
+                    winner = min(firsts, key=lambda i: firsts[i])
+                elif ok:
                     winner = min(ok, key=lambda i: ended[i])
         finally:
-            for task in pending:
+            losers = [t for t in pending if winner is None or t is not tasks[winner]]
+            for task in losers:
                 task.cancel()
-            if pending:
-                await asyncio.wait(pending)
+            if losers:
+                await asyncio.wait(losers)
+        if winner is not None and not tasks[winner].done():
+            await asyncio.wait([tasks[winner]])  # read the winning stream to its end
         contestants = []
         for i, task in enumerate(tasks):
             latency = (ended.get(i, time.perf_counter()) - t0) * 1000.0
-            if i == winner:
-                contestants.append(Contestant(names[i], "winner", latency))
+            live = plans[i].live
+            ttft = (firsts[i] - t0) * 1000.0 if i in firsts else None
+            first_byte = None if live is None else live.ttfb_ms is not None
+            if i == winner and not task.cancelled() and task.exception() is None:
+                contestants.append(Contestant(names[i], "winner", latency, None, ttft, first_byte))
             elif task.cancelled():
-                contestants.append(Contestant(names[i], "cancelled", latency))
+                contestants.append(
+                    Contestant(names[i], "cancelled", latency, None, ttft, first_byte)
+                )
             elif task.exception() is not None:
                 exc = task.exception()
                 contestants.append(
-                    Contestant(names[i], "failed", latency, f"{type(exc).__name__}: {exc}")
+                    Contestant(
+                        names[i],
+                        "failed",
+                        latency,
+                        f"{type(exc).__name__}: {exc}",
+                        ttft,
+                        first_byte,
+                    )
                 )
             else:
-                contestants.append(Contestant(names[i], "finished", latency))
+                contestants.append(
+                    Contestant(names[i], "finished", latency, None, ttft, first_byte)
+                )
+        if winner is not None and tasks[winner].exception() is not None:
+            raise tasks[winner].exception()  # type: ignore[misc]
         if winner is None:
             raise AllModelsFailed(
                 _unique((c.model, tasks[i].exception()) for i, c in enumerate(contestants))

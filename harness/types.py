@@ -185,6 +185,11 @@ class Contestant(_Mapping):
     """``finished`` is a success that arrived after the winner but before it could be cancelled."""
     latency_ms: float
     error: str | None = None
+    ttft_ms: float | None = None
+    """When its first output arrived (``race_on="first_token"`` races), from the race start."""
+    first_byte: bool | None = None
+    """Whether the response had started arriving (streamed races); for a cancelled loser,
+    whether it was cancelled after its first byte."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data."""
@@ -193,6 +198,8 @@ class Contestant(_Mapping):
             "outcome": self.outcome,
             "latency_ms": round(self.latency_ms, 3),
             "error": self.error,
+            "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 3),
+            "first_byte": self.first_byte,
         }
 
 

@@ -379,3 +379,45 @@ def test_explicit_mock_response_answers_offline_for_any_model():
     assert h.completion("echo/x", USER, mock_response="scripted").content == "scripted"
     # a real model with mock_response needs no key and sends nothing
     assert h.completion("openai/gpt-4o-mini", USER, mock_response="offline").content == "offline"
+
+
+def test_race_on_first_token_lets_the_first_streamer_win_and_aborts_the_rest():
+    cfg = {"models": {
+        "early": {"model": "mock/early", "responses": [{"content": "early bird", "ttft_ms": 1}]},
+        "late": {"model": "mock/late", "responses": [{"content": "late answer", "ttft_ms": 400}]},
+    }}
+    h = Harness(cfg, retries=0)
+    r = h.batch_completion_models(["late", "early"], USER, race_on="first_token")
+    assert r.content == "early bird" and r.harness.race.winner == "early"
+    outcomes = {c.model: c for c in r.harness.race.contestants}
+    assert outcomes["late"].outcome == "cancelled" and outcomes["early"].ttft_ms is not None
+    assert r.harness.ttft_ms is not None
+    with pytest.raises(ConfigError, match="race_on must be"):
+        h.batch_completion_models(["early"], USER, race_on="fastest")
+
+
+def test_first_token_race_over_http_records_first_byte_of_losers():
+    release = threading.Event()
+    sse = (
+        'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"fast","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
+        "data: [DONE]\n\n"
+    )
+
+    def handler(request: Request) -> Reply:
+        model = request.json()["model"]
+        if model == "fast":
+            return Reply(body=sse, headers={"content-type": "text/event-stream"})
+        return Reply(body=sse, headers={"content-type": "text/event-stream"}, release=release)
+
+    try:
+        with LocalServer(handler) as server:
+            r = Harness(retries=0).batch_completion_models(
+                ["openai/slow", "openai/fast"], USER, race_on="first_token",
+                api_base=server.url, api_key="k" * 10,
+            )
+            assert r.content == "hi" and r.harness.race.winner == "openai/fast"
+            slow = next(c for c in r.harness.race.contestants if c.model == "openai/slow")
+            assert slow.outcome == "cancelled" and slow.first_byte is False
+            assert server.disconnected.wait(10)
+    finally:
+        release.set()
