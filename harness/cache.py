@@ -46,6 +46,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from harness import errors as _errors
+from harness._sqlite import connect_wal
 from harness._version import __version__
 from harness.errors import ConfigError, HarnessError, ReplayMissError
 from harness.types import (
@@ -720,17 +721,14 @@ class ResponseCache:
 
     def _open(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(
-                self.path,
-                timeout=self._busy_timeout_s,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-        except sqlite3.Error as exc:
+            conn = connect_wal(self.path, self._busy_timeout_s)
+        except sqlite3.OperationalError as exc:
+            if "not a database" in str(exc) or "malformed" in str(exc):
+                raise CacheError(f"{self.path} is not a harness response cache: {exc}") from None
             raise CacheError(f"cannot open the response cache {self.path}: {exc}") from None
+        except sqlite3.Error as exc:
+            raise CacheError(f"{self.path} is not a harness response cache: {exc}") from None
         try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             self._ensure_schema(conn)
         except sqlite3.DatabaseError as exc:

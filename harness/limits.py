@@ -73,6 +73,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from harness._sqlite import connect_wal
+
 __all__ = [
     "AdaptiveRule",
     "AdaptiveState",
@@ -261,14 +263,9 @@ class _Store:
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path,
-            timeout=_BLOCKING_TIMEOUT,  # only while setting up; then busy means "raise"
-            isolation_level=None,
-            check_same_thread=False,  # used by its own thread only; closed by ``close``
-        )
+        # A blocking timeout only while setting up; afterwards busy means "raise".
+        conn = connect_wal(self.path, _BLOCKING_TIMEOUT)
         try:
-            conn.execute("PRAGMA journal_mode = WAL")
             # Coordination state is short-lived: an OS crash may lose it, an app crash may not.
             conn.execute("PRAGMA synchronous = OFF")
             conn.execute("BEGIN IMMEDIATE")

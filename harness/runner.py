@@ -216,10 +216,17 @@ class Harness:
             self._cache_resolved = True
         return self._cache
 
+    def _cache_configured(self) -> bool:
+        return self._cache_arg is not None or bool(self.config.extra.get("cache"))
+
     @property
     def cache_mode(self) -> CacheMode:
-        """The default cache mode of this harness (``off`` without a cache)."""
-        if self.cache is None:
+        """The default cache mode of this harness (``off`` without a cache).
+
+        Reading it does not open the store: that waits for the first call that needs it,
+        so runs of offline models never touch the file.
+        """
+        if not self._cache_configured():
             return CacheMode.OFF
         if self._cache_mode_arg is not None:
             return self._cache_mode_arg
@@ -252,7 +259,7 @@ class Harness:
         # An explicit mock_response answers offline whatever the model (as in LiteLLM).
         family = "mock" if mock_response is not None else spec.family
         cache_mode = self.cache_mode
-        if "cache" in harness_args and self.cache is not None:
+        if "cache" in harness_args and self._cache_configured():
             cache_mode = parse_mode(harness_args["cache"])
         replaying = cache_mode is CacheMode.REPLAY and family not in _OFFLINE
         if family not in _OFFLINE and self.offline and not replaying:
@@ -330,9 +337,9 @@ class Harness:
     async def _run(self, plan: _Plan) -> ModelResponse:
         """One call: attempts with retries, each bounded by the timeout and the model limit."""
         call = plan.call
-        cache = self._cache if plan.cache_mode is not CacheMode.OFF else None
-        if plan.family in _OFFLINE:
-            cache = None  # offline answers are free and scripted: nothing to store
+        cache = None
+        if plan.cache_mode is not CacheMode.OFF and plan.family not in _OFFLINE:
+            cache = self.cache  # opened on first use; offline answers are never stored
         key = ""
         if cache is not None:
             key = key_for_call(call, plan.repeat)

@@ -95,3 +95,26 @@ def test_config_cache_table_turns_the_cache_on(tmp_path, monkeypatch):
     h.completion("openai/m", USER, api_key=KEY)
     h.completion("openai/m", USER, api_key=KEY)
     assert len(seen) == 1 and (tmp_path / "store" / "c.sqlite").is_file()
+
+
+def _open_at_once(path: str, barrier) -> str:
+    from harness.cache import ResponseCache
+    from harness.limits import SharedLimiter
+
+    barrier.wait()
+    try:
+        ResponseCache(path + ".cache").close()
+        SharedLimiter(path + ".limits").state("m")
+    except Exception as exc:  # reported to the parent, which asserts on it
+        return f"{type(exc).__name__}: {exc}"
+    return "ok"
+
+
+def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Manager().Barrier(4)
+    with ctx.Pool(4) as pool:
+        outcomes = pool.starmap(_open_at_once, [(str(tmp_path / "new"), barrier)] * 4)
+    assert outcomes == ["ok"] * 4
