@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from harness import errors as _errors
 from harness._sqlite import connect_wal
 from harness._version import __version__
-from harness.errors import ConfigError, HarnessError, ReplayMissError
+from harness.errors import ConfigError, HarnessError, ReplayMissError, redact_known
 from harness.types import (
     Choice,
     Contestant,
@@ -611,16 +611,8 @@ _EXPORT_FORMAT = "harness-cache"
 Row = tuple[Any, ...]
 
 
-def _redact(text: str) -> str:
-    """Replace every registered API key in ``text`` with ``***``."""
-    for secret in _errors._known_secrets:
-        if secret in text:
-            text = text.replace(secret, "***")
-    return text
-
-
 def _dumps(value: Any) -> str:
-    return _redact(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+    return redact_known(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
 
 
 def _loads(text: str | None) -> Any:
@@ -629,12 +621,12 @@ def _loads(text: str | None) -> Any:
 
 def _redact_raw(raw: bytes | str | None) -> bytes | str | None:
     if raw is None or isinstance(raw, str):
-        return None if raw is None else _redact(raw)
+        return None if raw is None else redact_known(raw)
     try:
         text = bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
         return bytes(raw)
-    cleaned = _redact(text)
+    cleaned = redact_known(text)
     return bytes(raw) if cleaned == text else cleaned.encode("utf-8")
 
 

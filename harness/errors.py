@@ -57,6 +57,7 @@ __all__ = [
     "ServiceUnavailableError",
     "TimeoutError",
     "error_from_status",
+    "redact_known",
     "register_secret",
     "scrub",
 ]
@@ -79,11 +80,20 @@ def register_secret(value: str | None) -> None:
         _known_secrets.add(value)
 
 
-def scrub(text: str) -> str:
-    """Remove known API keys and key-shaped tokens from ``text``."""
+def redact_known(text: str) -> str:
+    """Replace every registered API key in ``text`` with ``***`` (exact matches only).
+
+    For text that must otherwise stay as it is, such as model output being stored.
+    """
     for secret in _known_secrets:
         if secret in text:
             text = text.replace(secret, "***")
+    return text
+
+
+def scrub(text: str) -> str:
+    """Remove known API keys and key-shaped tokens from ``text``."""
+    text = redact_known(text)
     return _SECRET_PATTERNS.sub(lambda m: (m.group(1) or "") + "***", text)
 
 

@@ -37,6 +37,7 @@ class ResultsCollector:
         self.items: list[dict[str, Any]] = []
         self._writer: JsonlWriter | None = None
         self.gate_failures: list[str] = []
+        self._document: dict[str, Any] | None = None
         self.unsent = 0
         """Items skipped because the session's cost cap was reached."""
         self.started = time.time()
@@ -98,7 +99,7 @@ class ResultsCollector:
         if self._writer is not None:
             self._writer.close()
         if self.records:
-            document = self.document()
+            document = self._document = self.document()
             comparison = None
             if self.baseline is not None:
                 from harness.report.compare import compare
@@ -173,7 +174,8 @@ class ResultsCollector:
             return
         tr = terminalreporter
         tr.write_sep("=", "harness summary")
-        for line in summary_table(self.document(), "simple").splitlines():
+        document = self._document or self.document()  # built once, at session finish
+        for line in summary_table(document, "simple").splitlines():
             tr.write_line(line)
         tr.write_line(f"results: {self.jsonl_path}")
         for path in self.written:
