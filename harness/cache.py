@@ -51,7 +51,6 @@ from harness._version import __version__
 from harness.errors import ConfigError, HarnessError, ReplayMissError, redact_known
 from harness.types import (
     Choice,
-    Contestant,
     Message,
     ModelResponse,
     RaceInfo,
@@ -422,9 +421,9 @@ class CachedEntry:
     def to_model_response(self) -> ModelResponse:
         """A fresh ``ModelResponse`` rebuilt from the stored answer.
 
-        ``harness.latency_ms`` is the recorded latency, ``attempts`` is 0 (no call was made),
-        ``cost_usd`` is ``None`` and the flags gain ``replayed`` and
-        ``saved_cost_usd=<recorded cost>`` (when a cost was recorded).
+        ``harness.replayed`` is true, ``latency_ms`` and ``ttft_ms`` are the recorded ones,
+        ``attempts`` is 0 (no call was made), ``cost_usd`` is ``None`` and
+        ``saved_cost_usd`` is the recorded cost.
 
         Raises:
             CacheError: the entry is a stored error (use ``to_error``).
@@ -437,31 +436,24 @@ class CachedEntry:
 
     def _replayed_meta(self) -> ResponseMeta:
         meta = self.meta or {}
-        flags = [str(f) for f in meta.get("flags") or () if not str(f).startswith("saved_cost")]
-        if "replayed" not in flags:
-            flags.append("replayed")
-        if self.saved_cost_usd is not None:
-            flags.append(f"saved_cost_usd={self.saved_cost_usd!r}")
         race = meta.get("race")
-        replayed = ResponseMeta(
+        ttft = self.ttft_ms if self.ttft_ms is not None else meta.get("ttft_ms")
+        first_text = meta.get("first_text_ms")
+        return ResponseMeta(
             provider=str(meta.get("provider") or self.provider),
             model=str(meta.get("model") or self.model),
             latency_ms=self.latency_ms,
             attempts=0,
             cost_usd=None,
             raw_finish_reasons=list(meta.get("raw_finish_reasons") or ()),
-            flags=flags,
+            flags=[str(f) for f in meta.get("flags") or ()],
             request_id=meta.get("request_id"),
-            race=_race_from_dict(race) if isinstance(race, Mapping) else None,
+            race=RaceInfo.from_dict(dict(race)) if isinstance(race, Mapping) else None,
+            ttft_ms=float(ttft) if isinstance(ttft, int | float) else None,
+            first_text_ms=float(first_text) if isinstance(first_text, int | float) else None,
+            replayed=True,
+            saved_cost_usd=self.saved_cost_usd,
         )
-        # Streaming timings, where this harness's ResponseMeta has them.
-        fields = {f.name for f in dataclasses.fields(ResponseMeta)}
-        ttft = self.ttft_ms if self.ttft_ms is not None else meta.get("ttft_ms")
-        timings = {"ttft_ms": ttft, "first_text_ms": meta.get("first_text_ms")}
-        for name, value in timings.items():
-            if name in fields and isinstance(value, int | float):
-                setattr(replayed, name, float(value))
-        return replayed
 
     def to_error(self) -> HarnessError:
         """The stored error, rebuilt as its own class from ``harness.errors``.
@@ -516,19 +508,6 @@ def _usage_from_dict(data: Mapping[str, Any]) -> Usage:
         cached_tokens=prompt_details.get("cached_tokens"),
         reasoning_tokens=completion_details.get("reasoning_tokens"),
     )
-
-
-def _race_from_dict(data: Mapping[str, Any]) -> RaceInfo:
-    contestants = [
-        Contestant(
-            model=str(c.get("model", "")),
-            outcome=c.get("outcome", "finished"),
-            latency_ms=float(c.get("latency_ms") or 0.0),
-            error=c.get("error"),
-        )
-        for c in data.get("contestants") or ()
-    ]
-    return RaceInfo(winner=str(data.get("winner", "")), contestants=contestants)
 
 
 def _error_class(name: object) -> type[HarnessError]:

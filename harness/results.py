@@ -107,6 +107,7 @@ def make_record(
         "total_tokens": None,
         "cost_usd": None,
         "cache_hit": False,
+        "saved_cost_usd": None,
         "race": None,
         "time": time.time(),
     }
@@ -123,7 +124,8 @@ def make_record(
             cost_usd=meta.cost_usd,
             race=meta.race.to_dict() if meta.race else None,
             flags=list(meta.flags),
-            cache_hit="replayed" in meta.flags,
+            cache_hit=meta.replayed,
+            saved_cost_usd=meta.saved_cost_usd,
             ttft_ms=getattr(meta, "ttft_ms", None),
         )
     elif isinstance(error, HarnessError):

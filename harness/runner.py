@@ -642,32 +642,19 @@ class Harness:
             await asyncio.wait([tasks[winner]])  # read the winning stream to its end
         contestants = []
         for i, task in enumerate(tasks):
-            latency = (ended.get(i, time.perf_counter()) - t0) * 1000.0
+            entry = Contestant(names[i], "finished", (ended.get(i, time.perf_counter()) - t0) * 1e3)
             live = plans[i].live
-            ttft = (firsts[i] - t0) * 1000.0 if i in firsts else None
-            first_byte = None if live is None else live.ttfb_ms is not None
-            if i == winner and not task.cancelled() and task.exception() is None:
-                contestants.append(Contestant(names[i], "winner", latency, None, ttft, first_byte))
-            elif task.cancelled():
-                contestants.append(
-                    Contestant(names[i], "cancelled", latency, None, ttft, first_byte)
-                )
+            entry.ttft_ms = (firsts[i] - t0) * 1000.0 if i in firsts else None
+            entry.first_byte = None if live is None else live.ttfb_ms is not None
+            if task.cancelled():
+                entry.outcome = "cancelled"
             elif task.exception() is not None:
                 exc = task.exception()
-                contestants.append(
-                    Contestant(
-                        names[i],
-                        "failed",
-                        latency,
-                        f"{type(exc).__name__}: {exc}",
-                        ttft,
-                        first_byte,
-                    )
-                )
-            else:
-                contestants.append(
-                    Contestant(names[i], "finished", latency, None, ttft, first_byte)
-                )
+                entry.outcome, entry.error = "failed", f"{type(exc).__name__}: {exc}"
+            elif i == winner:
+                entry.outcome = "winner"
+            self._account_contestant(entry, plans[i], task)
+            contestants.append(entry)
         if winner is not None and tasks[winner].exception() is not None:
             raise tasks[winner].exception()  # type: ignore[misc]
         if winner is None:
@@ -677,6 +664,31 @@ class Harness:
         response = tasks[winner].result()
         response.harness.race = RaceInfo(names[winner], contestants)
         return response
+
+    def _account_contestant(
+        self, entry: Contestant, plan: _Plan, task: asyncio.Task[ModelResponse]
+    ) -> None:
+        """Fill in the tokens and cost a contestant consumed, as far as they were reported.
+
+        An answer carries its usage and cost. A loser stopped mid-stream has what its
+        provider reported before the stop (``ResponseStream.usage_so_far``); that spend was
+        real, so it also counts toward the session's cost cap.
+        """
+        if entry.outcome in ("winner", "finished"):
+            response = task.result()
+            entry.prompt_tokens = response.usage.prompt_tokens
+            entry.completion_tokens = response.usage.completion_tokens
+            entry.cost_usd = response.harness.cost_usd
+            return
+        usage = plan.live.usage_so_far() if plan.live is not None else None
+        if usage is None:
+            return
+        entry.prompt_tokens, entry.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+        price = plan.call.spec.price
+        if price is not None:
+            entry.cost_usd = price.cost(usage.prompt_tokens, usage.completion_tokens)
+            if self.budget is not None and entry.cost_usd and plan.family not in _OFFLINE:
+                self.budget.add(entry.cost_usd)
 
     async def abatch_completion_models_all_responses(
         self, models: Sequence[str], messages: list[dict[str, Any]], **params: Any

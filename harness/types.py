@@ -190,6 +190,12 @@ class Contestant(_Mapping):
     first_byte: bool | None = None
     """Whether the response had started arriving (streamed races); for a cancelled loser,
     whether it was cancelled after its first byte."""
+    prompt_tokens: int | None = None
+    """Tokens this contestant consumed, as far as its provider reported them (``None``:
+    not reported, e.g. a loser cancelled before its usage arrived)."""
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
+    """The cost of those tokens at the model's price (``None`` without usage or price)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data."""
@@ -198,9 +204,31 @@ class Contestant(_Mapping):
             "outcome": self.outcome,
             "latency_ms": round(self.latency_ms, 3),
             "error": self.error,
-            "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 3),
+            "ttft_ms": _round_ms(self.ttft_ms),
             "first_byte": self.first_byte,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost_usd": self.cost_usd,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Contestant:
+        """The inverse of ``to_dict`` (missing fields take their defaults)."""
+        outcome = data.get("outcome")
+        return cls(
+            model=str(data.get("model", "")),
+            outcome=outcome if outcome in _OUTCOMES else "finished",
+            latency_ms=float(data.get("latency_ms") or 0.0),
+            error=data.get("error"),
+            ttft_ms=_float_or_none(data.get("ttft_ms")),
+            first_byte=data.get("first_byte"),
+            prompt_tokens=_int_or_none(data.get("prompt_tokens")),
+            completion_tokens=_int_or_none(data.get("completion_tokens")),
+            cost_usd=_float_or_none(data.get("cost_usd")),
+        )
+
+
+_OUTCOMES = ("winner", "cancelled", "failed", "finished")
 
 
 @dataclass(slots=True)
@@ -220,6 +248,12 @@ class RaceInfo(_Mapping):
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data."""
         return {"winner": self.winner, "contestants": [c.to_dict() for c in self.contestants]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RaceInfo:
+        """The inverse of ``to_dict``."""
+        contestants = data.get("contestants") or ()
+        return cls(str(data.get("winner", "")), [Contestant.from_dict(c) for c in contestants])
 
 
 @dataclass(slots=True)
@@ -243,6 +277,11 @@ class ResponseMeta(_Mapping):
     reasoning or a tool call); ``None`` for calls that were not streamed."""
     first_text_ms: float | None = None
     """Streamed calls: milliseconds from sending to the first visible text (not reasoning)."""
+    replayed: bool = False
+    """The answer came from the response store: nothing was sent, ``attempts`` is 0, and
+    ``latency_ms``/``ttft_ms`` are the recorded call's timings (never a fake 0 ms)."""
+    saved_cost_usd: float | None = None
+    """Replayed answers: what the recorded call cost, saved by not making it again."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data."""
@@ -254,6 +293,8 @@ class ResponseMeta(_Mapping):
             "first_text_ms": _round_ms(self.first_text_ms),
             "attempts": self.attempts,
             "cost_usd": self.cost_usd,
+            "replayed": self.replayed,
+            "saved_cost_usd": self.saved_cost_usd,
             "raw_finish_reasons": list(self.raw_finish_reasons),
             "flags": list(self.flags),
             "request_id": self.request_id,
@@ -307,6 +348,14 @@ class ModelResponse(_Mapping):
             f"finish={finish} tokens={self.usage.total_tokens} "
             f"{self.harness.latency_ms:.0f}ms>"
         )
+
+
+def _float_or_none(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _round_ms(value: float | None) -> float | None:

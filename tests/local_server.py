@@ -36,6 +36,7 @@ class Reply:
     release: threading.Event | None = None
     chunked: bool = False
     close: bool = False
+    unfinished: bool = False  # chunked, but the closing chunk is never sent
 
 
 def chat_body(content: str = "hi", model: str = "test-model") -> dict[str, Any]:
@@ -122,6 +123,11 @@ class LocalServer:
                     return
                 self._write(writer, reply)
                 await writer.drain()
+                if reply.unfinished:  # hold the body open until the client goes away
+                    await reader.read(1)
+                    self.disconnects += 1
+                    self.disconnected.set()
+                    return
                 if reply.close:
                     return
         finally:
@@ -154,7 +160,7 @@ class LocalServer:
         headers = {"content-type": "application/json", **reply.headers}
         if reply.close:
             headers["connection"] = "close"
-        if reply.chunked:
+        if reply.chunked or reply.unfinished:
             headers["transfer-encoding"] = "chunked"
             half = len(body) // 2
             payload = (
@@ -163,7 +169,7 @@ class LocalServer:
                     for part in (body[:half], body[half:])
                     if part
                 )
-                + b"0\r\n\r\n"
+                + (b"" if reply.unfinished else b"0\r\n\r\n")
             )
         else:
             headers["content-length"] = str(len(body))

@@ -31,7 +31,7 @@ def test_use_mode_calls_once_and_replays_with_the_recorded_latency(tmp_path):
     second = h.completion("openai/gpt-4o-mini", USER, api_key=KEY, timeout=5, num_retries=0)
     assert len(seen) == 1
     assert second.content == first.content == "answer 1"
-    assert "replayed" in second.harness.flags and "replayed" not in first.harness.flags
+    assert second.harness.replayed and not first.harness.replayed
     assert second.harness.latency_ms == pytest.approx(first.harness.latency_ms, abs=0.01)
     assert second.harness.latency_ms > 0
     # a different request is a miss

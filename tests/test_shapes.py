@@ -20,6 +20,7 @@ from harness import (
     RateLimitError,
     ServiceUnavailableError,
 )
+from harness.limits import CostBudget
 from tests.local_server import LocalServer, Reply, Request, chat_body
 
 USER = [{"role": "user", "content": "hello"}]
@@ -419,5 +420,87 @@ def test_first_token_race_over_http_records_first_byte_of_losers():
             slow = next(c for c in r.harness.race.contestants if c.model == "openai/slow")
             assert slow.outcome == "cancelled" and slow.first_byte is False
             assert server.disconnected.wait(10)
+    finally:
+        release.set()
+
+
+def _anthropic_events(*events: dict) -> list[bytes]:
+    return [f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events]
+
+
+@pytest.mark.asyncio
+async def test_race_records_what_each_contestant_consumed(tmp_path):
+    """The loser stopped mid-stream keeps the input tokens Anthropic reported at its start."""
+    loser_started = asyncio.Event()
+    start = {
+        "type": "message_start",
+        "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+                    "content": [], "usage": {"input_tokens": 1200, "output_tokens": 1}},
+    }
+    winner_events = _anthropic_events(
+        {**start, "message": {**start["message"], "usage": {"input_tokens": 10, "output_tokens": 1}}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 3}},
+        {"type": "message_stop"},
+    )
+
+    async def loser_body():
+        yield _anthropic_events(start)[0]
+        loser_started.set()  # asked for more: the first event has been parsed
+        await asyncio.Event().wait()  # then nothing more, ever
+        yield b""
+
+    async def winner_body():
+        await loser_started.wait()
+        for event in winner_events:
+            yield event
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = loser_body() if json.loads(request.content)["model"] == "slow" else winner_body()
+        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+
+    price = {"input_per_mtok": 1000.0, "output_per_mtok": 2000.0}
+    models = {
+        name: {"model": f"anthropic/{name}", "api_key_env": "NONE", "price": price}
+        for name in ("slow", "fast")
+    }
+    budget = CostBudget(100.0, tmp_path / "limits.sqlite")
+    h = Harness({"models": models}, transport=httpx.MockTransport(handler), budget=budget,
+                retries=0)
+    answer = await h.abatch_completion_models(
+        ["slow", "fast"], USER, race_on="first_token", api_key="k" * 12
+    )
+    race = answer.harness.race
+    assert answer.content == "hi" and race.winner == "fast"
+    slow, fast = race.contestants
+    assert (slow.outcome, slow.first_byte) == ("cancelled", True)
+    assert (slow.prompt_tokens, slow.completion_tokens) == (1200, 1)
+    assert slow.cost_usd == pytest.approx(1.2 + 0.002)
+    assert (fast.prompt_tokens, fast.completion_tokens) == (10, 3)
+    assert fast.cost_usd == pytest.approx(answer.harness.cost_usd)
+    assert budget.spent() == pytest.approx(slow.cost_usd + fast.cost_usd)
+    assert race.to_dict()["contestants"][0]["prompt_tokens"] == 1200
+
+
+def test_a_race_loser_cancelled_before_any_usage_reports_none():
+    release = threading.Event()
+
+    def handler(request: Request) -> Reply:
+        if request.json()["model"] == "fast":
+            return Reply(body=chat_body("won"))
+        return Reply(body=chat_body("late"), release=release)
+
+    try:
+        with LocalServer(handler) as server:
+            r = Harness(retries=0).batch_completion_models(
+                ["openai/slow", "openai/fast"], USER, api_base=server.url, api_key="k" * 10
+            )
+            slow = r.harness.race.contestants[0]
+            assert slow.outcome == "cancelled"
+            assert (slow.prompt_tokens, slow.completion_tokens, slow.cost_usd) == (None, None, None)
+            fast = r.harness.race.contestants[1]
+            assert (fast.prompt_tokens, fast.completion_tokens) == (3, 1)
     finally:
         release.set()

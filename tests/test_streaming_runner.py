@@ -7,6 +7,8 @@ import pytest
 
 import harness
 from harness import Harness, RateLimitError
+from harness.providers import base
+from tests.local_server import LocalServer, Reply
 
 USER = [{"role": "user", "content": "Capital of Sweden?"}]
 KEY = "sk-test-stream-runner-0123456789"
@@ -84,10 +86,38 @@ def test_streamed_answers_are_stored_with_their_ttft(tmp_path):
     h = Harness(transport=sse_transport(seen), cache=tmp_path / "c.sqlite")
     first = h.batch_completion("openai/m", [USER], stream=True, api_key=KEY)[0]
     again = h.batch_completion("openai/m", [USER], stream=True, api_key=KEY)[0]
-    assert len(seen) == 1 and "replayed" in again.harness.flags
+    assert len(seen) == 1 and again.harness.replayed
     assert again.harness.ttft_ms == pytest.approx(first.harness.ttft_ms, abs=0.01)
 
 
 def test_mock_models_stream_with_a_scripted_ttft():
     [r] = harness.batch_completion("mock/m", [USER], stream=True, mock_response="Stockholm", mock_ttft_ms=5)
     assert r.content == "Stockholm" and r.harness.ttft_ms is not None
+
+
+def test_a_finished_stream_hands_its_connection_back_for_reuse():
+    sse = Reply(body=SSE, headers={"content-type": "text/event-stream"}, chunked=True)
+    with LocalServer(lambda r: sse) as server:
+        h = Harness(retries=0)
+        for _ in range(3):
+            stream = h.completion("openai/m", USER, stream=True, api_base=server.url, api_key=KEY)
+            assert "".join(c.delta.content or "" for ch in stream for c in ch.choices) == "Stockholm"
+        answers = h.batch_completion(
+            "openai/m", [USER] * 2, stream=True, max_workers=1, api_base=server.url, api_key=KEY
+        )
+        assert [a.content for a in answers] == ["Stockholm", "Stockholm"]
+        assert len(server.requests) == 5 and server.connections == 1
+
+
+def test_a_body_left_open_after_the_terminal_event_is_not_reused(monkeypatch):
+    monkeypatch.setattr(base, "DRAIN_TIMEOUT", 0.05)
+    held = Reply(body=SSE, headers={"content-type": "text/event-stream"}, unfinished=True)
+    with LocalServer(lambda r: held) as server:
+        h = Harness(retries=0)
+        for _ in range(2):
+            [answer] = h.batch_completion(
+                "openai/m", [USER], stream=True, api_base=server.url, api_key=KEY
+            )
+            assert answer.content == "Stockholm"
+        assert server.connections == 2
+        assert server.disconnected.wait(10)

@@ -347,6 +347,10 @@ class AnthropicStreamParser(StreamParser):
         self.done = True
         return []
 
+    def usage_so_far(self) -> Usage | None:
+        """Input tokens from ``message_start``, output tokens as of the last ``message_delta``."""
+        return _usage(self._usage) if self._usage else None
+
     def _merge_usage(self, usage: Any) -> None:
         """Keep the latest value of each count (``output_tokens`` is cumulative)."""
         if isinstance(usage, Mapping):

@@ -22,6 +22,7 @@ module is imported; ``get_provider`` imports them lazily.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import email.utils
 import importlib
@@ -308,6 +309,7 @@ class HTTPProvider(Provider):
                 "choice per request; stream n separate calls instead",
             )
         parser = self.stream_parser(call)  # before sending: an adapter may refuse to stream
+        stream.parser = parser
         request = self.build_stream_request(call)
         stream.mark_sent()
         try:
@@ -348,6 +350,8 @@ class HTTPProvider(Provider):
             except (httpx.TransportError, httpx.DecodingError, OSError) as exc:
                 raise _transport_error(call, exc) from exc
             stream.mark_end()
+            if parser.done:
+                await _drain(body)
             try:
                 result = parser.finish()
             except HarnessError:
@@ -408,6 +412,15 @@ class StreamParser(ABC):
         Raises:
             APIConnectionError: the stream ended before its finish signal.
         """
+
+    def usage_so_far(self) -> Usage | None:
+        """The token counts the provider has reported so far, or ``None`` if none yet.
+
+        What a stream broken off early (a race loser) is known to have consumed: Anthropic
+        reports input tokens in ``message_start`` and Gemini sends running counts with
+        every chunk, while OpenAI-compatible servers and Cohere report only at the end.
+        """
+        return None
 
     # helpers for subclasses ----------------------------------------------------------
     def load(self, data: str) -> Any:
@@ -509,6 +522,8 @@ class ResponseStream:
         self.chunks_yielded = 0
         """How many chunks the consumer has received (a failure after the first one cannot
         be retried without repeating output)."""
+        self.parser: StreamParser | None = None
+        """The parser fed this stream's events (HTTP streams), set before sending."""
 
     def __aiter__(self) -> ResponseStream:
         return self
@@ -540,6 +555,13 @@ class ResponseStream:
     def done(self) -> bool:
         """Whether the stream has ended successfully (``response`` is set)."""
         return self.response is not None
+
+    def usage_so_far(self) -> Usage | None:
+        """Token counts reported so far: the final usage once complete, else what the
+        provider had reported before the stream stopped (see ``StreamParser.usage_so_far``)."""
+        if self.response is not None:
+            return self.response.usage
+        return self.parser.usage_so_far() if self.parser is not None else None
 
     # reported by producers -------------------------------------------------------------
     def mark_sent(self) -> None:
@@ -733,6 +755,31 @@ def _json_or_none(body: bytes) -> Any:
         return json.loads(body)
     except ValueError:
         return None
+
+
+DRAIN_LIMIT = 64 * 1024
+"""Bytes read past a stream's terminal event, at most, to keep its connection alive."""
+DRAIN_TIMEOUT = 0.25
+"""Seconds waited, at most, for the end of the body after a stream's terminal event."""
+
+
+async def _drain(body: AsyncIterator[bytes]) -> None:
+    """Read the rest of a finished stream's body, so its connection can be reused.
+
+    After the terminal event a server sends little or nothing more (OpenAI's ``[DONE]`` is
+    followed only by the end of the chunked body), so this usually returns at once. A
+    server that keeps talking is cut off after ``DRAIN_LIMIT`` bytes or ``DRAIN_TIMEOUT``
+    seconds; its connection is then closed rather than reused. Never raises.
+    """
+    read = 0
+    try:
+        async with asyncio.timeout(DRAIN_TIMEOUT):
+            async for raw in body:
+                read += len(raw)
+                if read > DRAIN_LIMIT:
+                    return
+    except (builtins.TimeoutError, httpx.TransportError, httpx.DecodingError, OSError):
+        return
 
 
 async def _once(body: bytes) -> AsyncGenerator[bytes, None]:

@@ -236,6 +236,10 @@ class GeminiStreamParser(StreamParser):
         self._usage: Mapping[str, Any] | None = None
         self._feedback: Mapping[str, Any] | None = None
 
+    def usage_so_far(self) -> Usage | None:
+        """The running ``usageMetadata`` Gemini sends with its chunks."""
+        return parse_usage(self._usage) if self._usage else None
+
     def feed(self, event: str | None, data: str) -> list[StreamChunk]:
         """The chunk of one ``GenerateContentResponse`` event.
 

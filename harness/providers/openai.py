@@ -384,6 +384,10 @@ class OpenAIStreamParser(StreamParser):
         self._fingerprint: str | None = None
         self._created: int | None = None
 
+    def usage_so_far(self) -> Usage | None:
+        """The usage chunk, which comes last (with ``stream_options.include_usage``)."""
+        return _usage({"usage": self._usage}) if self._usage else None
+
     def feed(self, event: str | None, data: str) -> list[StreamChunk]:
         """The chunk of one ``data:`` event; ``[DONE]`` ends the stream.
 
