@@ -187,7 +187,11 @@ class _Connection(asyncio.Protocol):
 
 
 class _Body(httpx.AsyncByteStream):
-    """The response body, read from the socket as httpx iterates it."""
+    """The response body, read from the socket as the caller iterates it.
+
+    An async iterator object rather than a generator: a streamed answer passes through it
+    once per network read, and generators cost the event loop's bookkeeping per stream.
+    """
 
     def __init__(
         self,
@@ -199,78 +203,164 @@ class _Body(httpx.AsyncByteStream):
     ) -> None:
         self.pool = pool
         self.conn = conn
-        self.length = length
         self.chunked = chunked
-        self.keep_alive = keep_alive
-        self.done = False
+        self.remaining = None if chunked else length
+        """Bytes left of a ``Content-Length`` body; ``None`` when chunked or read to EOF."""
+        self.keep_alive = keep_alive and (chunked or length is not None)
+        self.done = length == 0 and not chunked
+        self.closed = False
 
     async def read_all(self) -> bytes:
         """The whole body; the common case (all of it already buffered) costs one slice."""
         conn = self.conn
-        length = self.length
-        if length is not None and not self.chunked and len(conn.buf) >= length:
+        length = self.remaining
+        if length is not None and len(conn.buf) >= length:
             body = bytes(conn.buf[:length])
             del conn.buf[:length]
+            self.remaining = 0
             self.done = True
             return body
         return b"".join([chunk async for chunk in self])
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        conn = self.conn
+    def __aiter__(self) -> _Body:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self.done:
+            raise StopAsyncIteration
         try:
             if self.chunked:
-                async for chunk in self._chunks():
-                    yield chunk
-            elif self.length is not None:
-                remaining = self.length
-                while remaining > 0:
-                    if not conn.buf:
-                        await conn.fill()
-                    take = min(remaining, len(conn.buf))
-                    chunk = bytes(conn.buf[:take])
-                    del conn.buf[:take]
-                    remaining -= take
-                    yield chunk
-            else:  # read until the server closes
-                self.keep_alive = False
-                while True:
-                    if conn.buf:
-                        chunk = bytes(conn.buf)
-                        conn.buf.clear()
-                        yield chunk
-                    if conn.eof:
-                        break
-                    try:
-                        await conn.fill()
-                    except _ConnectionClosed:
-                        break
-            self.done = True
+                chunk = await self._next_chunk()
+            elif self.remaining is not None:
+                chunk = await self._next_sized()
+            else:
+                chunk = await self._next_until_eof()
         except _ConnectionClosed:
             raise httpx.RemoteProtocolError("server closed the connection mid-body") from None
+        if chunk is None:
+            self.done = True
+            raise StopAsyncIteration
+        return chunk
 
-    async def _chunks(self) -> AsyncIterator[bytes]:
+    async def _next_chunk(self) -> bytes | None:
         conn = self.conn
-        while True:
-            size_line = await conn.read_line()
+        size_line = await conn.read_line()
+        try:
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise httpx.RemoteProtocolError(f"bad chunk size {size_line[:40]!r}") from None
+        if size == 0:
+            while await conn.read_line():  # trailers, then the blank line
+                pass
+            return None
+        while len(conn.buf) < size + 2:
+            await conn.fill()
+        chunk = bytes(conn.buf[:size])
+        del conn.buf[: size + 2]
+        return chunk
+
+    async def _next_sized(self) -> bytes | None:
+        remaining = self.remaining
+        assert remaining is not None
+        if remaining <= 0:
+            return None
+        conn = self.conn
+        if not conn.buf:
+            await conn.fill()
+        take = min(remaining, len(conn.buf))
+        chunk = bytes(conn.buf[:take])
+        del conn.buf[:take]
+        self.remaining = remaining - take
+        return chunk
+
+    async def _next_until_eof(self) -> bytes | None:
+        conn = self.conn
+        while not conn.buf:
+            if conn.eof:
+                return None
             try:
-                size = int(size_line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise httpx.RemoteProtocolError(f"bad chunk size {size_line[:40]!r}") from None
-            if size == 0:
-                while await conn.read_line():  # trailers, then the blank line
-                    pass
-                return
-            while len(conn.buf) < size + 2:
                 await conn.fill()
-            chunk = bytes(conn.buf[:size])
-            del conn.buf[: size + 2]
-            yield chunk
+            except _ConnectionClosed:
+                return None
+        chunk = bytes(conn.buf)
+        conn.buf.clear()
+        return chunk
+
+    def drain_buffered(self) -> bool:
+        """Discard the rest of the body if all of it has already arrived; True if so.
+
+        Synchronous: after a stream's terminal event the end of the body is usually in the
+        buffer already, and this finishes it without a trip through the event loop.
+        """
+        if self.done:
+            return True
+        buf = self.conn.buf
+        if self.remaining is not None:
+            if len(buf) < self.remaining:
+                return False
+            del buf[: self.remaining]
+            self.remaining = 0
+        elif self.chunked:
+            pos = 0
+            while True:
+                eol = buf.find(b"\r\n", pos)
+                if eol < 0:
+                    return False
+                try:
+                    size = int(bytes(buf[pos:eol]).split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    return False
+                if size == 0:
+                    if buf[eol + 2 : eol + 4] != b"\r\n":
+                        return False  # trailers, or not all here yet: the slow path
+                    del buf[: eol + 4]
+                    break
+                pos = eol + 2 + size + 2
+                if pos > len(buf):
+                    return False
+        else:
+            return False  # read to EOF: never reusable
+        self.done = True
+        return True
 
     async def aclose(self) -> None:
+        """Hand the socket back for reuse if the body was read to its end, else close it."""
+        if self.closed:
+            return
+        self.closed = True
         if self.done and self.keep_alive:
             self.pool._release(self.conn)
         else:
             self.pool._discard(self.conn)
+
+
+class RawStream:
+    """A streamed response from the lean transport, without httpx's decoder layers.
+
+    The subset of ``httpx.Response`` that the streaming code uses. ``headers`` has
+    lower-case names. Iterate ``aiter_bytes()``; always ``aclose()``.
+    """
+
+    def __init__(self, status_code: int, headers: Mapping[str, str], body: _Body) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self._body = body
+
+    async def aread(self) -> bytes:
+        """The whole (rest of the) body."""
+        return await self._body.read_all()
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The body as it arrives."""
+        return self._body
+
+    def drain_buffered(self) -> bool:
+        """Finish the body without waiting if the rest of it has arrived (see ``_Body``)."""
+        return self._body.drain_buffered()
+
+    async def aclose(self) -> None:
+        """Release the connection (kept alive only if the body was read to its end)."""
+        await self._body.aclose()
 
 
 class LeanTransport(httpx.AsyncBaseTransport):
@@ -319,6 +409,22 @@ class LeanTransport(httpx.AsyncBaseTransport):
         return RawResponse(
             status, {k.decode("latin-1"): v.decode("latin-1") for k, v in names.items()}, body
         )
+
+    async def send_stream_raw(self, request: httpx.Request) -> RawStream | httpx.Response:
+        """Send ``request`` and return a ``RawStream`` whose body is read as it is iterated.
+
+        A compressed body comes back as a streaming ``httpx.Response``, which decodes it.
+        """
+        status, reason, headers, body = await self._roundtrip(request, True)
+        assert isinstance(body, _Body)
+        names = {name.lower(): value for name, value in headers}
+        if b"content-encoding" in names:
+            extensions = {"http_version": b"HTTP/1.1", "reason_phrase": reason}
+            response = httpx.Response(status, headers=headers, stream=body, extensions=extensions)
+            response.request = request
+            return response
+        decoded = {k.decode("latin-1"): v.decode("latin-1") for k, v in names.items()}
+        return RawStream(status, decoded, body)
 
     async def _roundtrip(
         self, request: httpx.Request, streaming: bool
@@ -383,8 +489,6 @@ class LeanTransport(httpx.AsyncBaseTransport):
         if chunked:
             length = None
         stream = _Body(self, conn, length, chunked, keep_alive)
-        if length == 0:
-            stream.done = True
         if streaming:
             return status, reason, raw_headers, stream
         try:
@@ -527,7 +631,7 @@ async def _send_direct(
     return response
 
 
-SendStream = Callable[[httpx.Request], Awaitable[httpx.Response]]
+SendStream = Callable[[httpx.Request], Awaitable["RawStream | httpx.Response"]]
 """Sends a request and returns the response with its body *not* read: iterate
 ``response.aiter_bytes()`` / ``aiter_lines()`` and always ``await response.aclose()``."""
 
@@ -553,7 +657,7 @@ class _LoopClient:
             self.send_stream: SendStream = functools.partial(client.send, stream=True)
         elif isinstance(transport, LeanTransport):
             self.send = functools.partial(_send_lean, transport)
-            self.send_stream = functools.partial(_send_stream_direct, transport)
+            self.send_stream = transport.send_stream_raw
         else:
             self.send = functools.partial(_send_direct, transport)
             self.send_stream = functools.partial(_send_stream_direct, transport)

@@ -53,7 +53,7 @@ from harness.errors import (
     TimeoutError,
     register_secret,
 )
-from harness.http import ClientCache, Send, TransportKind
+from harness.http import ClientCache, RawStream, Send, TransportKind
 from harness.limits import CostBudget, SharedLimiter
 from harness.messages import validate_conversations, validate_messages
 from harness.providers.base import Call, ResponseStream, get_provider
@@ -812,7 +812,7 @@ class _StreamSender:
     def __init__(self, harness: Harness) -> None:
         self._harness = harness
 
-    async def __call__(self, request: httpx.Request) -> httpx.Response:
+    async def __call__(self, request: httpx.Request) -> httpx.Response | RawStream:
         return await self._harness._clients.stream_sender()(request)
 
 

@@ -351,7 +351,7 @@ class HTTPProvider(Provider):
                 raise _transport_error(call, exc) from exc
             stream.mark_end()
             if parser.done:
-                await _drain(body)
+                await _drain(response, body)
             try:
                 result = parser.finish()
             except HarnessError:
@@ -557,8 +557,11 @@ class ResponseStream:
         return self.response is not None
 
     def usage_so_far(self) -> Usage | None:
-        """Token counts reported so far: the final usage once complete, else what the
-        provider had reported before the stream stopped (see ``StreamParser.usage_so_far``)."""
+        """Token counts reported so far (``None``: none yet).
+
+        The final usage once complete, else what the provider had reported before the
+        stream stopped (see ``StreamParser.usage_so_far``).
+        """
         if self.response is not None:
             return self.response.usage
         return self.parser.usage_so_far() if self.parser is not None else None
@@ -682,15 +685,30 @@ def response_chunks(
 
 
 def with_json_fields(request: httpx.Request, fields: Mapping[str, Any]) -> httpx.Request:
-    """A copy of a JSON ``request`` with ``fields`` set in its body (same URL and headers)."""
-    body = json.loads(request.content)
-    body.update(fields)
-    headers = {
-        name.decode("latin-1"): value.decode("latin-1")
+    """A copy of a JSON ``request`` with ``fields`` set in its body (same URL and headers).
+
+    When none of the fields is already a key in the body, they are spliced onto the end of
+    the encoded object instead of decoding and re-encoding it (the streaming requests add
+    ``"stream": true`` this way to every call).
+    """
+    content = request.content
+    if len(content) > 2 and content.endswith(b"}") and not any(
+        b'"' + key.encode() + b'":' in content for key in fields
+    ):
+        payload = content[:-1] + b"," + _ENCODER.encode(dict(fields)).encode()[1:]
+    else:
+        body = json.loads(content)
+        body.update(fields)
+        payload = _ENCODER.encode(body).encode()
+    raw = [(b"Host", request.url.netloc), (b"Content-Length", str(len(payload)).encode())]
+    raw.extend(
+        (name, value)
         for name, value in request.headers.raw
         if name.lower() not in (b"host", b"content-length")
-    }
-    return json_request(request.url, body, headers)
+    )
+    copy = httpx.Request("POST", request.url, headers=raw, stream=httpx.ByteStream(payload))
+    copy.read()
+    return copy
 
 
 def _feed_lines(
@@ -742,7 +760,7 @@ def _transport_error(call: Call, exc: BaseException) -> HarnessError:
     return call.error(APIConnectionError, f"stream broke: {type(exc).__name__}: {exc}")
 
 
-async def _read(call: Call, response: httpx.Response) -> bytes:
+async def _read(call: Call, response: httpx.Response | _http.RawStream) -> bytes:
     """The whole body of a streamed response (an error body, or a JSON answer)."""
     try:
         return await response.aread()
@@ -763,14 +781,17 @@ DRAIN_TIMEOUT = 0.25
 """Seconds waited, at most, for the end of the body after a stream's terminal event."""
 
 
-async def _drain(body: AsyncIterator[bytes]) -> None:
+async def _drain(response: httpx.Response | _http.RawStream, body: AsyncIterator[bytes]) -> None:
     """Read the rest of a finished stream's body, so its connection can be reused.
 
     After the terminal event a server sends little or nothing more (OpenAI's ``[DONE]`` is
-    followed only by the end of the chunked body), so this usually returns at once. A
-    server that keeps talking is cut off after ``DRAIN_LIMIT`` bytes or ``DRAIN_TIMEOUT``
-    seconds; its connection is then closed rather than reused. Never raises.
+    followed only by the end of the chunked body), so this usually returns at once, and
+    without waiting when the lean transport already holds the end of the body. A server
+    that keeps talking is cut off after ``DRAIN_LIMIT`` bytes or ``DRAIN_TIMEOUT`` seconds;
+    its connection is then closed rather than reused. Never raises.
     """
+    if isinstance(response, _http.RawStream) and response.drain_buffered():
+        return
     read = 0
     try:
         async with asyncio.timeout(DRAIN_TIMEOUT):

@@ -48,7 +48,6 @@ from harness.providers.base import (
     now,
     request_id,
     retry_after_seconds,
-    with_json_fields,
 )
 from harness.types import (
     Choice,
@@ -98,6 +97,10 @@ class OpenAIProvider(HTTPProvider):
         Raises:
             ConfigError: the provider has no base URL and none was configured.
         """
+        return self._chat_request(call, None)
+
+    def _chat_request(self, call: Call, extra: Mapping[str, Any] | None) -> httpx.Request:
+        """The chat request with ``extra`` fields set in the body (the stream options)."""
         spec = call.spec
         base = call.api_base or spec.resolve_api_base()
         if not base:
@@ -107,6 +110,8 @@ class OpenAIProvider(HTTPProvider):
                 "set api_base in the config or pass api_base=...",
             )
         body = self._body(call, spec.model)
+        if extra:
+            body.update(extra)
         native = spec.info.openai_native
         if native:
             _rename(body, "max_tokens", "max_completion_tokens")
@@ -287,7 +292,7 @@ class OpenAIProvider(HTTPProvider):
                 **(options if isinstance(options, Mapping) else {}),
                 "include_usage": True,
             }
-        return with_json_fields(self.build_request(call), fields)
+        return self._chat_request(call, fields)
 
     def stream_parser(
         self, call: Call, headers: Mapping[str, str] | None = None
@@ -552,8 +557,8 @@ class AzureProvider(OpenAIProvider):
 
     family: ClassVar[str] = "azure"
 
-    def build_request(self, call: Call) -> httpx.Request:
-        """Build the deployment's ``chat/completions`` request.
+    def _chat_request(self, call: Call, extra: Mapping[str, Any] | None) -> httpx.Request:
+        """Build the deployment's ``chat/completions`` request (``build_request``).
 
         Raises:
             ConfigError: no endpoint is configured.
@@ -567,6 +572,8 @@ class AzureProvider(OpenAIProvider):
                 "(e.g. https://my-resource.openai.azure.com) or api_base in the config",
             )
         body = self._body(call, spec.model)
+        if extra:
+            body.update(extra)
         version = body.pop("api_version", None)
         if base.endswith("/openai/v1"):
             url = base + "/chat/completions"

@@ -4,6 +4,8 @@ For each scenario (N requests, C workers, L ms server latency) and each client:
 
 * ``lean``      — ``Harness(transport="lean")``, ``abatch_completion`` (the default path);
 * ``lean-sync`` — the same harness through the sync ``batch_completion``;
+* ``lean-stream`` — the lean harness with ``stream=True``: every answer is streamed (SSE,
+  first chunk at 20 ms, the rest at L) and assembled, with its time to first token;
 * ``httpx``     — ``Harness(transport="httpx")``: httpx's own transport (httpcore);
 * ``raw``       — the floor: a tiny keep-alive HTTP/1.1 client on asyncio streams with C
   workers that only ``json.dumps`` the body, writes it, reads the answer and ``json.loads`` it;
@@ -15,7 +17,7 @@ another process. Each child warms up with one batch of C requests (imports, code
 and C keep-alive connections) before the measured batch.
 
     python tests/benchmarks/bench_batch.py [--quick] [--scenario c100,c1000]
-        [--transport lean,lean-sync,httpx,raw] [--json]
+        [--transport lean,lean-sync,lean-stream,httpx,raw] [--json]
 
 With ``--json`` the table goes to stderr and a JSON list of rows to stdout.
 """
@@ -47,7 +49,8 @@ MODEL = "openai/fast"
 LATENCY_MS = 50.0
 SCENARIOS: dict[str, tuple[int, int]] = {"c100": (2000, 100), "c1000": (5000, 1000)}
 QUICK_N = {"c100": 500, "c1000": 1000}
-TRANSPORTS = ("lean", "lean-sync", "httpx", "raw")
+TRANSPORTS = ("lean", "lean-sync", "lean-stream", "httpx", "raw")
+TTFT_MS = 20.0
 CHILD_TIMEOUT_S = 900
 
 
@@ -158,7 +161,9 @@ def _measure(transport: str, n: int, workers: int, port: int, profile: bool) -> 
     else:
         from harness import Harness, HarnessConfig
 
-        kind = "lean" if transport == "lean-sync" else transport
+        kind = "lean" if transport.startswith("lean") else transport
+        if transport == "lean-stream":
+            params["stream"] = True
         harness = Harness(HarnessConfig(), transport=kind)  # type: ignore[arg-type]
         if transport == "lean-sync":
             harness.batch_completion(MODEL, warm, max_workers=workers, **params)
@@ -293,7 +298,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     load_before = os.getloadavg()
     with fake_server(latency_ms=LATENCY_MS, model_latency={"fast": LATENCY_MS},
-                     cpu=server_cpu) as server:
+                     cpu=server_cpu, ttft_ms=TTFT_MS) as server:
         for name, n, workers, transport in _plan(args):
             row = _run_child(transport, n, workers, server.port, args.profile)
             row["scenario"] = name

@@ -19,6 +19,10 @@ Behaviour:
   thousands of concurrent requests cost nothing while they wait), with ``Content-Length``
   and keep-alive. The latency comes from ``--model-latency`` (model name to ms), else
   ``--latency-ms``.
+* A request with ``"stream": true`` is answered with server-sent events (chunked, OpenAI's
+  chunk format, usage then ``[DONE]``). With ``--ttft-ms T`` (below the latency) the head
+  and the first content chunk go out after T ms and the rest at the model's latency;
+  otherwise the whole stream is written at the latency.
 * A model named ``fail-<status>`` (e.g. ``fail-503``) is answered at once with that status
   and an OpenAI error body.
 * ``GET /stats`` returns the counters as JSON: requests received and completed, client
@@ -77,6 +81,13 @@ _HEAD_200_CLOSE = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
     b"Connection: close\r\n\r\n"
 )
+_HEAD_SSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
+)
+
+
+def _chunked(payload: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(payload), payload)
 
 
 # --- the server ---------------------------------------------------------------------------
@@ -116,9 +127,14 @@ class ServerState:
     """What every connection shares: latencies, response templates, counters."""
 
     def __init__(
-        self, latency_ms: float, model_latency: Mapping[str, float], parse: str = "scan"
+        self,
+        latency_ms: float,
+        model_latency: Mapping[str, float],
+        parse: str = "scan",
+        ttft_ms: float | None = None,
     ) -> None:
         self.default_latency = latency_ms / 1000.0
+        self.ttft = ttft_ms / 1000.0 if ttft_ms is not None else None
         self.latency = {k.encode(): v / 1000.0 for k, v in model_latency.items()}
         self.parse_json = parse == "json"
         self.stats = Stats()
@@ -155,6 +171,31 @@ class ServerState:
             )
         self.counter += 1
         return tmpl % (self.counter, int(time.time()))
+
+    @staticmethod
+    def wants_stream(body: bytes) -> bool:
+        """Whether the request asks for a stream (``"stream": true``)."""
+        i = body.find(b'"stream"')
+        return i >= 0 and body[i + 8 : i + 16].lstrip(b": ").startswith(b"true")
+
+    def stream_parts(self, model: bytes) -> tuple[bytes, bytes]:
+        """An SSE answer for ``model`` in two parts: the first content chunk, and the rest."""
+        self.counter += 1
+        head = b'{"id":"chatcmpl-fake%d","object":"chat.completion.chunk","created":%d,"model":"%s",' % (
+            self.counter, int(time.time()), model
+        )
+
+        def event(choices: bytes, usage: bytes = b"") -> bytes:
+            return _chunked(b"data: " + head + b'"choices":' + choices + usage + b"}\n\n")
+
+        first = event(b'[{"index":0,"delta":{"role":"assistant","content":"o"},"finish_reason":null}]')
+        rest = (
+            event(b'[{"index":0,"delta":{"content":"k"},"finish_reason":"stop"}]')
+            + event(b"[]", b',"usage":{"prompt_tokens":10,"completion_tokens":1,"total_tokens":11}')
+            + _chunked(b"data: [DONE]\n\n")
+            + b"0\r\n\r\n"
+        )
+        return first, rest
 
 
 def _error_body(status: int, message: str) -> bytes:
@@ -270,10 +311,13 @@ class _HTTPConnection(asyncio.Protocol):
             stats.inflight += 1
             if stats.inflight > stats.peak_inflight:
                 stats.peak_inflight = stats.inflight
-            if latency <= 0:
+            loop = asyncio.get_running_loop()
+            if state.wants_stream(body):
+                ttft = state.ttft if state.ttft is not None and state.ttft < latency else latency
+                self.pending = loop.call_later(ttft, self._stream, model, close, latency - ttft)
+            elif latency <= 0:
                 self._answer(model, close)
             else:
-                loop = asyncio.get_running_loop()
                 self.pending = loop.call_later(latency, self._answer, model, close)
         elif path == b"/stats":
             self._send(200, json.dumps(state.stats.as_dict()).encode(), close)
@@ -296,6 +340,40 @@ class _HTTPConnection(asyncio.Protocol):
             return
         body = self.state.completion(model)
         transport.write((_HEAD_200_CLOSE if close else _HEAD_200) % len(body) + body)
+        if close:
+            self.closing = True
+            transport.close()
+        elif self.buf:
+            self._process()
+
+    def _stream(self, model: bytes, close: bool, rest_after: float) -> None:
+        """Time to first token: send the head and the first chunk; the rest follows."""
+        transport = self.transport
+        if transport is None:
+            return
+        first, rest = self.state.stream_parts(model)
+        head = _HEAD_SSE + (b"Connection: close\r\n" if close else b"") + b"\r\n"
+        if rest_after <= 0:
+            self.pending = None
+            transport.write(head + first)
+            self._end_stream(rest, close)
+            return
+        transport.write(head + first)
+        loop = asyncio.get_running_loop()
+        self.pending = loop.call_later(rest_after, self._finish_stream, rest, close)
+
+    def _finish_stream(self, rest: bytes, close: bool) -> None:
+        self.pending = None
+        if self.transport is not None:
+            self._end_stream(rest, close)
+
+    def _end_stream(self, rest: bytes, close: bool) -> None:
+        stats = self.state.stats
+        stats.inflight -= 1
+        stats.completed += 1
+        transport = self.transport
+        assert transport is not None
+        transport.write(rest)
         if close:
             self.closing = True
             transport.close()
@@ -368,10 +446,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parse", choices=("scan", "json"), default="scan",
                         help="how to find the model name in the body")
     parser.add_argument("--cpu", type=int, default=None, help="pin the server to this CPU")
+    parser.add_argument("--ttft-ms", type=float, default=None,
+                        help="streamed answers: send the first chunk after this many ms")
     args = parser.parse_args(argv)
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
-    state = ServerState(args.latency_ms, args.model_latency, args.parse)
+    state = ServerState(args.latency_ms, args.model_latency, args.parse, args.ttft_ms)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.host, args.port, state))
 
@@ -386,6 +466,7 @@ def start_server_process(
     host: str = "127.0.0.1",
     parse: str = "scan",
     cpu: int | None = None,
+    ttft_ms: float | None = None,
     startup_timeout: float = 10.0,
 ) -> tuple[subprocess.Popen[str], int]:
     """Launch the server as a separate process and wait for its port.
@@ -399,6 +480,8 @@ def start_server_process(
         cmd += ["--model-latency", ",".join(f"{k}={v}" for k, v in model_latency.items())]
     if cpu is not None:
         cmd += ["--cpu", str(cpu)]
+    if ttft_ms is not None:
+        cmd += ["--ttft-ms", str(ttft_ms)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from hypothesis import given
+from hypothesis import strategies as st
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from harness import errors
@@ -231,6 +233,25 @@ def test_with_json_fields_keeps_url_and_headers() -> None:
     body = json.loads(changed.content)
     assert body["stream"] is True and body["messages"] == call.messages
     assert int(changed.headers["content-length"]) == len(changed.content)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(
+    body=st.dictionaries(st.sampled_from(["model", "stream", "messages", "n", "x"]), _json),
+    fields=st.dictionaries(st.sampled_from(["stream", "stream_options", "n"]), _json, min_size=1),
+)
+def test_with_json_fields_equals_a_decoded_update(body: dict[str, Any], fields: dict[str, Any]) -> None:
+    request = httpx.Request("POST", "http://h/v1", json=body, headers={"x-key": "v"})
+    changed = with_json_fields(request, fields)
+    assert json.loads(changed.content) == {**body, **fields}
+    assert int(changed.headers["content-length"]) == len(changed.content)
+    assert changed.headers["x-key"] == "v" and changed.url == request.url
 
 
 async def _no_send(request: httpx.Request) -> httpx.Response:
