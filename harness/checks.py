@@ -54,8 +54,8 @@ The checks, with their YAML form:
 ``latency_ms: 4000`` / ``latency_ms: {max: 4000, min: 10}``
     The call's latency is within the bounds (a scalar is ``max``).
 ``ttft_ms: 800`` / ``ttft_ms: {max: 800}``
-    Time to first token within the bounds (needs a streamed call: ``stream=True`` or
-    ``--harness-stream``; a replayed answer uses its recorded TTFT).
+    Time to first token within the bounds (needs a streamed call: suites stream by
+    default, ``--harness-no-stream`` turns it off; a replayed answer uses its recorded TTFT).
 ``cost: 0.01`` / ``cost: {max: 0.01}``
     The call's cost in USD is at most ``max`` (needs a price for the model).
 ``tokens: 500`` / ``tokens: {max: 500}``

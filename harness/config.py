@@ -168,7 +168,7 @@ class ModelSpec:
     retries: int | None = None
     price: Price | None = None
     mock: Mapping[str, Any] = field(default_factory=dict)
-    """Settings of offline models: ``responses``, ``latency_ms``, ``error``."""
+    """Settings of offline models: ``responses``, ``latency_ms``, ``ttft_ms``, ``error``."""
 
     @property
     def info(self) -> ProviderInfo:
@@ -240,6 +240,7 @@ _MODEL_KEYS = {
     "price",
     "responses",
     "latency_ms",
+    "ttft_ms",
     "error",
     "rpm",
     "tpm",
@@ -394,8 +395,9 @@ def _model_from_table(alias: str, table: Any, where: str) -> ModelSpec:
         if not isinstance(responses, list) or not responses:
             raise ConfigError(f"{ctx}.responses: expected a non-empty list of answers")
         mock["responses"] = responses
-    if "latency_ms" in table:
-        mock["latency_ms"] = _number(table["latency_ms"], f"{ctx}.latency_ms")
+    for name in ("latency_ms", "ttft_ms"):
+        if name in table:
+            mock[name] = _number(table[name], f"{ctx}.{name}")
     if "error" in table:
         mock["error"] = table["error"]
     headers = _table(table.get("headers", {}), f"{ctx}.headers")

@@ -34,7 +34,7 @@ class Settings:
     baseline: Path | None = None
     fail_on_regression: bool = False
     cache_mode: str = "use"
-    stream: bool = False
+    stream: bool = True
     max_cost: float | None = None
 
 
@@ -106,11 +106,19 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         "--harness-stream",
         action="store_true",
+        dest="harness_stream",
         default=None,
-        help="stream suite calls to measure time to first token (ini: harness_stream)",
+        help="stream suite calls to measure time to first token (the default; "
+        "ini: harness_stream)",
+    )
+    group.addoption(
+        "--harness-no-stream",
+        action="store_false",
+        dest="harness_stream",
+        help="do not stream suite calls (no time to first token)",
     )
     parser.addini(
-        "harness_stream", "stream suite calls (time to first token)", type="bool", default=False
+        "harness_stream", "stream suite calls (time to first token)", type="bool", default=True
     )
     group.addoption(
         "--harness-max-cost",
@@ -223,9 +231,14 @@ def resolve_settings(config: pytest.Config) -> Settings:
         baseline=baseline,
         fail_on_regression=fail_on_regression,
         cache_mode=cache_mode,
-        stream=bool(config.getoption("harness_stream") or config.getini("harness_stream")),
+        stream=_stream(config),
         max_cost=_max_cost(_option(config, "harness_max_cost")),
     )
+
+
+def _stream(config: pytest.Config) -> bool:
+    option = config.getoption("harness_stream")
+    return bool(config.getini("harness_stream") if option is None else option)
 
 
 def _max_cost(value: str | None) -> float | None:

@@ -122,7 +122,9 @@ class SuiteItem(pytest.Item):
         """The calls this item needs, one per repeat: ``(model, messages, params)``."""
         state = get_state(self.config)
         params = dict(self.case.params)
-        if state.settings.stream:
+        if state.settings.stream and (params.get("n") or 1) == 1:
+            # Streamed under the hood for time to first token; n > 1 is not streamed
+            # (most providers return one choice per stream).
             params.setdefault("stream", True)
         mock = self.case.mock_for(self.model)
         # Scripted answers are for mock models; echo models stay echoes, real ones stay real.

@@ -106,6 +106,19 @@ def test_pyproject_tool_harness_table_is_read(tmp_path: Path, monkeypatch):
     assert Harness().completion("demo", USER).content == "hey"
 
 
+@pytest.mark.asyncio
+async def test_a_configured_mock_ttft_paces_its_stream(tmp_path: Path, monkeypatch):
+    (tmp_path / "harness.toml").write_text(
+        '[models.demo]\nmodel = "mock/demo"\nlatency_ms = 40\nttft_ms = 15\nresponses = ["a b c"]\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    [answer] = await Harness().abatch_completion("demo", [USER], stream=True)
+    assert answer.content == "a b c"
+    assert answer.harness.ttft_ms is not None and answer.harness.latency_ms is not None
+    assert answer.harness.ttft_ms < answer.harness.latency_ms
+    assert load_config().resolve("demo").mock["ttft_ms"] == 15
+
+
 def test_no_config_file_means_empty_defaults(tmp_path: Path, monkeypatch):
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
     monkeypatch.chdir(tmp_path)
@@ -129,6 +142,7 @@ def test_no_config_file_means_empty_defaults(tmp_path: Path, monkeypatch):
         ("[defaults]\nretries = -1\n", r"\[defaults\].retries: expected an integer >= 0"),
         ("[default]\nretries = 1\n", r"unknown top-level key\(s\) default"),
         ("[models\nfast", "invalid TOML"),
+        ("[models.m]\nmodel = 'mock/x'\nttft_ms = 'soon'\n", r"\[models.m\].ttft_ms: expected a non-negative number"),
         ("models = 3\n", r"\[models\]: expected a table"),
     ],
 )

@@ -559,13 +559,17 @@ def test_model_concurrency_limit_holds_across_xdist_workers(pytester):
     assert 1 <= state["peak"] <= 2
 
 
-def test_stream_option_records_time_to_first_token(project):
-    result = project.runpytest("suites", "-k", "good", "--harness-stream")
+def test_suites_stream_by_default_and_record_time_to_first_token(project):
+    result = project.runpytest("suites", "-k", "good")
     result.assert_outcomes(passed=2)
     recs = [r for r in records(project) if r["kind"] == "result"]
     assert recs and all(r["ttft_ms"] is not None for r in recs)
-    result = project.runpytest("suites", "-k", "good")
+    result = project.runpytest("suites", "-k", "good", "--harness-no-stream")
+    result.assert_outcomes(passed=2)
     assert all(r["ttft_ms"] is None for r in records(project) if r["kind"] == "result")
+    project.makeini("[pytest]\nharness_stream = false\n")
+    project.runpytest("suites", "-k", "good", "--harness-stream").assert_outcomes(passed=2)
+    assert all(r["ttft_ms"] is not None for r in records(project) if r["kind"] == "result")
 
 
 def test_max_cost_stops_sending_and_skips_the_rest(pytester):
