@@ -311,13 +311,13 @@ def test_suite_calls_are_prefetched_before_the_first_item_runs(project):
         from harness.providers import offline
 
         started = []
-        original = offline.MockProvider.generate
+        original = offline.MockProvider.stream  # suites stream by default
 
-        async def counting(self, call, send):
+        def counting(self, call, send_stream, **kw):
             started.append(call.spec.name)
-            return await original(self, call, send)
+            return original(self, call, send_stream, **kw)
 
-        offline.MockProvider.generate = counting
+        offline.MockProvider.stream = counting
         seen = {}
 
         @pytest.hookimpl(trylast=True)

@@ -7,6 +7,7 @@ never downloads a browser. One browser per module; each test gets a fresh page.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,13 @@ def comparison() -> dict[str, Any]:
 CHANGED = {3, 13, 50, 100}
 
 
+def replay_document() -> dict[str, Any]:
+    """One case: a's answer replayed from the response store (recorded 812 ms), b's live."""
+    replayed = record("c000", "a", "from the store", latency_ms=812.0)
+    replayed.update(cache_hit=True, cost_usd=None, saved_cost_usd=0.0012)
+    return document([replayed, record("c000", "b", "live", latency_ms=90.0)])
+
+
 @pytest.fixture(scope="module")
 def browser():
     # Playwright gives every launch a fresh, empty --user-data-dir of its own.
@@ -167,6 +175,7 @@ def pages(tmp_path_factory) -> dict[str, Path]:
         "main": render_html(main_document()),
         "baseline": render_html(main_document(), baseline_comparison=comparison()),
         "synthetic": render_html(make_results(1_500, 3, seed=11, race_fraction=0.1)),
+        "replay": render_html(replay_document()),
     }
     out = {}
     for name, html in files.items():
@@ -362,6 +371,20 @@ def test_changed_since_baseline_filter(tab, pages):
 def test_no_changed_filter_without_a_baseline(tab, pages):
     page = tab.open(pages["main"])
     expect(page.locator("button[data-filter=changed]")).to_have_count(0)
+
+
+def test_a_replayed_cell_shows_the_badge_and_the_recorded_latency(tab, pages):
+    page = tab.open(pages["replay"])
+    first, second = rows(page).first.locator("td").nth(0), rows(page).first.locator("td").nth(1)
+    badge = first.locator(".replayed")
+    expect(badge).to_have_text("replayed")
+    expect(badge).to_have_attribute("title", re.compile("replayed from the response store"))
+    expect(first.locator(".lat")).to_have_text("812 ms (recorded)")
+    expect(first.locator(".saved")).to_have_text("saved $0.001200")
+    expect(first.locator(".cost")).to_have_count(0)
+    expect(second.locator(".replayed")).to_have_count(0)
+    expect(second.locator(".lat")).to_have_text("90 ms")
+    assert tab.errors == []
 
 
 def test_filter_counts_match_the_data(tab, pages):

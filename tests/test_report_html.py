@@ -143,6 +143,12 @@ def section(html: str, name: str) -> str:
     return match.group(1)
 
 
+def overall_line(html: str) -> str:
+    match = re.search(r'<p class="overall".*?</p>', html, re.S)
+    assert match, "no overall line"
+    return match.group(0)
+
+
 def cells(data: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     names = [m["name"] for m in data["models"]]
     return {
@@ -303,6 +309,149 @@ def test_races_show_winner_margin_and_contestants():
     assert "c · 20 ms · failed" in races
     assert 'title="Boom: &lt;b&gt;503&lt;/b&gt;"' in races
     assert '<section id="races">' not in render_html(document([record("c1", "a")]))
+    # written before contestants carried usage: nothing reported, nothing made up
+    tally = re.search(r'<tr class="race-tally"><th scope="row">b</th>(.*?)</tr>', races).group(1)
+    assert tally.endswith('<td class="num">—</td><td class="num">—</td>')
+    assert "No losing contestant reported its usage" in races
+    assert "spent by race losers" not in html
+
+
+def usage(prompt: int | None, completion: int | None, cost: float | None) -> dict[str, Any]:
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "cost_usd": cost}
+
+
+def telemetry_race() -> dict[str, Any]:
+    """a wins on its first token; b is cancelled after its first byte, c before it."""
+    return {
+        "winner": "a",
+        "contestants": [
+            {
+                "model": "a",
+                "outcome": "winner",
+                "latency_ms": 300.0,
+                "error": None,
+                "ttft_ms": 40.0,
+                "first_byte": True,
+                **usage(10, 5, 0.0002),
+            },
+            {
+                "model": "b",
+                "outcome": "cancelled",
+                "latency_ms": 41.0,
+                "error": None,
+                "ttft_ms": None,
+                "first_byte": True,
+                **usage(12, 3, 0.00005),
+            },
+            {
+                "model": "c",
+                "outcome": "cancelled",
+                "latency_ms": 41.0,
+                "error": None,
+                "ttft_ms": None,
+                "first_byte": False,
+                **usage(None, None, None),
+            },
+            {"model": "d", "outcome": "cancelled", "latency_ms": 41.0, "error": None},
+        ],
+    }
+
+
+def test_race_chips_show_ttft_first_byte_and_what_each_consumed():
+    html = render_html(document([record("r1", "a", race=telemetry_race())]))
+    races = section(html, "races")
+    chips = re.findall(r'<span class="chip race-\w+">(.*?)</span>', races)
+    assert chips == [
+        "a · 300 ms · TTFT 40 ms · winner · 15 tokens · $0.000200",
+        "b · 41 ms · cancelled after first byte · 15 tokens · $0.000050",
+        "c · 41 ms · cancelled before first byte",
+        "d · 41 ms · cancelled",  # first_byte unknown: no claim either way
+    ]
+
+
+def test_race_table_shows_what_losing_cost_per_model_and_in_all():
+    lost = telemetry_race()
+    second = {
+        "winner": "b",
+        "contestants": [
+            {
+                "model": "a",
+                "outcome": "finished",
+                "latency_ms": 90.0,
+                "error": None,
+                **usage(10, 10, 0.0003),
+            },
+            {
+                "model": "b",
+                "outcome": "winner",
+                "latency_ms": 80.0,
+                "error": None,
+                **usage(10, 10, 0.0001),
+            },
+        ],
+    }
+    html = render_html(document([record("r1", "a", race=lost), record("r2", "b", race=second)]))
+    races = section(html, "races")
+    tallies = dict(re.findall(r'<tr class="race-tally"><th scope="row">(\w)</th>(.*?)</tr>', races))
+    numbers = {m: re.findall(r'<td class="num">(.*?)</td>', row) for m, row in tallies.items()}
+    # races, won, finished late, cancelled, failed, tokens while losing, cost while losing
+    assert numbers["a"] == ["2", "1", "1", "0", "0", "20", "$0.000300"]
+    assert numbers["b"] == ["2", "1", "0", "1 (1 after first byte)", "0", "15", "$0.000050"]
+    assert numbers["c"] == ["1", "0", "0", "1", "0", "—", "—"]
+    assert "Losers consumed 35 tokens ($0.000350) across 2 races where reported." in races
+    assert "(+ $0.000350 spent by race losers)" in overall_line(html)
+
+
+# --------------------------------------------------------------------------- replayed answers
+
+
+def replayed(case_id: str, model: str, saved: float | None = 0.0012, **kw: Any) -> dict[str, Any]:
+    """A record replayed from the response store: the recorded latency, no cost, cost saved."""
+    r = record(case_id, model, latency_ms=812.0, **kw)
+    r.update(cache_hit=True, cost_usd=None, saved_cost_usd=saved)
+    return r
+
+
+def test_replayed_cells_say_so_in_the_data_island():
+    recs = [
+        replayed("c1", "a"),
+        record("c1", "b"),
+        replayed("c2", "a", saved=0.002, repeat=0),
+        record("c2", "a", repeat=1, latency_ms=100.0),
+        replayed("c3", "a", saved=None),
+    ]
+    got = cells(data_of(render_html(document(recs))))
+    only = got[("suites/s.yaml::c1", "a")]
+    assert (only["rp"], only["sv"], only["l"]) == (1, 0.0012, 812.0)
+    assert "$" not in only  # nothing was spent
+    live = got[("suites/s.yaml::c1", "b")]
+    assert "rp" not in live and "sv" not in live  # the island stays small
+    mixed = got[("suites/s.yaml::c2", "a")]
+    assert (mixed["n"], mixed["rp"], mixed["sv"], mixed["$"]) == (2, 1, 0.002, 0.001)
+    unpriced = got[("suites/s.yaml::c3", "a")]
+    assert unpriced["rp"] == 1 and "sv" not in unpriced
+
+
+def test_summary_and_header_show_replays_and_their_savings():
+    html = render_html(document([replayed("c1", "a"), replayed("c2", "a"), record("c1", "b")]))
+    summary = section(html, "summary")
+    assert ">Replayed</th>" in summary and "Cache hits" not in summary
+    row_a = re.search(r'data-model="a">(.*?)</tr>', summary, re.S).group(1)
+    assert "2 · saved $0.002400" in row_a
+    row_b = re.search(r'data-model="b">(.*?)</tr>', summary, re.S).group(1)
+    assert row_b.rstrip().endswith('<td class="num">0</td>')
+    assert "2 replayed, saved $0.002400 by replay" in overall_line(html)
+    assert "cost $0.001000" in overall_line(html)  # only b's live answer was paid for
+    assert "replayed" not in overall_line(render_html(document([record("c1", "a")])))
+
+
+def test_old_records_without_replay_keys_render():
+    old = record("c1", "a")
+    del old["cache_hit"]
+    html = render_html(document([old]))
+    assert "rp" not in cells(data_of(html))[("suites/s.yaml::c1", "a")]
+    assert "replayed" not in overall_line(html)
+    assert re.search(r'data-model="a">.*?<td class="num">0</td>\s*</tr>', html, re.S)
 
 
 # --------------------------------------------------------------------------- matrix data

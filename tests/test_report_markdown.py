@@ -260,6 +260,119 @@ def test_empty_run():
     assert md == "**harness**: no test items ran\n"
 
 
+# --------------------------------------------------------------------------- replays and races
+
+
+def test_the_saved_column_appears_only_when_something_was_replayed():
+    assert "replayed" not in render_markdown(small_run())
+    run = small_run()
+    for r in run["records"]:
+        if r["model"] == "good" and r["case"] in ("s.yaml::c0", "s.yaml::c1"):
+            r.update(cache_hit=True, cost_usd=None, saved_cost_usd=0.001)
+    md = render_markdown(run)
+    assert_tables_well_formed(md)
+    summary = tables(md)[0]
+    assert cells(summary[0])[-2:] == ["cost", "replayed"]
+    rows = {cells(r)[0]: cells(r) for r in summary[2:]}
+    assert rows["good"][-2:] == ["$0.0020", "2 · saved $0.0020"]
+    assert rows["fair"][-1] == "0"
+
+
+def contestant(model: str, outcome: str, **kw: Any) -> dict[str, Any]:
+    return {"model": model, "outcome": outcome, "latency_ms": 50.0, "error": None, **kw}
+
+
+def raced(case: str, winner: str, contestants: list[dict[str, Any]]) -> dict[str, Any]:
+    r = record(case, winner, passed=True)
+    r["race"] = {"winner": winner, "contestants": contestants}
+    return r
+
+
+def test_races_section_counts_outcomes_and_what_losing_cost():
+    recs = [
+        raced(
+            "race::1",
+            "fast",
+            [
+                contestant("fast", "winner", prompt_tokens=10, completion_tokens=5, cost_usd=0.001),
+                contestant(
+                    "slow|<b>",
+                    "cancelled",
+                    first_byte=True,
+                    prompt_tokens=10,
+                    completion_tokens=2,
+                    cost_usd=0.0004,
+                ),
+                contestant("flaky", "failed", error="Boom"),
+            ],
+        ),
+        raced(
+            "race::2",
+            "fast",
+            [contestant("fast", "winner"), contestant("slow|<b>", "cancelled", first_byte=False)],
+        ),
+    ]
+    md = render_markdown(document(recs))
+    assert_tables_well_formed(md)
+    assert_no_raw_markup(md)
+    assert "### Races (2)" in md
+    table = next(t for t in tables(md) if cells(t[0])[0:2] == ["model", "races"])
+    assert cells(table[0]) == [
+        "model",
+        "races",
+        "won",
+        "finished late",
+        "cancelled",
+        "failed",
+        "tokens while losing",
+        "cost while losing",
+    ]
+    rows = {cells(r)[0]: cells(r)[1:] for r in table[2:]}
+    assert rows["fast"] == ["2", "2", "0", "0", "0", "—", "—"]
+    assert rows["slow\\|&lt;b&gt;"] == ["2", "0", "0", "2", "0", "12", "$0.0004"]
+    assert rows["flaky"] == ["1", "0", "0", "0", "1", "—", "—"]
+    assert "Losers consumed 12 tokens ($0.0004) across 1 race where reported." in md
+
+
+def test_old_race_records_without_usage_and_runs_without_races():
+    assert "### Races" not in render_markdown(small_run())
+    old = raced("race::1", "a", [contestant("a", "winner"), contestant("b", "cancelled")])
+    md = render_markdown(document([old]))
+    assert "### Races (1)" in md
+    assert "No losing contestant reported its usage" in md
+    assert_tables_well_formed(md)
+
+
+def test_a_race_heavy_run_stays_within_the_limit():
+    recs = [
+        raced(
+            f"race::{i:05d}",
+            f"model-{i % 7}",
+            [
+                contestant(
+                    f"model-{(i + k) % 7}",
+                    "winner" if k == 0 else "cancelled",
+                    prompt_tokens=20,
+                    completion_tokens=k,
+                    cost_usd=0.0001 * k,
+                )
+                for k in range(4)
+            ],
+        )
+        for i in range(3000)
+    ]
+    for r in recs[::3]:
+        r["passed"] = False
+        r["checks"][0].update(passed=False, detail="wrong " * 40)
+    md = render_markdown(document(recs))
+    assert len(md.encode("utf-8")) <= 60_000
+    assert "### Races (3,000)" in md
+    assert_tables_well_formed(md)
+    # the races (one row per model) come before the failing cases, which are cut to fit
+    assert md.index("### Races") < md.index("### Failing cases (1000)")
+    assert md.rstrip("\n").endswith("more failing cases — see report.html")
+
+
 # --------------------------------------------------------------------------- comparison
 
 

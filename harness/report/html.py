@@ -4,14 +4,18 @@ r"""``report.html``: one self-contained page for a run (inline CSS, JS and SVG; 
 into a single HTML file that opens from disk. In order, the page shows:
 
 1. a header: when the run started and ended, its duration, command line, harness version,
-   config hash and the models (alias → resolved model);
+   config hash and the models (alias → resolved model); the overall line adds to the cost
+   what race losers spent, and how many answers were replayed and what that saved;
 2. the per-model summary table (from ``harness.report.summary``): pass rate with its Wilson
    95% interval, as text and as a small SVG bar with the interval drawn, failures, errors,
-   p50/p95 latency, time to first token, tokens, cost and cache hits;
+   p50/p95 latency, time to first token, tokens, cost, and the answers replayed from the
+   response store with the cost they saved;
 3. one small chart panel per model: the pass-rate bar and a latency histogram (all models on
    one latency scale, the p50 and p95 marked);
-4. races, when records have one: the winner, the margin and every contestant's time and
-   outcome;
+4. races, when records have one: per model its wins and losses and the tokens and cost it
+   consumed while losing; per race the winner, the margin and every contestant's latency,
+   time to first output, outcome (a cancelled loser: before or after its first byte) and
+   the tokens and cost it reported;
 5. the comparison matrix: one row per case, one column per model (see below);
 6. with ``baseline_comparison`` (``harness.report.compare.Comparison.to_dict()``, or the
    ``Comparison`` itself): the per-model change in pass rate with its p-value, latency and
@@ -31,10 +35,13 @@ island, ``<script type="application/json" id="data">``, 50 rows per page, so tha
     cell = {"s": "pass" | "fail" | "error", "n": records, "k": passing records,
             "o": output, "e": error, "f": [[check, detail, score], ...] (failed checks),
             "l": median latency ms, "$": cost USD, "t": threshold (< 1 only),
-            "fr": finish reason (when not "stop"), "b": "regression" | "fix" | "new"}
+            "fr": finish reason (when not "stop"), "b": "regression" | "fix" | "new",
+            "rp": answers replayed from the response store, "sv": cost they saved USD}
 
-Keys whose value would be empty are left out. Outputs are cut at ``OUTPUT_CHARS`` with a
-visible marker; message lists, raw responses and ids are not embedded.
+Keys whose value would be empty are left out. A replayed answer's latency is the recorded
+call's, so the page labels ``l`` "(recorded)" when ``rp`` is set, and shows ``sv`` beside or
+instead of a cost. Outputs are cut at ``OUTPUT_CHARS`` with a visible marker; message lists,
+raw responses and ids are not embedded.
 
 Model output, vars, prompts and check details are untrusted. In the data island ``<``,
 ``>``, ``&``, U+2028 and U+2029 (and lone surrogates) are written as ``\uXXXX`` escapes, so
@@ -62,7 +69,13 @@ from markupsafe import Markup, escape
 
 from harness._version import __version__
 from harness.report.results import case_key
-from harness.report.summary import model_summaries, overall_summary
+from harness.report.summary import (
+    contestant_usage,
+    losers_text,
+    model_summaries,
+    overall_summary,
+    race_summary,
+)
 from harness.results import percentile
 
 __all__ = [
@@ -126,12 +139,13 @@ def render_html(
     }
     env = _environment()
     script = _script()
+    races = race_summary(document)
     context = {
         "header": _header(document),
-        "overall": _overall(document),
+        "overall": _overall(document, races),
         "models": _model_rows(summaries, columns),
         "charts": _charts(summaries),
-        "races": _races(document.get("records", [])),
+        "races": _races(document.get("records", []), races),
         "baseline": _baseline(comparison),
         "data_json": Markup(dump_data(data)),
         "row_count": len(rows),
@@ -341,9 +355,10 @@ def _columns(
 # --------------------------------------------------------------------------- summary
 
 
-def _overall(document: Mapping[str, Any]) -> dict[str, str]:
+def _overall(document: Mapping[str, Any], races: Mapping[str, Any] | None) -> dict[str, str]:
     o = overall_summary(document)
     lo, hi = o["pass_rate_ci95"]
+    loser_cost = races["lost_cost_usd"] if races else None
     return {
         "models": _int(o["models"]),
         "total": _int(o["items"]),
@@ -354,6 +369,9 @@ def _overall(document: Mapping[str, Any]) -> dict[str, str]:
         "pass_rate": _pct(o["pass_rate"]),
         "ci": f"{_pct(lo)}–{_pct(hi)}" if o["items"] else "",
         "cost": _usd(o["cost_usd"]),
+        "replayed": _int(o["cache_hits"]) if o["cache_hits"] else "",
+        "saved": _usd(o["saved_usd"]) if o["saved_usd"] is not None else "",
+        "loser_cost": _usd(loser_cost) if loser_cost else "",
         "duration": _duration(o["duration_s"]),
     }
 
@@ -388,11 +406,18 @@ def _model_rows(
                 "completion_tokens": _int(s["completion_tokens"]),
                 "total_tokens": _int(s["total_tokens"]),
                 "cost": _usd(s["cost_usd"]),
-                "cache_hits": _int(s["cache_hits"]),
+                "replayed": _replayed(s["cache_hits"], s["saved_usd"]),
                 "failing": bool(s["failed"] or s["errors"]),
             }
         )
     return rows
+
+
+def _replayed(hits: int, saved: float | None) -> str:
+    """``12 · saved $0.0123``: answers replayed from the store and what their calls cost."""
+    if hits and saved is not None:
+        return f"{hits:,} · saved {_usd(saved)}"
+    return _int(hits)
 
 
 # --------------------------------------------------------------------------- SVG charts
@@ -532,58 +557,84 @@ def _charts(summaries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- races
 
 
-def _races(records: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
+def _races(
+    records: Iterable[Mapping[str, Any]], summary: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """The races section: per-model tallies (from ``race_summary``) and one row per race."""
+    if summary is None:
+        return None
     rows: list[dict[str, Any]] = []
-    tally: dict[str, dict[str, int]] = {}
     for record in records:
         race = record.get("race")
-        if not isinstance(race, Mapping):
-            continue
-        contestants = [c for c in race.get("contestants") or [] if isinstance(c, Mapping)]
-        winner = str(race.get("winner") or record.get("model"))
-        win_ms = next(
-            (c.get("latency_ms") for c in contestants if c.get("outcome") == "winner"),
-            record.get("latency_ms"),
-        )
-        finished = [
-            float(c["latency_ms"])
-            for c in contestants
-            if c.get("outcome") == "finished" and c.get("latency_ms") is not None
-        ]
-        margin = min(finished) - float(win_ms) if finished and win_ms is not None else None
-        for c in contestants:
-            t = tally.setdefault(
-                str(c.get("model")), {"winner": 0, "finished": 0, "cancelled": 0, "failed": 0}
-            )
-            outcome = str(c.get("outcome"))
-            t[outcome] = t.get(outcome, 0) + 1
-        rows.append(
-            {
-                "case": str(record.get("case") or case_key(record)),
-                "winner": winner,
-                "margin": _ms(margin) if margin is not None else "—",
-                "contestants": [
-                    {
-                        "model": str(c.get("model")),
-                        "outcome": str(c.get("outcome")),
-                        "latency": _ms(c.get("latency_ms")),
-                        "error": str(c.get("error") or ""),
-                    }
-                    for c in contestants
-                ],
-            }
-        )
-    if not rows:
-        return None
-    wins = [
-        {"model": m, "races": sum(t.values()), **t}
-        for m, t in sorted(tally.items(), key=lambda kv: -kv[1]["winner"])
-    ]
+        if isinstance(race, Mapping) and len(rows) < LIST_ROWS:
+            rows.append(_race_row(record, race))
     return {
-        "total": len(rows),
-        "rows": rows[:LIST_ROWS],
-        "hidden": max(0, len(rows) - LIST_ROWS),
-        "wins": wins,
+        "total": summary["races"],
+        "rows": rows,
+        "hidden": max(0, summary["races"] - len(rows)),
+        "wins": [_race_tally_row(t) for t in summary["models"]],
+        "waste": losers_text(summary, _usd),
+    }
+
+
+def _race_row(record: Mapping[str, Any], race: Mapping[str, Any]) -> dict[str, Any]:
+    """One race: its case, winner, margin and a chip per contestant."""
+    contestants = [c for c in race.get("contestants") or [] if isinstance(c, Mapping)]
+    win_ms = next(
+        (c.get("latency_ms") for c in contestants if c.get("outcome") == "winner"),
+        record.get("latency_ms"),
+    )
+    finished = [
+        float(c["latency_ms"])
+        for c in contestants
+        if c.get("outcome") == "finished" and c.get("latency_ms") is not None
+    ]
+    margin = min(finished) - float(win_ms) if finished and win_ms is not None else None
+    return {
+        "case": str(record.get("case") or case_key(record)),
+        "winner": str(race.get("winner") or record.get("model")),
+        "margin": _ms(margin),
+        "contestants": [_contestant_chip(c) for c in contestants],
+    }
+
+
+def _contestant_chip(contestant: Mapping[str, Any]) -> dict[str, str]:
+    """``b · 150 ms · TTFT 40 ms · cancelled after first byte · 120 tokens · $0.000300``."""
+    outcome = str(contestant.get("outcome"))
+    parts = [str(contestant.get("model")), _ms(contestant.get("latency_ms"))]
+    if contestant.get("ttft_ms") is not None:
+        parts.append(f"TTFT {_ms(contestant.get('ttft_ms'))}")
+    first_byte = contestant.get("first_byte")
+    if outcome == "cancelled" and isinstance(first_byte, bool):
+        parts.append(f"{outcome} {'after' if first_byte else 'before'} first byte")
+    else:
+        parts.append(outcome)
+    tokens, cost = contestant_usage(contestant)
+    if tokens is not None:
+        parts.append(f"{tokens:,} tokens")
+    if cost is not None:
+        parts.append(_usd(cost))
+    return {
+        "outcome": outcome,
+        "text": " · ".join(parts),
+        "error": str(contestant.get("error") or ""),
+    }
+
+
+def _race_tally_row(tally: Mapping[str, Any]) -> dict[str, str]:
+    """One row of the per-model race table, formatted."""
+    cancelled = _int(tally["cancelled"])
+    if tally["cancelled_after_first_byte"]:
+        cancelled += f" ({tally['cancelled_after_first_byte']:,} after first byte)"
+    return {
+        "model": str(tally["model"]),
+        "races": _int(tally["races"]),
+        "winner": _int(tally["winner"]),
+        "finished": _int(tally["finished"]),
+        "cancelled": cancelled,
+        "failed": _int(tally["failed"]),
+        "lost_tokens": _int(tally["lost_tokens"]),
+        "lost_cost": _usd(tally["lost_cost_usd"]),
     }
 
 
@@ -731,7 +782,24 @@ def _cell(
     costs = [float(r["cost_usd"]) for r in records if r.get("cost_usd") is not None]
     if costs:
         cell["$"] = round(sum(costs), 9)
+    cell.update(_replay_keys(records))
     return cell
+
+
+def _replay_keys(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """``rp`` (answers replayed from the store) and ``sv`` (what they saved), when any."""
+    replayed = [r for r in records if r.get("cache_hit")]
+    if not replayed:
+        return {}
+    keys: dict[str, Any] = {"rp": len(replayed)}
+    saved = [r["saved_cost_usd"] for r in replayed if _is_number(r.get("saved_cost_usd"))]
+    if saved:
+        keys["sv"] = round(sum(float(v) for v in saved), 9)
+    return keys
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _matrix_rows(

@@ -3,10 +3,15 @@ r"""``report.md``: the run as GitHub-flavoured markdown, sized for PR comments a
 ``render_markdown(document)`` gives, in order of priority:
 
 1. a status line (``**harness**: 28/39 items passed (71.8%) across 3 models in 0.6 s``);
-2. the per-model table (from ``harness.report.summary.summary_rows``, shared with the terminal);
+2. the per-model table (from ``harness.report.summary.summary_rows``, shared with the terminal),
+   with a "replayed" column (answers replayed from the response store, the cost saved) only
+   when something was replayed;
 3. with a baseline ``Comparison``: the per-model change with its McNemar p-value and the
    list of significant case regressions;
-4. the failing cases: case, model, why it failed (failed checks' details or the error) and
+4. when records carry races: per model its races, wins, late finishes, cancellations and
+   failures, and the tokens and cost it consumed while losing, then the total the losers
+   consumed;
+5. the failing cases: case, model, why it failed (failed checks' details or the error) and
    an excerpt of the output.
 
 The whole text stays within ``limit_bytes`` (UTF-8): sections and table rows are added whole
@@ -37,7 +42,13 @@ from tabulate import tabulate
 
 from harness.report.compare import MODEL_HEADERS, Comparison, model_rows
 from harness.report.results import case_key
-from harness.report.summary import SUMMARY_HEADERS, overall_summary, summary_rows
+from harness.report.summary import (
+    losers_text,
+    overall_summary,
+    race_summary,
+    summary_headers,
+    summary_rows,
+)
 
 __all__ = ["append_step_summary", "escape_markdown", "render_markdown"]
 
@@ -107,6 +118,10 @@ def _code(text: str, limit: int) -> str:
 
 def _pct(rate: float | None, digits: int = 1) -> str:
     return "—" if rate is None else f"{rate * 100:.{digits}f}%"
+
+
+def _usd(value: float) -> str:
+    return f"${value:.4f}" if value == 0 or abs(value) >= 0.0001 else f"${value:.6f}"
 
 
 def _plural(n: int, word: str) -> str:
@@ -200,7 +215,16 @@ def _title(document: Mapping[str, Any]) -> str:
     return title
 
 
-_SUMMARY_ALIGN = ("left",) + ("right",) * (len(SUMMARY_HEADERS) - 1)
+RACE_HEADERS = (
+    "model",
+    "races",
+    "won",
+    "finished late",
+    "cancelled",
+    "failed",
+    "tokens while losing",
+    "cost while losing",
+)
 
 _COMPARE_ALIGN = ("left", "right", "right", "right", "right", "left") + ("right",) * 6
 
@@ -283,6 +307,34 @@ def _add_comparison(out: _Builder, comparison: Comparison, html_name: str) -> No
             lines,
             _Pointer("significant case regressions", html_name),
         )
+
+
+def _right_after_first(headers: Sequence[str]) -> tuple[str, ...]:
+    """Column alignment: the first column left, the numbers right."""
+    return ("left",) + ("right",) * (len(headers) - 1)
+
+
+def _add_races(out: _Builder, document: Mapping[str, Any], html_name: str) -> None:
+    """The races section: per-model tallies and what the losers consumed; none without races."""
+    summary = race_summary(document)
+    if summary is None or not out.add(f"### Races ({summary['races']:,})"):
+        return
+    rows = [
+        [
+            escape_markdown(str(t["model"])),
+            f"{t['races']:,}",
+            f"{t['winner']:,}",
+            f"{t['finished']:,}",
+            f"{t['cancelled']:,}",
+            f"{t['failed']:,}",
+            "—" if t["lost_tokens"] is None else f"{t['lost_tokens']:,}",
+            "—" if t["lost_cost_usd"] is None else _usd(t["lost_cost_usd"]),
+        ]
+        for t in summary["models"]
+    ]
+    pointer = _Pointer("race models", html_name)
+    _add_table(out, RACE_HEADERS, rows, _right_after_first(RACE_HEADERS), pointer)
+    out.add(losers_text(summary, _usd))
 
 
 def _output_text(record: Mapping[str, Any]) -> str:
@@ -392,9 +444,13 @@ def render_markdown(
         return title.encode("utf-8")[: max(0, limit_bytes - 1)].decode("utf-8", "ignore") + "\n"
     summary = summary_rows(document, escape_markdown)
     if summary:
-        _add_table(out, SUMMARY_HEADERS, summary, _SUMMARY_ALIGN, _Pointer("models", html_name))
+        headers = summary_headers(document)
+        _add_table(
+            out, headers, summary, _right_after_first(headers), _Pointer("models", html_name)
+        )
     if comparison is not None:
         _add_comparison(out, comparison, html_name)
+    _add_races(out, document, html_name)
     failing = _failing_rows(document, comparison)
     heading = f"### Failing cases ({len(failing)})"
     pointer = _Pointer("failing cases", html_name)

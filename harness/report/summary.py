@@ -3,17 +3,42 @@
 ``model_summaries(document)`` gives one plain dict per model, in the order the models
 first appear: item counts and pass rate (with its Wilson 95% interval) over *items*
 (a case×model with its repeats), error count, and over *records* (each answer): p50/p95
-latency, time to first token when measured, tokens, cost and cache hits.
+latency, time to first token when measured, tokens, cost, cache hits (answers replayed from
+the response store) and the cost those replays saved.
+
+A replayed answer's latency is the recorded call's (never a fake 0 ms), so it counts in the
+percentiles like any other; its ``cost_usd`` is ``None`` and ``saved_cost_usd`` holds what
+the recorded call cost.
+
+``race_summary(document)`` tallies the races: per model its wins and losses and the tokens
+and cost it consumed while losing (as far as providers reported them), and the totals.
+
+Records written before these fields existed lack ``cache_hit``, ``saved_cost_usd`` and the
+contestants' usage fields; everything here treats a missing key as ``False``/``None``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from harness.results import percentile, wilson_interval
 
-__all__ = ["SUMMARY_HEADERS", "model_summaries", "overall_summary", "summary_rows", "summary_table"]
+__all__ = [
+    "RACE_OUTCOMES",
+    "REPLAYED_HEADER",
+    "SUMMARY_HEADERS",
+    "TTFT_HEADER",
+    "contestant_usage",
+    "losers_text",
+    "model_summaries",
+    "overall_summary",
+    "race_summary",
+    "replayed_text",
+    "summary_headers",
+    "summary_rows",
+    "summary_table",
+]
 
 SUMMARY_HEADERS = (
     "model",
@@ -27,6 +52,16 @@ SUMMARY_HEADERS = (
     "tokens",
     "cost",
 )
+"""The per-model table's columns; ``REPLAYED_HEADER`` follows when anything was replayed."""
+
+TTFT_HEADER = "ttft p50 ms"
+"""The column after ``p95 ms`` when some answer was streamed: median time to first token."""
+
+REPLAYED_HEADER = "replayed"
+"""The extra column of the per-model table: replayed answers and the cost they saved."""
+
+RACE_OUTCOMES = ("winner", "finished", "cancelled", "failed")
+"""A race contestant's ``outcome`` values."""
 
 
 def model_summaries(document: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -49,6 +84,8 @@ def model_summaries(document: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "cost_usd": 0.0,
                 "priced": False,
                 "cache_hits": 0,
+                "saved_usd": 0.0,
+                "saved_priced": False,
             }
         return out[model]
 
@@ -75,11 +112,16 @@ def model_summaries(document: Mapping[str, Any]) -> list[dict[str, Any]]:
             e["priced"] = True
         if r.get("cache_hit"):
             e["cache_hits"] += 1
+        saved = _number(r.get("saved_cost_usd"))
+        if saved is not None:
+            e["saved_usd"] += saved
+            e["saved_priced"] = True
     summaries = []
     for e in out.values():
         lo, hi = wilson_interval(e["passed"], e["items"])
         lat, ttft = e.pop("latencies"), e.pop("ttfts")
         priced = e.pop("priced")
+        saved_priced = e.pop("saved_priced")
         summaries.append(
             {
                 **e,
@@ -92,17 +134,25 @@ def model_summaries(document: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "ttft_p95_ms": percentile(ttft, 95),
                 "total_tokens": e["prompt_tokens"] + e["completion_tokens"],
                 "cost_usd": e["cost_usd"] if priced else None,
+                "saved_usd": e["saved_usd"] if saved_priced else None,
             }
         )
     return summaries
 
 
 def overall_summary(document: Mapping[str, Any]) -> dict[str, Any]:
-    """Totals over every model: items, passed, failed, errors, pass rate, cost, duration."""
+    """Totals over every model.
+
+    Keys: ``models``, ``items``, ``passed``, ``failed``, ``errors``, ``records``,
+    ``pass_rate`` and ``pass_rate_ci95``, ``cost_usd`` (``None`` when nothing was priced),
+    ``cache_hits``, ``saved_usd`` (``None`` when no replayed answer had a recorded cost)
+    and ``duration_s``.
+    """
     models = model_summaries(document)
     items = sum(m["items"] for m in models)
     passed = sum(m["passed"] for m in models)
     costs = [m["cost_usd"] for m in models if m["cost_usd"] is not None]
+    saved = [m["saved_usd"] for m in models if m["saved_usd"] is not None]
     lo, hi = wilson_interval(passed, items)
     return {
         "models": len(models),
@@ -114,17 +164,42 @@ def overall_summary(document: Mapping[str, Any]) -> dict[str, Any]:
         "pass_rate": passed / items if items else None,
         "pass_rate_ci95": [lo, hi],
         "cost_usd": sum(costs) if costs else None,
+        "cache_hits": sum(m["cache_hits"] for m in models),
+        "saved_usd": sum(saved) if saved else None,
         "duration_s": document.get("run", {}).get("duration_s"),
     }
 
 
+def summary_headers(
+    document: Mapping[str, Any], *, replayed: bool | None = None
+) -> tuple[str, ...]:
+    """The per-model table's columns: ``SUMMARY_HEADERS``, then ``REPLAYED_HEADER``.
+
+    ``replayed=None`` adds the replayed column only when some answer was replayed;
+    ``TTFT_HEADER`` follows ``p95 ms`` when some answer has a time to first token.
+    """
+    headers = list(SUMMARY_HEADERS)
+    if _with_ttft(document):
+        headers.insert(headers.index("p95 ms") + 1, TTFT_HEADER)
+    if _with_replayed(document, replayed):
+        headers.append(REPLAYED_HEADER)
+    return tuple(headers)
+
+
 def summary_rows(
-    document: Mapping[str, Any], escape: Callable[[str], str] = str
+    document: Mapping[str, Any],
+    escape: Callable[[str], str] = str,
+    *,
+    replayed: bool | None = None,
 ) -> list[list[str]]:
-    """The per-model table's rows, formatted (columns as ``SUMMARY_HEADERS``).
+    """The per-model table's rows, formatted (columns as ``summary_headers``).
 
     ``escape`` is applied to model names (the markdown report passes its escaper).
+    ``replayed`` as in ``summary_headers``: the last cell then reads ``12 · saved $0.0123``
+    (replayed answers and what their recorded calls cost).
     """
+    with_replayed = _with_replayed(document, replayed)
+    with_ttft = _with_ttft(document)
     rows: list[list[str]] = []
     for m in model_summaries(document):
         lo, hi = m["pass_rate_ci95"]
@@ -133,37 +208,195 @@ def summary_rows(
             if m["pass_rate"] is None
             else f"{m['pass_rate'] * 100:.1f}% [{lo * 100:.1f}–{hi * 100:.1f}]"
         )
-        rows.append(
-            [
-                escape(str(m["model"])),
-                str(m["items"]),
-                str(m["passed"]),
-                str(m["failed"]),
-                str(m["errors"]),
-                rate,
-                _ms(m["latency_p50_ms"]),
-                _ms(m["latency_p95_ms"]),
-                f"{m['total_tokens']:,}",
-                "—" if m["cost_usd"] is None else f"${m['cost_usd']:.4f}",
-            ]
-        )
+        row = [
+            escape(str(m["model"])),
+            str(m["items"]),
+            str(m["passed"]),
+            str(m["failed"]),
+            str(m["errors"]),
+            rate,
+            _ms(m["latency_p50_ms"]),
+            _ms(m["latency_p95_ms"]),
+            *([_ms(m["ttft_p50_ms"])] if with_ttft else []),
+            f"{m['total_tokens']:,}",
+            _usd(m["cost_usd"]),
+        ]
+        if with_replayed:
+            row.append(replayed_text(m["cache_hits"], m["saved_usd"]))
+        rows.append(row)
     return rows
 
 
+def replayed_text(hits: int, saved_usd: float | None) -> str:
+    """``12 · saved $0.0123``: replayed answers and the cost they saved (when recorded)."""
+    text = f"{hits:,}"
+    if hits and saved_usd is not None:
+        text += f" · saved {_usd(saved_usd)}"
+    return text
+
+
 def summary_table(document: Mapping[str, Any], tablefmt: str = "simple") -> str:
-    """The per-model table as text (``simple`` for terminals, ``github`` for markdown)."""
+    """The per-model table as text (``simple`` for terminals, ``github`` for markdown).
+
+    It has the replayed column when some answer was replayed from the response store.
+    """
     from tabulate import tabulate
 
-    align = ("left",) + ("right",) * (len(SUMMARY_HEADERS) - 1)
+    headers = summary_headers(document)
+    align = ("left",) + ("right",) * (len(headers) - 1)
     return str(
         tabulate(
             summary_rows(document),
-            headers=list(SUMMARY_HEADERS),
+            headers=list(headers),
             tablefmt=tablefmt,
             colalign=align,
             disable_numparse=True,
         )
     )
+
+
+# --------------------------------------------------------------------------- races
+
+
+def contestant_usage(contestant: Mapping[str, Any]) -> tuple[int | None, float | None]:
+    """The tokens (prompt + completion) and cost one race contestant reported.
+
+    Each is ``None`` when the provider reported none (a loser cancelled before its usage
+    arrived, a model without a price, or a record written before these fields existed).
+    """
+    prompt = _integer(contestant.get("prompt_tokens"))
+    completion = _integer(contestant.get("completion_tokens"))
+    tokens = None if prompt is None and completion is None else (prompt or 0) + (completion or 0)
+    return tokens, _number(contestant.get("cost_usd"))
+
+
+def race_summary(document: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What the races of a run came to; ``None`` when no record is a race winner.
+
+    Returns:
+        ``races`` (race records), ``models`` (one dict per contestant model, most wins
+        first: ``model``, ``races``, ``winner``, ``finished``, ``cancelled``, ``failed``,
+        ``cancelled_after_first_byte``, and ``lost_tokens``/``lost_cost_usd``: what the
+        model consumed in the races it did not win, ``None`` when none was reported),
+        ``lost_tokens`` and ``lost_cost_usd`` (the same over every model) and
+        ``reported_races`` (races in which some loser reported usage).
+    """
+    tallies: dict[str, dict[str, Any]] = {}
+    races = reported = 0
+    for record in document.get("records", []):
+        race = record.get("race")
+        if not isinstance(race, Mapping):
+            continue
+        races += 1
+        contestants = [c for c in race.get("contestants") or [] if isinstance(c, Mapping)]
+        if _tally_race(tallies, contestants):
+            reported += 1
+    if not races:
+        return None
+    models = sorted(tallies.values(), key=lambda t: -t["winner"])
+    return {
+        "races": races,
+        "models": models,
+        "lost_tokens": _sum_known(t["lost_tokens"] for t in models),
+        "lost_cost_usd": _sum_known(t["lost_cost_usd"] for t in models),
+        "reported_races": reported,
+    }
+
+
+def losers_text(summary: Mapping[str, Any], usd: Callable[[float], str] | None = None) -> str:
+    """One sentence on what the races' losers consumed, from ``race_summary``.
+
+    ``Losers consumed 1,234 tokens ($0.0012) across 5 races where reported.``; ``usd``
+    formats the cost (``$0.0012`` by default).
+    """
+    usd = usd or _usd_text
+    races = summary["reported_races"]
+    if not races:
+        return (
+            "No losing contestant reported its usage (a loser cancelled before its usage "
+            "arrived reports none)."
+        )
+    tokens, cost = summary["lost_tokens"], summary["lost_cost_usd"]
+    spent = f"{tokens:,} tokens" if tokens is not None else ""
+    if cost is not None:
+        spent = f"{spent} ({usd(cost)})" if spent else usd(cost)
+    where = "race" if races == 1 else "races"
+    return f"Losers consumed {spent} across {races:,} {where} where reported."
+
+
+def _tally_race(
+    tallies: dict[str, dict[str, Any]], contestants: Sequence[Mapping[str, Any]]
+) -> bool:
+    """Add one race's contestants to the per-model tallies; whether a loser reported usage."""
+    reported = False
+    for c in contestants:
+        name = str(c.get("model"))
+        t = tallies.setdefault(name, _race_tally(name))
+        t["races"] += 1
+        outcome = c.get("outcome")
+        if outcome in RACE_OUTCOMES:
+            t[outcome] += 1
+        if outcome == "cancelled" and c.get("first_byte") is True:
+            t["cancelled_after_first_byte"] += 1
+        if outcome == "winner":
+            continue
+        tokens, cost = contestant_usage(c)
+        if tokens is not None:
+            t["lost_tokens"] = (t["lost_tokens"] or 0) + tokens
+        if cost is not None:
+            t["lost_cost_usd"] = (t["lost_cost_usd"] or 0.0) + cost
+        reported = reported or tokens is not None or cost is not None
+    return reported
+
+
+def _race_tally(model: str) -> dict[str, Any]:
+    return {
+        "model": model,
+        "races": 0,
+        **{outcome: 0 for outcome in RACE_OUTCOMES},
+        "cancelled_after_first_byte": 0,
+        "lost_tokens": None,
+        "lost_cost_usd": None,
+    }
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _with_ttft(document: Mapping[str, Any]) -> bool:
+    return any(r.get("ttft_ms") is not None for r in document.get("records", []))
+
+
+def _with_replayed(document: Mapping[str, Any], replayed: bool | None) -> bool:
+    if replayed is not None:
+        return replayed
+    return any(r.get("cache_hit") for r in document.get("records", []))
+
+
+def _sum_known(values: Iterable[Any]) -> Any:
+    """The sum of the values that are not ``None``; ``None`` when all are."""
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value)
+    return None
+
+
+def _usd(value: float | None) -> str:
+    return "—" if value is None else _usd_text(value)
+
+
+def _usd_text(value: float) -> str:
+    return f"${value:.4f}"
 
 
 def _ms(value: float | None) -> str:

@@ -179,6 +179,7 @@ class _Builder:
             "total_tokens": None,
             "cost_usd": None,
             "cache_hit": False,
+            "saved_cost_usd": None,
             "race": None,
             "time": EPOCH + len(self.records) * 0.01,
             "flags": [],
@@ -214,7 +215,8 @@ class _Builder:
         record["total_tokens"] = prompt_tokens + completion_tokens
         if rank % 3 != 2:  # the third model of each three has no price
             record["cost_usd"] = round((prompt_tokens * 2.5 + completion_tokens * 10.0) / 1e6, 9)
-        record["cache_hit"] = rng.random() < 0.05
+        if rng.random() < 0.05:  # replayed from the store: no spend now, the recorded cost saved
+            record.update(cache_hit=True, saved_cost_usd=record["cost_usd"], cost_usd=None)
         record["checks"] = self.checks(content, expected, passed)
         record["passed"] = passed
 

@@ -13,6 +13,7 @@
   var CLIP_CHARS = 200;
   var MARK_TEXT = { regression: "REGRESSION", fix: "FIX", new: "NEW" };
   var BADGE_TEXT = { pass: "PASS", fail: "FAIL", error: "ERROR" };
+  var REPLAY_TITLE = "answer replayed from the response store; latency is the recorded call's";
 
   var app = document.getElementById("app");
   var tbody = document.getElementById("rows");
@@ -119,6 +120,25 @@
     return wrap;
   }
 
+  /* "replayed" (or "replayed 2/3" when only some repeats were): no call was made. */
+  function replayBadge(cell) {
+    var some = cell.n > 1 && cell.rp < cell.n;
+    var badge = el("span", "replayed", some ? "replayed " + cell.rp + "/" + cell.n : "replayed");
+    badge.title = REPLAY_TITLE;
+    return badge;
+  }
+
+  /* The median latency; a replayed answer's is the recorded call's, and says so. */
+  function latency(cell, replayed) {
+    var text = ms(cell.l);
+    if (replayed) {
+      text += cell.rp >= cell.n ? " (recorded)" : " (" + cell.rp + " of " + cell.n + " recorded)";
+    }
+    var node = el("span", "lat", text);
+    if (replayed) { node.title = REPLAY_TITLE; }
+    return node;
+  }
+
   function cellNode(cell) {
     var td = el("td", "cell");
     if (!cell) {
@@ -135,8 +155,15 @@
       if (typeof cell.t === "number") { rate += " (needs " + Math.round(cell.t * 100) + "%)"; }
       top.appendChild(el("span", "repeats", rate));
     }
-    if (typeof cell.l === "number") { top.appendChild(el("span", "lat", ms(cell.l))); }
+    var replayed = typeof cell.rp === "number" && cell.rp > 0;
+    if (replayed) { top.appendChild(replayBadge(cell)); }
+    if (typeof cell.l === "number") { top.appendChild(latency(cell, replayed)); }
     if (typeof cell.$ === "number") { top.appendChild(el("span", "cost", usd(cell.$))); }
+    if (typeof cell.sv === "number") {
+      var saved = el("span", "saved", "saved " + usd(cell.sv));
+      saved.title = "what the recorded call cost; not spent again, the answer was replayed";
+      top.appendChild(saved);
+    }
     if (cell.fr) { top.appendChild(el("span", "finish", "finish: " + cell.fr)); }
     td.appendChild(top);
     if (cell.o) { td.appendChild(clipped("out", cell.o)); }
