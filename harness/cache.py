@@ -476,7 +476,7 @@ def _response_from_dict(data: Mapping[str, Any]) -> ModelResponse:
         model=str(data.get("model", "")),
         choices=[_choice_from_dict(c) for c in data.get("choices") or ()],
         created=int(data.get("created") or 0),
-        usage=_usage_from_dict(data.get("usage") or {}),
+        usage=Usage.from_dict(dict(data.get("usage") or {})),
         system_fingerprint=data.get("system_fingerprint"),
     )
 
@@ -495,18 +495,6 @@ def _choice_from_dict(data: Mapping[str, Any]) -> Choice:
         message=message,
         finish_reason=data.get("finish_reason") or "stop",
         logprobs=data.get("logprobs"),
-    )
-
-
-def _usage_from_dict(data: Mapping[str, Any]) -> Usage:
-    prompt_details = data.get("prompt_tokens_details") or {}
-    completion_details = data.get("completion_tokens_details") or {}
-    return Usage(
-        prompt_tokens=int(data.get("prompt_tokens") or 0),
-        completion_tokens=int(data.get("completion_tokens") or 0),
-        total_tokens=int(data.get("total_tokens") or 0),
-        cached_tokens=prompt_details.get("cached_tokens"),
-        reasoning_tokens=completion_details.get("reasoning_tokens"),
     )
 
 

@@ -26,7 +26,7 @@ import functools
 import os
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
@@ -36,6 +36,7 @@ import httpx
 from harness._sync import run_sync, submit
 from harness.cache import DEFAULT_PATH as DEFAULT_CACHE_PATH
 from harness.cache import (
+    CachedEntry,
     CacheMode,
     ResponseCache,
     is_cacheable_error,
@@ -56,9 +57,9 @@ from harness.errors import (
 from harness.http import ClientCache, RawStream, Send, TransportKind
 from harness.limits import CostBudget, SharedLimiter
 from harness.messages import validate_conversations, validate_messages
-from harness.providers.base import Call, ResponseStream, get_provider
+from harness.providers.base import Call, ResponseStream, get_provider, response_chunks
 from harness.retry import RetryPolicy
-from harness.types import Contestant, ModelResponse, RaceInfo
+from harness.types import Contestant, ModelResponse, RaceInfo, StreamChunk
 
 __all__ = ["Harness", "Result", "get_default_harness", "set_default_harness"]
 
@@ -107,7 +108,9 @@ class _Plan:
     on_first_token: Callable[[], object] | None = None
     """Called once when the streamed answer delivers its first output (races use it)."""
     live: ResponseStream | None = None
-    """The stream of the current attempt, for race telemetry."""
+    """The stream of the current attempt, for race telemetry and the response store."""
+    record: bool = False
+    """The answer will be stored: keep a stream's chunks with their timing and raw bytes."""
 
     def with_messages(self, messages: list[dict[str, Any]]) -> _Plan:
         """The same settings for another conversation (a batch resolves them once)."""
@@ -334,29 +337,41 @@ class Harness:
 
     # --- one call -----------------------------------------------------------------------
 
+    def _stored(self, plan: _Plan) -> tuple[ResponseCache | None, str, CachedEntry | None]:
+        """The store, the call's key and the stored entry to serve (``None``: call).
+
+        Sets ``plan.record`` when the answer will have to be stored. Offline answers are
+        never stored; the store is opened on first use.
+
+        Raises:
+            ReplayMissError: replay mode and nothing is stored for the call.
+        """
+        if plan.cache_mode is CacheMode.OFF or plan.family in _OFFLINE:
+            return None, "", None
+        cache, call = self.cache, plan.call  # opened here, on first use
+        if cache is None:
+            return None, "", None
+        key = key_for_call(call, plan.repeat)
+        entry = cache.lookup(
+            key,
+            plan.cache_mode,
+            provider=call.spec.provider,
+            model=call.spec.name,
+            messages=call.messages,
+        )
+        plan.record = entry is None and plan.cache_mode.writes
+        return cache, key, entry
+
     async def _run(self, plan: _Plan) -> ModelResponse:
         """One call: attempts with retries, each bounded by the timeout and the model limit."""
         call = plan.call
-        cache = None
-        if plan.cache_mode is not CacheMode.OFF and plan.family not in _OFFLINE:
-            cache = self.cache  # opened on first use; offline answers are never stored
-        key = ""
-        if cache is not None:
-            key = key_for_call(call, plan.repeat)
-            entry = cache.lookup(
-                key,
-                plan.cache_mode,
-                provider=call.spec.provider,
-                model=call.spec.name,
-                messages=call.messages,
-            )
-            if entry is not None:
-                if entry.is_error:
-                    raise entry.to_error()
-                replayed = entry.to_model_response()
-                replayed.harness.model = call.spec.name
-                return replayed
-        budget = self.budget if plan.family not in _OFFLINE else None
+        cache, key, entry = self._stored(plan)
+        if entry is not None:
+            if entry.is_error:
+                raise entry.to_error()
+            replayed = entry.to_model_response()
+            replayed.harness.model = call.spec.name
+            return replayed
         provider = get_provider(plan.family)
         send = self._clients.sender() if provider.needs_network else _no_network
         retries_done = 0
@@ -377,23 +392,7 @@ class Harness:
                 meta = response.harness
                 meta.latency_ms = (time.perf_counter() - start) * 1000.0
                 meta.attempts = retries_done + 1
-                meta.model = call.spec.name
-                price = call.spec.price
-                if price is not None:
-                    meta.cost_usd = price.cost(
-                        response.usage.prompt_tokens, response.usage.completion_tokens
-                    )
-                if budget is not None and meta.cost_usd:
-                    budget.add(meta.cost_usd)
-                if cache is not None and plan.cache_mode.writes:
-                    cache.put(
-                        key,
-                        response=response,
-                        latency_ms=meta.latency_ms,
-                        ttft_ms=meta.ttft_ms,
-                        provider=call.spec.provider,
-                        model=call.spec.model,
-                    )
+                self._settle(plan, response, cache, key)
                 return response
             if not plan.policy.should_retry(error, retries_done):
                 error.attempts = retries_done + 1
@@ -408,6 +407,31 @@ class Harness:
                 raise error
             await self._sleep(plan.policy.delay(error, retries_done))
             retries_done += 1
+
+    def _settle(
+        self, plan: _Plan, response: ModelResponse, cache: ResponseCache | None, key: str
+    ) -> None:
+        """An answer arrived: price it, count it toward the budget, store it if asked."""
+        call, meta = plan.call, response.harness
+        meta.model = call.spec.name
+        price = call.spec.price
+        if price is not None:
+            usage = response.usage
+            meta.cost_usd = price.cost(usage.prompt_tokens, usage.completion_tokens)
+        if meta.cost_usd and self.budget is not None and plan.family not in _OFFLINE:
+            self.budget.add(meta.cost_usd)
+        if cache is not None and plan.record:
+            raw, chunks = _recording(plan)
+            cache.put(
+                key,
+                response=response,
+                raw=raw,
+                chunks=chunks,
+                latency_ms=meta.latency_ms,
+                ttft_ms=meta.ttft_ms,
+                provider=call.spec.provider,
+                model=call.spec.model,
+            )
 
     async def _attempt(self, plan: _Plan, provider: Any, send: Send) -> tuple[ModelResponse, float]:
         """One attempt inside the model's slot, bounded by the timeout.
@@ -471,6 +495,7 @@ class Harness:
             return response
         send_stream = self._clients.stream_sender() if provider.needs_network else _no_network
         stream: ResponseStream = provider.stream(plan.call, send_stream)
+        stream.record = plan.record
         plan.live = stream
         signal = plan.on_first_token
         async with stream:
@@ -515,14 +540,27 @@ class Harness:
         """Stream one answer: an async iterator of OpenAI-shaped chunks.
 
         After the iteration, ``.response`` is the assembled ``ModelResponse`` with
-        ``harness.ttft_ms``. Bad input raises here, before anything is sent; a stream is
-        not retried (its output has already been handed out) and bypasses the cache.
+        ``harness.ttft_ms`` and its cost. Bad input raises here, before anything is sent,
+        and so does a replay-mode miss. A stream is not retried (its output has already
+        been handed out).
+
+        With the response store on, a stored answer is replayed as its recorded chunks
+        (at once, not paced; ``ttft_ms``/``latency_ms`` are the recorded ones and
+        ``harness.replayed`` is true), and a streamed answer is stored with its chunks'
+        timing and raw bytes.
         """
         plan = self._plan(
             self.resolve(model), validate_messages(messages), {**params, "stream": True}
         )
+        cache, key, entry = self._stored(plan)
+        if entry is not None:
+            return _replay_stream(entry, plan.call.spec.name)
         provider = get_provider(plan.family)
-        return provider.stream(plan.call, _StreamSender(self))
+        stream: ResponseStream = provider.stream(plan.call, _StreamSender(self))
+        stream.record = plan.record
+        plan.live = stream
+        stream.on_complete = functools.partial(self._settle, plan, cache=cache, key=key)
+        return stream
 
     async def abatch_completion(
         self,
@@ -804,6 +842,34 @@ def _estimate_tokens(call: Call) -> int:
     chars = sum(len(str(m.get("content") or "")) for m in call.messages)
     limit = call.params.get("max_tokens") or call.params.get("max_completion_tokens") or 256
     return chars // 4 + int(limit)
+
+
+def _replay_stream(entry: CachedEntry, model: str) -> ResponseStream:
+    """A stream that replays a stored answer: its recorded chunks, or its answer as chunks."""
+
+    async def produce(stream: ResponseStream) -> AsyncGenerator[StreamChunk, None]:
+        if entry.is_error:
+            raise entry.to_error()
+        response = entry.to_model_response()
+        response.harness.model = model
+        if entry.chunks:
+            chunks = [StreamChunk.from_dict(chunk) for _, chunk in entry.chunks]
+        else:
+            chunks = response_chunks(response)
+        for chunk in chunks:
+            yield chunk
+        stream.complete_replayed(response)
+
+    return ResponseStream(produce)
+
+
+def _recording(plan: _Plan) -> tuple[bytes | None, list[tuple[float, dict[str, Any]]] | None]:
+    """The raw body and (for a stream) the timed chunks of the attempt that answered."""
+    stream = plan.live if plan.stream else None
+    if stream is None:
+        return plan.call.raw_body, None
+    chunks = [(round(ms, 3), chunk.to_dict()) for ms, chunk in stream.timeline]
+    return (b"".join(stream.raw) if stream.raw else None), chunks
 
 
 class _StreamSender:

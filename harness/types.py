@@ -175,6 +175,19 @@ class Usage(_Mapping):
             out["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Usage:
+        """The inverse of ``to_dict``."""
+        prompt_details = data.get("prompt_tokens_details") or {}
+        completion_details = data.get("completion_tokens_details") or {}
+        return cls(
+            prompt_tokens=int(data.get("prompt_tokens") or 0),
+            completion_tokens=int(data.get("completion_tokens") or 0),
+            total_tokens=int(data.get("total_tokens") or 0),
+            cached_tokens=prompt_details.get("cached_tokens"),
+            reasoning_tokens=completion_details.get("reasoning_tokens"),
+        )
+
 
 @dataclass(slots=True)
 class Contestant(_Mapping):
@@ -452,6 +465,36 @@ class StreamChunk(_Mapping):
             "choices": [c.to_dict() for c in self.choices],
             "usage": self.usage.to_dict() if self.usage is not None else None,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StreamChunk:
+        """The inverse of ``to_dict`` (a stored or replayed chunk)."""
+        choices = []
+        for c in data.get("choices") or ():
+            delta = c.get("delta") or {}
+            choices.append(
+                ChunkChoice(
+                    index=int(c.get("index", 0)),
+                    delta=Delta(
+                        role=delta.get("role"),
+                        content=delta.get("content"),
+                        tool_calls=delta.get("tool_calls"),
+                        reasoning_content=delta.get("reasoning_content"),
+                        refusal=delta.get("refusal"),
+                    ),
+                    finish_reason=c.get("finish_reason"),
+                    logprobs=c.get("logprobs"),
+                )
+            )
+        usage = data.get("usage")
+        return cls(
+            id=str(data.get("id", "")),
+            model=str(data.get("model", "")),
+            choices=choices,
+            created=int(data.get("created") or 0),
+            usage=Usage.from_dict(usage) if isinstance(usage, dict) else None,
+            system_fingerprint=data.get("system_fingerprint"),
+        )
 
     def __repr__(self) -> str:
         parts = [

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import httpx
 import pytest
 
@@ -88,6 +91,67 @@ def test_streamed_answers_are_stored_with_their_ttft(tmp_path):
     again = h.batch_completion("openai/m", [USER], stream=True, api_key=KEY)[0]
     assert len(seen) == 1 and again.harness.replayed
     assert again.harness.ttft_ms == pytest.approx(first.harness.ttft_ms, abs=0.01)
+
+
+def _stored_entries(h: Harness, tmp_path) -> list[dict]:
+    out = tmp_path / "export.jsonl"
+    h.cache.export(out)
+    entries = [json.loads(line) for line in out.read_text().splitlines()[1:]]
+    for entry in entries:
+        if entry["raw_encoding"] == "base64":
+            entry["raw"] = base64.b64decode(entry["raw"]).decode()
+    return entries
+
+
+def test_the_store_keeps_a_streams_chunks_with_timing_and_its_raw_bytes(tmp_path):
+    seen: list[httpx.Request] = []
+    h = Harness(transport=sse_transport(seen), cache=tmp_path / "c.sqlite")
+    streamed = h.batch_completion("openai/m", [USER], stream=True, api_key=KEY)[0]
+    [entry] = _stored_entries(h, tmp_path)
+    times = [ms for ms, _ in entry["chunks"]]
+    assert times == sorted(times) and times[-1] <= streamed.harness.latency_ms
+    text = "".join(c["delta"].get("content") or "" for _, chunk in entry["chunks"] for c in chunk["choices"])
+    assert text == "Stockholm" and entry["chunks"][-1][1]["usage"]["total_tokens"] == 7
+    assert "data: [DONE]" in entry["raw"] and KEY not in json.dumps(entry)
+
+
+def test_the_store_keeps_a_whole_answers_raw_body(tmp_path):
+    body = {"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Oslo"},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3}}
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=body))
+    h = Harness(transport=transport, cache=tmp_path / "c.sqlite")
+    assert h.completion("openai/m", USER, api_key=KEY).content == "Oslo"
+    [entry] = _stored_entries(h, tmp_path)
+    assert json.loads(entry["raw"]) == body and entry["chunks"] is None
+
+
+@pytest.mark.asyncio
+async def test_a_stream_is_stored_then_replayed_chunk_for_chunk(tmp_path):
+    seen: list[httpx.Request] = []
+    price = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
+    config = {"models": {"m": {"model": "openai/m", "api_key_env": "NONE", "price": price}}}
+    h = Harness(config, transport=sse_transport(seen), cache=tmp_path / "c.sqlite")
+    live = await h.acompletion("m", USER, stream=True, api_key=KEY)
+    live_chunks = [chunk.to_dict() async for chunk in live]
+    assert live.response.harness.cost_usd == pytest.approx((5 * 1.0 + 2 * 2.0) / 1e6)
+    assert not live.response.harness.replayed
+    again = await h.acompletion("m", USER, stream=True, api_key=KEY)
+    replayed_chunks = [chunk.to_dict() async for chunk in again]
+    assert len(seen) == 1 and replayed_chunks == live_chunks
+    meta = again.response.harness
+    assert meta.replayed and meta.attempts == 0 and meta.saved_cost_usd == live.response.harness.cost_usd
+    assert meta.ttft_ms == pytest.approx(live.response.harness.ttft_ms, abs=0.01)
+    assert again.ttft_ms == meta.ttft_ms and again.response.content == "Stockholm"
+
+
+def test_a_replay_miss_on_a_stream_fails_before_sending(tmp_path):
+    seen: list[httpx.Request] = []
+    h = Harness(transport=sse_transport(seen), cache=tmp_path / "c.sqlite", cache_mode="replay")
+    with pytest.raises(harness.ReplayMissError, match="openai/m"):
+        h.completion("openai/m", USER, stream=True)
+    assert seen == []
 
 
 def test_mock_models_stream_with_a_scripted_ttft():

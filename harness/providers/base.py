@@ -111,6 +111,9 @@ class Call:
     """0 for the first attempt; retries count up."""
     mock_response: Any = None
     """The per-call scripted answer for offline models (``mock_response=``)."""
+    raw_body: bytes | None = None
+    """The provider's raw answer body, set by ``HTTPProvider.generate`` (the response store
+    keeps it beside the normalised answer)."""
 
     @property
     def provider(self) -> str:
@@ -216,7 +219,7 @@ class HTTPProvider(Provider):
 
     async def _generate_one(self, call: Call, send: Send) -> Any:
         response = await send(self.build_request(call))
-        body = response.content
+        body = call.raw_body = response.content
         if response.status_code >= 400:
             raise self.parse_error(call, response.status_code, body, response.headers)
         try:
@@ -324,6 +327,8 @@ class HTTPProvider(Provider):
             body: AsyncIterator[bytes]
             if headers.get("content-type", "").startswith("application/json"):
                 content = await _read(call, response)
+                if stream.record:
+                    stream.raw.append(content)
                 data = _json_or_none(content)
                 if isinstance(data, Mapping):  # the server ignored "stream": one JSON answer
                     result = self._parse_checked(call, data, content, status, headers)
@@ -338,6 +343,8 @@ class HTTPProvider(Provider):
             splitter, decoder = SSELineSplitter(), SSEDecoder()
             try:
                 async for raw in body:
+                    if stream.record:
+                        stream.raw.append(raw)
                     chunks = _feed_lines(call, parser, decoder, splitter.feed(raw), stream)
                     for chunk in chunks:
                         yield chunk
@@ -524,6 +531,15 @@ class ResponseStream:
         be retried without repeating output)."""
         self.parser: StreamParser | None = None
         """The parser fed this stream's events (HTTP streams), set before sending."""
+        self.record = False
+        """Set before iterating to keep ``timeline`` and ``raw`` (for the response store)."""
+        self.timeline: list[tuple[float, StreamChunk]] = []
+        """With ``record``: each chunk with the milliseconds since sending when it arrived."""
+        self.raw: list[bytes] = []
+        """With ``record``: the body's bytes as they arrived (HTTP streams)."""
+        self.on_complete: Callable[[ModelResponse], object] | None = None
+        """Called with the assembled answer when the stream completes (the runner prices
+        and stores it)."""
 
     def __aiter__(self) -> ResponseStream:
         return self
@@ -533,6 +549,8 @@ class ResponseStream:
             self._chunks = self._produce(self)
         chunk = await self._chunks.__anext__()
         self.chunks_yielded += 1
+        if self.record:
+            self.timeline.append((self._elapsed_ms(), chunk))
         return chunk
 
     async def aclose(self) -> None:
@@ -608,6 +626,15 @@ class ResponseStream:
         meta.latency_ms = self.latency_ms
         if request_id is not None and meta.request_id is None:
             meta.request_id = request_id
+        self.response = response
+        if self.on_complete is not None:
+            self.on_complete(response)
+
+    def complete_replayed(self, response: ModelResponse) -> None:
+        """Complete with a replayed answer, whose metadata keeps the recorded timings."""
+        meta = response.harness
+        self.ttft_ms, self.first_text_ms = meta.ttft_ms, meta.first_text_ms
+        self.latency_ms = meta.latency_ms
         self.response = response
 
     def _elapsed_ms(self, at: float | None = None) -> float:
