@@ -22,11 +22,12 @@ from __future__ import annotations
 import asyncio
 import builtins
 import concurrent.futures
+import contextlib
 import functools
 import os
 import time
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
@@ -437,15 +438,30 @@ class Harness:
         """One attempt inside the model's slot, bounded by the timeout.
 
         Returns the response and when the attempt started (after any wait for a slot).
+        """
+        async with self._slot(plan) as slot:
+            start = time.perf_counter()
+            async with asyncio.timeout(plan.timeout):
+                response: ModelResponse = await self._generate(plan, provider, send)
+            slot.tokens = response.usage.total_tokens
+        return response, start
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, plan: _Plan) -> AsyncIterator[_Slot]:
+        """Hold one of the model's slots for the block.
+
         With a shared limiter (``rpm``/``tpm`` configured, or ``limits=`` given), the slot,
         the rate windows and the cool-down after a 429 are shared by every process using
-        the same file; otherwise a per-loop semaphore bounds ``max_concurrency``.
+        the same file: a ``RateLimitError`` from the block slows the model down for
+        everyone, and on success the block's ``slot.tokens`` count toward ``tpm``.
+        Otherwise a per-loop semaphore bounds ``max_concurrency``.
         """
         call = plan.call
         spec = call.spec
         limit = spec.max_concurrency or self.config.max_concurrency
         if limit is None and plan.family not in _OFFLINE:
             limit = self._max_concurrency
+        slot = _Slot()
         shared = self._shared_limiter(spec)
         if shared is not None:
             name = spec.full_name
@@ -459,37 +475,46 @@ class Harness:
                     tokens=_estimate_tokens(call),
                     lease_seconds=plan.timeout + 60.0,
                 ) as lease:
-                    start = time.perf_counter()
-                    async with asyncio.timeout(plan.timeout):
-                        response: ModelResponse = await self._generate(plan, provider, send)
+                    yield slot
             except RateLimitError as exc:
                 # Slow the model down for everyone, not just this call's retry.
                 shared.report_rate_limited(name, exc.retry_after, lease=lease)
                 raise
-            shared.report_success(name, response.usage.total_tokens, lease=lease)
-            return response, start
+            shared.report_success(name, slot.tokens, lease=lease)
+            return
         sem = self._semaphore(spec, limit)
-        if sem is not None:
-            await sem.acquire()
+        if sem is None:
+            yield slot
+            return
+        await sem.acquire()
         try:
-            start = time.perf_counter()
-            async with asyncio.timeout(plan.timeout):
-                response = await self._generate(plan, provider, send)
+            yield slot
         finally:
-            if sem is not None:
-                sem.release()
-        return response, start
+            sem.release()
 
-    async def _generate(self, plan: _Plan, provider: Any, send: Send) -> ModelResponse:
+    def _check_budget(self, plan: _Plan) -> None:
+        """Raise ``BudgetExceededError`` if the session's cost cap is reached."""
         budget = self.budget if plan.family not in _OFFLINE else None
         if budget is not None and budget.exhausted():
-            # Checked inside the model's slot, just before sending: calls already in flight
-            # finish, so the overshoot is at most one slot's worth per model.
             raise plan.call.error(
                 BudgetExceededError,
                 f"the session's cost cap of ${budget.limit_usd:g} is reached "
                 f"(${budget.spent():.4f} spent); the request was not sent",
             )
+
+    @contextlib.asynccontextmanager
+    async def _stream_gate(self, plan: _Plan, stream: ResponseStream) -> AsyncIterator[None]:
+        """What a caller's stream runs inside: the model's slot, after the budget check."""
+        async with self._slot(plan) as slot:
+            self._check_budget(plan)
+            yield
+            if stream.response is not None:
+                slot.tokens = stream.response.usage.total_tokens
+
+    async def _generate(self, plan: _Plan, provider: Any, send: Send) -> ModelResponse:
+        # Checked inside the model's slot, just before sending: calls already in flight
+        # finish, so the overshoot is at most one slot's worth per model.
+        self._check_budget(plan)
         if not plan.stream:
             response: ModelResponse = await provider.generate(plan.call, send)
             return response
@@ -560,6 +585,7 @@ class Harness:
         stream.record = plan.record
         plan.live = stream
         stream.on_complete = functools.partial(self._settle, plan, cache=cache, key=key)
+        stream.gate = functools.partial(self._stream_gate, plan, stream)
         return stream
 
     async def abatch_completion(
@@ -842,6 +868,15 @@ def _estimate_tokens(call: Call) -> int:
     chars = sum(len(str(m.get("content") or "")) for m in call.messages)
     limit = call.params.get("max_tokens") or call.params.get("max_completion_tokens") or 256
     return chars // 4 + int(limit)
+
+
+class _Slot:
+    """What the block holding a model's slot reports back: the tokens the call used."""
+
+    __slots__ = ("tokens",)
+
+    def __init__(self) -> None:
+        self.tokens = 0
 
 
 def _replay_stream(entry: CachedEntry, model: str) -> ResponseStream:

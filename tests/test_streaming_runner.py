@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
@@ -10,6 +11,7 @@ import pytest
 
 import harness
 from harness import Harness, RateLimitError
+from harness.limits import CostBudget, SharedLimiter
 from harness.providers import base
 from tests.local_server import LocalServer, Reply
 
@@ -185,3 +187,50 @@ def test_a_body_left_open_after_the_terminal_event_is_not_reused(monkeypatch):
             assert answer.content == "Stockholm"
         assert server.connections == 2
         assert server.disconnected.wait(10)
+
+
+@pytest.mark.asyncio
+async def test_a_callers_stream_holds_the_models_slot_until_it_ends(tmp_path):
+    go = asyncio.Event()
+    lines = SSE.split("\n\n")
+
+    async def body():
+        yield (lines[0] + "\n\n").encode()
+        await go.wait()
+        yield "\n\n".join(lines[1:]).encode()
+
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, content=body(), headers={"content-type": "text/event-stream"})
+    )
+    limits = SharedLimiter(tmp_path / "limits.sqlite")
+    config = {"models": {"m": {"model": "openai/m", "api_key_env": "NONE", "max_concurrency": 1}}}
+    h = Harness(config, transport=transport, limits=limits)
+    stream = await h.acompletion("m", USER, stream=True, api_key=KEY)
+    await stream.__anext__()
+    assert limits.state("openai/m")["in_flight"] == 1
+    assert limits.try_acquire("openai/m", max_concurrency=1) is None
+    go.set()
+    assert "".join([chunk.content or "" async for chunk in stream]) == "Stockholm"
+    assert limits.state("openai/m")["in_flight"] == 0
+
+
+@pytest.mark.asyncio
+async def test_a_stream_broken_off_gives_its_slot_back(tmp_path):
+    limits = SharedLimiter(tmp_path / "limits.sqlite")
+    config = {"models": {"m": {"model": "openai/m", "api_key_env": "NONE", "max_concurrency": 1}}}
+    h = Harness(config, transport=sse_transport([]), limits=limits)
+    async with await h.acompletion("m", USER, stream=True, api_key=KEY) as stream:
+        await stream.__anext__()
+        assert limits.state("openai/m")["in_flight"] == 1
+    assert limits.state("openai/m")["in_flight"] == 0
+
+
+@pytest.mark.asyncio
+async def test_a_stream_past_the_cost_cap_is_not_sent(tmp_path):
+    seen: list[httpx.Request] = []
+    budget = CostBudget(0.0, tmp_path / "limits.sqlite")
+    h = Harness(transport=sse_transport(seen), budget=budget)
+    stream = await h.acompletion("openai/m", USER, stream=True, api_key=KEY)
+    with pytest.raises(harness.BudgetExceededError):
+        await stream.__anext__()
+    assert seen == []

@@ -32,6 +32,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar
@@ -537,6 +538,10 @@ class ResponseStream:
         """With ``record``: each chunk with the milliseconds since sending when it arrived."""
         self.raw: list[bytes] = []
         """With ``record``: the body's bytes as they arrived (HTTP streams)."""
+        self.gate: Callable[[], AbstractAsyncContextManager[Any]] | None = None
+        """Entered before the request is sent and left when the stream ends, however it
+        ends (the runner holds the model's concurrency slot with it)."""
+        self._held: AbstractAsyncContextManager[Any] | None = None
         self.on_complete: Callable[[ModelResponse], object] | None = None
         """Called with the assembled answer when the stream completes (the runner prices
         and stores it)."""
@@ -546,8 +551,16 @@ class ResponseStream:
 
     async def __anext__(self) -> StreamChunk:
         if self._chunks is None:
+            if self.gate is not None:
+                held = self.gate()
+                await held.__aenter__()
+                self._held = held
             self._chunks = self._produce(self)
-        chunk = await self._chunks.__anext__()
+        try:
+            chunk = await self._chunks.__anext__()
+        except BaseException as exc:
+            await self._release(exc)
+            raise
         self.chunks_yielded += 1
         if self.record:
             self.timeline.append((self._elapsed_ms(), chunk))
@@ -557,6 +570,17 @@ class ResponseStream:
         """Stop the stream and close its connection (a no-op once it has ended)."""
         if self._chunks is not None:
             await self._chunks.aclose()
+        await self._release(None)
+
+    async def _release(self, exc: BaseException | None) -> None:
+        """Leave the gate (once), passing on how the stream ended."""
+        held, self._held = self._held, None
+        if held is None:
+            return
+        if exc is None or isinstance(exc, StopAsyncIteration):
+            await held.__aexit__(None, None, None)
+        else:
+            await held.__aexit__(type(exc), exc, exc.__traceback__)
 
     async def __aenter__(self) -> ResponseStream:
         return self
