@@ -446,51 +446,57 @@ class Harness:
             slot.tokens = response.usage.total_tokens
         return response, start
 
-    @contextlib.asynccontextmanager
-    async def _slot(self, plan: _Plan) -> AsyncIterator[_Slot]:
-        """Hold one of the model's slots for the block.
+    def _slot(self, plan: _Plan) -> contextlib.AbstractAsyncContextManager[_Slot]:
+        """Hold one of the model's slots for the block (``async with self._slot(plan)``).
 
         With a shared limiter (``rpm``/``tpm`` configured, or ``limits=`` given), the slot,
         the rate windows and the cool-down after a 429 are shared by every process using
         the same file: a ``RateLimitError`` from the block slows the model down for
         everyone, and on success the block's ``slot.tokens`` count toward ``tpm``.
-        Otherwise a per-loop semaphore bounds ``max_concurrency``.
+        Otherwise a per-loop semaphore bounds ``max_concurrency``; with no limit at all the
+        block runs at once (the common case costs no generator).
         """
-        call = plan.call
-        spec = call.spec
+        spec = plan.call.spec
         limit = spec.max_concurrency or self.config.max_concurrency
         if limit is None and plan.family not in _OFFLINE:
             limit = self._max_concurrency
-        slot = _Slot()
         shared = self._shared_limiter(spec)
         if shared is not None:
-            name = spec.full_name
-            lease = None
-            try:
-                async with shared.acquire(
-                    name,
-                    max_concurrency=limit,
-                    rpm=spec.rpm,
-                    tpm=spec.tpm,
-                    tokens=_estimate_tokens(call),
-                    lease_seconds=plan.timeout + 60.0,
-                ) as lease:
-                    yield slot
-            except RateLimitError as exc:
-                # Slow the model down for everyone, not just this call's retry.
-                shared.report_rate_limited(name, exc.retry_after, lease=lease)
-                raise
-            shared.report_success(name, slot.tokens, lease=lease)
-            return
+            return self._shared_slot(shared, plan, limit)
         sem = self._semaphore(spec, limit)
-        if sem is None:
-            yield slot
-            return
-        await sem.acquire()
+        return _Slot() if sem is None else self._local_slot(sem)
+
+    @staticmethod
+    @contextlib.asynccontextmanager
+    async def _shared_slot(
+        shared: SharedLimiter, plan: _Plan, limit: int | None
+    ) -> AsyncIterator[_Slot]:
+        call = plan.call
+        spec = call.spec
+        name = spec.full_name
+        slot = _Slot()
+        lease = None
         try:
-            yield slot
-        finally:
-            sem.release()
+            async with shared.acquire(
+                name,
+                max_concurrency=limit,
+                rpm=spec.rpm,
+                tpm=spec.tpm,
+                tokens=_estimate_tokens(call),
+                lease_seconds=plan.timeout + 60.0,
+            ) as lease:
+                yield slot
+        except RateLimitError as exc:
+            # Slow the model down for everyone, not just this call's retry.
+            shared.report_rate_limited(name, exc.retry_after, lease=lease)
+            raise
+        shared.report_success(name, slot.tokens, lease=lease)
+
+    @staticmethod
+    @contextlib.asynccontextmanager
+    async def _local_slot(sem: asyncio.Semaphore) -> AsyncIterator[_Slot]:
+        async with sem:
+            yield _Slot()
 
     def _check_budget(self, plan: _Plan) -> None:
         """Raise ``BudgetExceededError`` if the session's cost cap is reached."""
@@ -871,12 +877,21 @@ def _estimate_tokens(call: Call) -> int:
 
 
 class _Slot:
-    """What the block holding a model's slot reports back: the tokens the call used."""
+    """What the block holding a model's slot reports back: the tokens the call used.
+
+    Also the context manager of a slot that needs no waiting (no limit configured).
+    """
 
     __slots__ = ("tokens",)
 
     def __init__(self) -> None:
         self.tokens = 0
+
+    async def __aenter__(self) -> _Slot:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
 
 
 def _replay_stream(entry: CachedEntry, model: str) -> ResponseStream:
