@@ -439,6 +439,7 @@ class CachedEntry:
         race = meta.get("race")
         ttft = self.ttft_ms if self.ttft_ms is not None else meta.get("ttft_ms")
         first_text = meta.get("first_text_ms")
+        speed = meta.get("tokens_per_s")
         return ResponseMeta(
             provider=str(meta.get("provider") or self.provider),
             model=str(meta.get("model") or self.model),
@@ -451,6 +452,7 @@ class CachedEntry:
             race=RaceInfo.from_dict(dict(race)) if isinstance(race, Mapping) else None,
             ttft_ms=float(ttft) if isinstance(ttft, int | float) else None,
             first_text_ms=float(first_text) if isinstance(first_text, int | float) else None,
+            tokens_per_s=float(speed) if isinstance(speed, int | float) else None,
             replayed=True,
             saved_cost_usd=self.saved_cost_usd,
         )

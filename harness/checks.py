@@ -56,6 +56,9 @@ The checks, with their YAML form:
 ``ttft_ms: 800`` / ``ttft_ms: {max: 800}``
     Time to first token within the bounds (needs a streamed call: suites stream by
     default, ``--harness-no-stream`` turns it off; a replayed answer uses its recorded TTFT).
+``tokens_per_s: {min: 20}``
+    Output speed — completion tokens per second after the first token — within the bounds
+    (streamed calls; a replayed answer uses its recorded speed).
 ``cost: 0.01`` / ``cost: {max: 0.01}``
     The call's cost in USD is at most ``max`` (needs a price for the model).
 ``tokens: 500`` / ``tokens: {max: 500}``
@@ -139,6 +142,7 @@ __all__ = [
     "starts_with",
     "token_f1",
     "tokens",
+    "tokens_per_s",
     "ttft_ms",
     "validate_check_spec",
 ]
@@ -214,6 +218,8 @@ class CheckContext:
     latency_ms: float | None = None
     ttft_ms: float | None = None
     """Time to first token, when the call was streamed."""
+    tokens_per_s: float | None = None
+    """Output speed (completion tokens per second after the first), when streamed."""
     cost_usd: float | None = None
     tokens: int | None = None
     """Total tokens (prompt + completion)."""
@@ -241,6 +247,7 @@ class CheckContext:
             ctx.output = result.content or ""
             ctx.latency_ms = result.harness.latency_ms
             ctx.ttft_ms = result.harness.ttft_ms
+            ctx.tokens_per_s = result.harness.tokens_per_s
             ctx.cost_usd = result.harness.cost_usd
             ctx.tokens = result.usage.total_tokens
         elif isinstance(result, BaseException):
@@ -1219,6 +1226,25 @@ def ttft_ms(ctx: CheckContext, /, max: float | None = None, min: float | None = 
     _needs(ctx, ctx.ttft_ms, "the time to first token")
     assert ctx.ttft_ms is not None
     return _bounds("ttft_ms", ctx.ttft_ms, "{:.0f} ms", max, min)
+
+
+@_builtin(
+    "tokens_per_s",
+    kinds={"max": _number, "min": _number},
+    one_of=("max", "min"),
+    example="tokens_per_s: {min: 20}",
+)
+def tokens_per_s(
+    ctx: CheckContext, /, min: float | None = None, max: float | None = None
+) -> _Verdict:
+    """Output speed in tokens/s is within ``min``..``max``. YAML: ``tokens_per_s: {min: 20}``."""
+    if ctx.tokens_per_s is None and ctx.response is not None:
+        raise _Unevaluable(
+            "no output speed: the call was not streamed, or its answer arrived in one piece"
+        )
+    _needs(ctx, ctx.tokens_per_s, "the output speed")
+    assert ctx.tokens_per_s is not None
+    return _bounds("tokens_per_s", ctx.tokens_per_s, "{:.1f} tokens/s", max, min)
 
 
 @_builtin("cost", kinds={"max": _number}, example="cost: {max: 0.01}")

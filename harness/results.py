@@ -101,6 +101,7 @@ def make_record(
         "provider": None,
         "latency_ms": None,
         "ttft_ms": None,
+        "tokens_per_s": None,
         "attempts": None,
         "prompt_tokens": None,
         "completion_tokens": None,
@@ -126,7 +127,8 @@ def make_record(
             flags=list(meta.flags),
             cache_hit=meta.replayed,
             saved_cost_usd=meta.saved_cost_usd,
-            ttft_ms=getattr(meta, "ttft_ms", None),
+            ttft_ms=meta.ttft_ms,
+            tokens_per_s=meta.tokens_per_s,
         )
     elif isinstance(error, HarnessError):
         record.update(provider=error.provider, attempts=error.attempts)

@@ -290,6 +290,9 @@ class ResponseMeta(_Mapping):
     reasoning or a tool call); ``None`` for calls that were not streamed."""
     first_text_ms: float | None = None
     """Streamed calls: milliseconds from sending to the first visible text (not reasoning)."""
+    tokens_per_s: float | None = None
+    """Streamed calls: output speed, completion tokens per second while generating
+    (``completion_tokens / (latency − TTFT)``); ``None`` when not streamed or unmeasurable."""
     replayed: bool = False
     """The answer came from the response store: nothing was sent, ``attempts`` is 0, and
     ``latency_ms``/``ttft_ms`` are the recorded call's timings (never a fake 0 ms)."""
@@ -304,6 +307,7 @@ class ResponseMeta(_Mapping):
             "latency_ms": round(self.latency_ms, 3),
             "ttft_ms": _round_ms(self.ttft_ms),
             "first_text_ms": _round_ms(self.first_text_ms),
+            "tokens_per_s": _round_ms(self.tokens_per_s),
             "attempts": self.attempts,
             "cost_usd": self.cost_usd,
             "replayed": self.replayed,

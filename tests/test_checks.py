@@ -1043,3 +1043,35 @@ def test_ttft_ms_needs_a_streamed_answer_and_checks_its_bounds():
     )
     assert run_check({"ttft_ms": {"max": 60_000}}, answer).passed
     assert not run_check({"ttft_ms": {"min": 60_000}}, answer).passed
+
+
+def test_tokens_per_s_checks_the_recorded_output_speed():
+    from harness import Harness
+    from harness.checks import run_check
+
+    h = Harness()
+    plain = h.completion("mock/m", [{"role": "user", "content": "hi"}], mock_response="ok")
+    result = run_check({"tokens_per_s": 20}, plain)
+    assert not result.passed and "not streamed" in result.detail
+    answer = h.completion("mock/m", [{"role": "user", "content": "hi"}], mock_response="ok")
+    answer.harness.tokens_per_s = 42.0
+    assert run_check({"tokens_per_s": 20}, answer).passed  # a scalar is the minimum
+    verdict = run_check({"tokens_per_s": {"min": 50}}, answer)
+    assert not verdict.passed and "42.0 tokens/s is under the min of 50.0 tokens/s" in verdict.detail
+    assert not run_check({"tokens_per_s": {"max": 40}}, answer).passed
+
+
+@given(
+    tokens=st.integers(min_value=0, max_value=10_000),
+    ttft=st.none() | st.floats(min_value=0, max_value=1e5),
+    extra=st.floats(min_value=-1e3, max_value=1e5),
+)
+def test_output_speed_is_tokens_over_the_time_after_the_first_token(tokens, ttft, extra):
+    from harness.providers.base import output_speed
+
+    latency = None if ttft is None else ttft + extra
+    speed = output_speed(tokens, ttft, latency)
+    if not tokens or ttft is None or extra < 1.0:
+        assert speed is None
+    else:
+        assert speed == pytest.approx(tokens / (extra / 1000))

@@ -445,6 +445,16 @@ def test_summary_and_header_show_replays_and_their_savings():
     assert "replayed" not in overall_line(render_html(document([record("c1", "a")])))
 
 
+def test_summary_shows_the_median_output_speed_of_streamed_answers():
+    a1, a2, b = record("c1", "a"), record("c2", "a"), record("c1", "b")
+    a1["tokens_per_s"], a2["tokens_per_s"] = 80.0, 120.0
+    summary = section(render_html(document([a1, a2, b])), "summary")
+    assert ">Tokens/s</th>" in summary
+    row_a = re.search(r'data-model="a">(.*?)</tr>', summary, re.S).group(1)
+    row_b = re.search(r'data-model="b">(.*?)</tr>', summary, re.S).group(1)
+    assert '<td class="num">100</td>' in row_a and '<td class="num">—</td>' in row_b
+
+
 def test_old_records_without_replay_keys_render():
     old = record("c1", "a")
     del old["cache_hit"]

@@ -234,3 +234,27 @@ async def test_a_stream_past_the_cost_cap_is_not_sent(tmp_path):
     with pytest.raises(harness.BudgetExceededError):
         await stream.__anext__()
     assert seen == []
+
+
+def test_streamed_answers_carry_their_output_speed_into_records_and_the_store(tmp_path):
+    from harness.results import make_record
+
+    [r] = harness.batch_completion(
+        "mock/m", [USER], stream=True, mock_response="one two three four", mock_ttft_ms=5,
+        mock_latency_ms=40,
+    )
+    meta = r.harness  # 4 completion tokens over ~35 ms after the first: order of 100/s
+    assert meta.tokens_per_s is not None and 0 < meta.tokens_per_s < r.usage.completion_tokens * 1000
+    record = make_record(test_id="t", model="mock/m", result=r)
+    assert record["tokens_per_s"] == meta.tokens_per_s
+
+    seen: list[httpx.Request] = []
+    h = Harness(transport=sse_transport(seen), cache=tmp_path / "c.sqlite")
+    first = h.batch_completion("openai/m", [USER], stream=True, api_key=KEY)[0]
+    first.harness.tokens_per_s = 123.0  # what the recording says, whatever the clock did
+    h.cache.put(
+        next(iter(_stored_entries(h, tmp_path)))["key"], response=first,
+        latency_ms=first.harness.latency_ms, provider="openai", model="m",
+    )
+    again = h.batch_completion("openai/m", [USER], stream=True, api_key=KEY)[0]
+    assert again.harness.replayed and again.harness.tokens_per_s == 123.0

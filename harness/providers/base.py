@@ -648,6 +648,8 @@ class ResponseStream:
         meta.ttft_ms = self.ttft_ms
         meta.first_text_ms = self.first_text_ms
         meta.latency_ms = self.latency_ms
+        completion = response.usage.completion_tokens
+        meta.tokens_per_s = output_speed(completion, self.ttft_ms, self.latency_ms)
         if request_id is not None and meta.request_id is None:
             meta.request_id = request_id
         self.response = response
@@ -665,6 +667,23 @@ class ResponseStream:
         if self._t0 is None:
             self._t0 = self._clock()
         return ((self._clock() if at is None else at) - self._t0) * 1000.0
+
+
+def output_speed(
+    completion_tokens: int, ttft_ms: float | None, latency_ms: float | None
+) -> float | None:
+    """Completion tokens per second after the first token; ``None`` if not measurable.
+
+    The time is ``latency − TTFT`` (generation after the first output arrived), as output
+    speed is usually defined; an answer that arrived in one piece (under a millisecond
+    between first and last output) has no meaningful interval.
+    """
+    if not completion_tokens or ttft_ms is None or latency_ms is None:
+        return None
+    generating_ms = latency_ms - ttft_ms
+    if generating_ms < 1.0:
+        return None
+    return completion_tokens / (generating_ms / 1000.0)
 
 
 async def collect(stream: ResponseStream) -> ModelResponse:

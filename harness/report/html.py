@@ -263,6 +263,10 @@ def _usd(value: float | None) -> str:
     return f"${value:.6f}"
 
 
+def _speed(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
+
+
 def _signed_ms(value: float | None) -> str:
     return "—" if value is None else ("+" if value > 0 else "") + _ms(value)
 
@@ -402,6 +406,7 @@ def _model_rows(
                     if s["ttft_p50_ms"] is not None
                     else "—"
                 ),
+                "speed": _speed(s.get("tokens_per_s_p50")),
                 "prompt_tokens": _int(s["prompt_tokens"]),
                 "completion_tokens": _int(s["completion_tokens"]),
                 "total_tokens": _int(s["total_tokens"]),

@@ -3,8 +3,8 @@
 ``model_summaries(document)`` gives one plain dict per model, in the order the models
 first appear: item counts and pass rate (with its Wilson 95% interval) over *items*
 (a case×model with its repeats), error count, and over *records* (each answer): p50/p95
-latency, time to first token when measured, tokens, cost, cache hits (answers replayed from
-the response store) and the cost those replays saved.
+latency, time to first token and output speed when measured, tokens, cost, cache hits
+(answers replayed from the response store) and the cost those replays saved.
 
 A replayed answer's latency is the recorded call's (never a fake 0 ms), so it counts in the
 percentiles like any other; its ``cost_usd`` is ``None`` and ``saved_cost_usd`` holds what
@@ -79,6 +79,7 @@ def model_summaries(document: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "records": 0,
                 "latencies": [],
                 "ttfts": [],
+                "speeds": [],
                 "prompt_tokens": 0,
                 "completion_tokens": 0,
                 "cost_usd": 0.0,
@@ -105,6 +106,8 @@ def model_summaries(document: Mapping[str, Any]) -> list[dict[str, Any]]:
             e["latencies"].append(float(r["latency_ms"]))
         if r.get("ttft_ms") is not None:
             e["ttfts"].append(float(r["ttft_ms"]))
+        if r.get("tokens_per_s") is not None:
+            e["speeds"].append(float(r["tokens_per_s"]))
         e["prompt_tokens"] += int(r.get("prompt_tokens") or 0)
         e["completion_tokens"] += int(r.get("completion_tokens") or 0)
         if r.get("cost_usd") is not None:
@@ -119,7 +122,7 @@ def model_summaries(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     summaries = []
     for e in out.values():
         lo, hi = wilson_interval(e["passed"], e["items"])
-        lat, ttft = e.pop("latencies"), e.pop("ttfts")
+        lat, ttft, speeds = e.pop("latencies"), e.pop("ttfts"), e.pop("speeds")
         priced = e.pop("priced")
         saved_priced = e.pop("saved_priced")
         summaries.append(
@@ -132,6 +135,7 @@ def model_summaries(document: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "latency_ms": lat,
                 "ttft_p50_ms": percentile(ttft, 50),
                 "ttft_p95_ms": percentile(ttft, 95),
+                "tokens_per_s_p50": percentile(speeds, 50),
                 "total_tokens": e["prompt_tokens"] + e["completion_tokens"],
                 "cost_usd": e["cost_usd"] if priced else None,
                 "saved_usd": e["saved_usd"] if saved_priced else None,
