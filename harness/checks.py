@@ -1198,6 +1198,13 @@ def _bounds(label: str, seen: float, unit: str, high: float | None, low: float |
     return _Verdict(True, f"{unit.format(seen)}, within {limits}")
 
 
+def _replayed(ctx: CheckContext, verdict: _Verdict) -> _Verdict:
+    """Label a timing verdict of a replayed answer: the timing is the recorded call's."""
+    if ctx.response is not None and ctx.response.harness.replayed:
+        return verdict._replace(detail=f"{verdict.detail} (replayed: the recorded call's timing)")
+    return verdict
+
+
 @_builtin(
     "latency_ms",
     kinds={"max": _number, "min": _number},
@@ -1210,7 +1217,7 @@ def latency_ms(
     """The call's latency is within ``min``..``max`` ms. YAML: ``latency_ms: {max: 4000}``."""
     _needs(ctx, ctx.latency_ms, "the latency")
     assert ctx.latency_ms is not None
-    return _bounds("latency_ms", ctx.latency_ms, "{:.0f} ms", max, min)
+    return _replayed(ctx, _bounds("latency_ms", ctx.latency_ms, "{:.0f} ms", max, min))
 
 
 @_builtin(
@@ -1225,7 +1232,7 @@ def ttft_ms(ctx: CheckContext, /, max: float | None = None, min: float | None = 
         raise _Unevaluable("no time to first token: the call was not streamed (stream=True)")
     _needs(ctx, ctx.ttft_ms, "the time to first token")
     assert ctx.ttft_ms is not None
-    return _bounds("ttft_ms", ctx.ttft_ms, "{:.0f} ms", max, min)
+    return _replayed(ctx, _bounds("ttft_ms", ctx.ttft_ms, "{:.0f} ms", max, min))
 
 
 @_builtin(
@@ -1244,7 +1251,8 @@ def tokens_per_s(
         )
     _needs(ctx, ctx.tokens_per_s, "the output speed")
     assert ctx.tokens_per_s is not None
-    return _bounds("tokens_per_s", ctx.tokens_per_s, "{:.1f} tokens/s", max, min)
+    verdict = _bounds("tokens_per_s", ctx.tokens_per_s, "{:.1f} tokens/s", max, min)
+    return _replayed(ctx, verdict)
 
 
 @_builtin("cost", kinds={"max": _number}, example="cost: {max: 0.01}")

@@ -1075,3 +1075,23 @@ def test_output_speed_is_tokens_over_the_time_after_the_first_token(tokens, ttft
         assert speed is None
     else:
         assert speed == pytest.approx(tokens / (extra / 1000))
+
+
+def test_timing_checks_label_a_replayed_answers_timing(tmp_path):
+    import httpx
+
+    from harness import Harness
+    from harness.checks import run_check
+
+    body = {"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+    h = Harness(transport=httpx.MockTransport(lambda r: httpx.Response(200, json=body)),
+                cache=tmp_path / "c.sqlite")
+    user = [{"role": "user", "content": "hi"}]
+    live = h.completion("openai/m", user, api_key="sk-" + "x" * 20)
+    replayed = h.completion("openai/m", user, api_key="sk-" + "x" * 20)
+    assert "replayed" not in run_check({"latency_ms": 60_000}, live).detail
+    result = run_check({"latency_ms": 60_000}, replayed)
+    assert result.passed and "ms (replayed: the recorded call's timing)" in result.detail
