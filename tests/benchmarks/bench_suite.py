@@ -9,9 +9,11 @@ bounded by ``--harness-max-concurrency`` (default 32).
 Reported per run: wall time; the ideal for the calls, ceil(cases / C) · latency (the models
 run side by side); the same run with collection only (``--co``), which is pytest's own
 fixed cost for these items; and the ratios. Sequential calls would need cases · models ·
-latency.
+latency. The response store is off (``--harness-args``), so every run makes every call;
+suite calls stream under the hood, as they do by default.
 
-    python tests/benchmarks/bench_suite.py [--cases 1000] [--models 3] [--workers 0,2] [--json]
+    python tests/benchmarks/bench_suite.py [--cases 1000] [--models 3] [--workers 0,2]
+        [--harness-args "--harness-cache off"] [--json]
 """
 
 from __future__ import annotations
@@ -84,7 +86,14 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--workers", default="0,2", help="xdist worker counts; 0 = without xdist")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--harness-args",
+        default="--harness-cache off",
+        help="extra pytest arguments for every run (default: the response store off, so "
+        "every run makes every call; suites stream by default, add --harness-no-stream)",
+    )
     args = ap.parse_args()
+    args.harness_args = args.harness_args.split()
 
     rows: list[dict[str, Any]] = []
     with fake_server(latency_ms=args.latency_ms) as server, tempfile.TemporaryDirectory() as tmp:
@@ -97,7 +106,8 @@ def main() -> None:
             co_wall, _ = run_pytest(root, [*xdist, "--co"])
             server.reset()
             wall, summary = run_pytest(
-                root, [*xdist, "--harness-max-concurrency", str(args.concurrency)]
+                root,
+                [*xdist, "--harness-max-concurrency", str(args.concurrency), *args.harness_args],
             )
             stats = server.stats()
             rows.append(
@@ -118,7 +128,8 @@ def main() -> None:
     out = sys.stderr if args.json else sys.stdout
     print(
         f"{args.cases} cases x {args.models} models at {args.latency_ms:g} ms, "
-        f"C={args.concurrency} per model; load average before: "
+        f"C={args.concurrency} per model, {' '.join(args.harness_args) or 'defaults'}; "
+        "load average before: "
         + ", ".join(f"{x:.2f}" for x in os.getloadavg()),
         file=out,
     )
