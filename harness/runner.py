@@ -575,6 +575,9 @@ class Harness:
         and so does a replay-mode miss. A stream is not retried (its output has already
         been handed out).
 
+        The call's timeout bounds the wait for each chunk (a stalled stream fails with
+        ``TimeoutError``); the whole stream may take longer.
+
         With the response store on, a stored answer is replayed as its recorded chunks
         (at once, not paced; ``ttft_ms``/``latency_ms`` are the recorded ones and
         ``harness.replayed`` is true), and a streamed answer is stored with its chunks'
@@ -592,6 +595,7 @@ class Harness:
         plan.live = stream
         stream.on_complete = functools.partial(self._settle, plan, cache=cache, key=key)
         stream.gate = functools.partial(self._stream_gate, plan, stream)
+        stream.idle_timeout = plan.timeout
         return stream
 
     async def abatch_completion(

@@ -258,3 +258,27 @@ def test_streamed_answers_carry_their_output_speed_into_records_and_the_store(tm
     )
     again = h.batch_completion("openai/m", [USER], stream=True, api_key=KEY)[0]
     assert again.harness.replayed and again.harness.tokens_per_s == 123.0
+
+
+@pytest.mark.asyncio
+async def test_a_stalled_stream_fails_with_a_timeout_and_frees_its_slot(tmp_path):
+    lines = SSE.split("\n\n")
+
+    async def stalls():
+        yield (lines[0] + "\n\n").encode()
+        await asyncio.Event().wait()  # the server goes quiet
+        yield b""
+
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, content=stalls(), headers={"content-type": "text/event-stream"})
+    )
+    limits = SharedLimiter(tmp_path / "limits.sqlite")
+    config = {"models": {"m": {"model": "openai/m", "api_key_env": "NONE", "max_concurrency": 1}}}
+    h = Harness(config, transport=transport, limits=limits, timeout=0.05)
+    stream = await h.acompletion("m", USER, stream=True, api_key=KEY)
+    first = await stream.__anext__()
+    assert first.choices[0].delta.role == "assistant"
+    with pytest.raises(harness.TimeoutError, match="no chunk within 0.05 s") as info:
+        await stream.__anext__()
+    assert info.value.model == "m"
+    assert limits.state("openai/m")["in_flight"] == 0

@@ -542,6 +542,9 @@ class ResponseStream:
         """Entered before the request is sent and left when the stream ends, however it
         ends (the runner holds the model's concurrency slot with it)."""
         self._held: AbstractAsyncContextManager[Any] | None = None
+        self.idle_timeout: float | None = None
+        """Seconds to wait for each chunk before failing with ``TimeoutError`` (the
+        runner sets the call's timeout on a caller's stream); ``None``: wait indefinitely."""
         self.on_complete: Callable[[ModelResponse], object] | None = None
         """Called with the assembled answer when the stream completes (the runner prices
         and stores it)."""
@@ -557,7 +560,10 @@ class ResponseStream:
                 self._held = held
             self._chunks = self._produce(self)
         try:
-            chunk = await self._chunks.__anext__()
+            if self.idle_timeout is None:
+                chunk = await self._chunks.__anext__()
+            else:
+                chunk = await self._next_within(self._chunks, self.idle_timeout)
         except BaseException as exc:
             await self._release(exc)
             raise
@@ -565,6 +571,23 @@ class ResponseStream:
         if self.record:
             self.timeline.append((self._elapsed_ms(), chunk))
         return chunk
+
+    async def _next_within(
+        self, chunks: AsyncGenerator[StreamChunk, None], seconds: float
+    ) -> StreamChunk:
+        """The next chunk, or ``TimeoutError`` (the harness's) after ``seconds`` of silence."""
+        deadline = asyncio.timeout(seconds)
+        try:
+            async with deadline:
+                return await chunks.__anext__()
+        except builtins.TimeoutError:
+            if not deadline.expired():
+                raise  # raised by the stream itself, already the right error
+            call = self.parser.call if self.parser is not None else None
+            message = f"no chunk within {seconds:g} s"
+            if call is None:
+                raise TimeoutError(message) from None
+            raise call.error(TimeoutError, message) from None
 
     async def aclose(self) -> None:
         """Stop the stream and close its connection (a no-op once it has ended)."""
