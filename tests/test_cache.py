@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 import multiprocessing
 import secrets
 import sqlite3
@@ -936,3 +938,49 @@ def test_cache_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert cache_command([]) == 2
     assert cache_command(["--help"]) == 0
     assert "stats" in capsys.readouterr().out
+
+
+# --- batched writes inside an event loop -------------------------------------------------------
+
+
+def _put(cache: ResponseCache, key: str) -> None:
+    cache.put(key, response=_response(), latency_ms=5.0, provider="openai", model="m")
+
+
+def _stored_keys(path: Path) -> set[str]:
+    with sqlite3.connect(path) as other:
+        return {row[0] for row in other.execute("SELECT key FROM entries")}
+
+
+@pytest.mark.asyncio
+async def test_writes_in_one_loop_tick_share_a_transaction_written_before_results_are_seen(
+    cache: ResponseCache,
+):
+    for i in range(3):
+        _put(cache, f"k{i}")
+    assert cache.get("k1") is not None  # this thread sees its own pending writes
+    assert _stored_keys(cache.path) == set()  # not yet written: same tick
+    done = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_soon(done.set_result, None)  # queued after the flush
+    await done
+    assert _stored_keys(cache.path) == {"k0", "k1", "k2"}
+
+
+def test_writes_outside_an_event_loop_are_immediate(cache: ResponseCache):
+    _put(cache, "now")
+    assert _stored_keys(cache.path) == {"now"}
+
+
+@pytest.mark.asyncio
+async def test_a_failed_batch_is_logged_not_raised(cache: ResponseCache, caplog):
+    _put(cache, "kept")
+    cache.close()  # flushes this thread's batch first
+    assert _stored_keys(cache.path) == {"kept"}
+    reopened = ResponseCache(cache.path)
+    _put(reopened, "k")
+    with sqlite3.connect(reopened.path) as other:
+        other.execute("DROP TABLE entries")
+    with caplog.at_level(logging.WARNING, logger="harness.cache"):
+        reopened.flush()
+    reopened.close()
+    assert "1 answer(s) not stored" in caplog.text
