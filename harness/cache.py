@@ -52,13 +52,8 @@ from harness._sqlite import connect_wal
 from harness._version import __version__
 from harness.errors import ConfigError, HarnessError, ReplayMissError, redact_known
 from harness.types import (
-    Choice,
-    Message,
     ModelResponse,
-    RaceInfo,
     ResponseMeta,
-    ToolCall,
-    Usage,
 )
 
 if TYPE_CHECKING:
@@ -433,32 +428,22 @@ class CachedEntry:
         """
         if self.response is None:
             raise CacheError(f"cache entry {self.key[:12]} holds an error, not a response")
-        response = _response_from_dict(self.response)
+        response = ModelResponse.from_dict(dict(self.response))
         response.harness = self._replayed_meta()
         return response
 
     def _replayed_meta(self) -> ResponseMeta:
-        meta = self.meta or {}
-        race = meta.get("race")
-        ttft = self.ttft_ms if self.ttft_ms is not None else meta.get("ttft_ms")
-        first_text = meta.get("first_text_ms")
-        speed = meta.get("tokens_per_s")
-        return ResponseMeta(
-            provider=str(meta.get("provider") or self.provider),
-            model=str(meta.get("model") or self.model),
-            latency_ms=self.latency_ms,
-            attempts=0,
-            cost_usd=None,
-            raw_finish_reasons=list(meta.get("raw_finish_reasons") or ()),
-            flags=[str(f) for f in meta.get("flags") or ()],
-            request_id=meta.get("request_id"),
-            race=RaceInfo.from_dict(dict(race)) if isinstance(race, Mapping) else None,
-            ttft_ms=float(ttft) if isinstance(ttft, int | float) else None,
-            first_text_ms=float(first_text) if isinstance(first_text, int | float) else None,
-            tokens_per_s=float(speed) if isinstance(speed, int | float) else None,
-            replayed=True,
-            saved_cost_usd=self.saved_cost_usd,
-        )
+        meta = ResponseMeta.from_dict(dict(self.meta or {}))
+        meta.provider = meta.provider or self.provider
+        meta.model = meta.model or self.model
+        meta.latency_ms = self.latency_ms
+        meta.attempts = 0
+        meta.cost_usd = None
+        if self.ttft_ms is not None:
+            meta.ttft_ms = self.ttft_ms
+        meta.replayed = True
+        meta.saved_cost_usd = self.saved_cost_usd
+        return meta
 
     def to_error(self) -> HarnessError:
         """The stored error, rebuilt as its own class from ``harness.errors``.
@@ -473,34 +458,6 @@ class CachedEntry:
         error = _error_from_dict(self.error)
         error.attempts = 0
         return error
-
-
-def _response_from_dict(data: Mapping[str, Any]) -> ModelResponse:
-    return ModelResponse(
-        id=str(data.get("id", "")),
-        model=str(data.get("model", "")),
-        choices=[_choice_from_dict(c) for c in data.get("choices") or ()],
-        created=int(data.get("created") or 0),
-        usage=Usage.from_dict(dict(data.get("usage") or {})),
-        system_fingerprint=data.get("system_fingerprint"),
-    )
-
-
-def _choice_from_dict(data: Mapping[str, Any]) -> Choice:
-    msg = data.get("message") or {}
-    tool_calls = msg.get("tool_calls")
-    message = Message(
-        content=msg.get("content"),
-        tool_calls=[ToolCall.from_dict(t) for t in tool_calls] if tool_calls else None,
-        refusal=msg.get("refusal"),
-        reasoning_content=msg.get("reasoning_content"),
-    )
-    return Choice(
-        index=int(data.get("index", 0)),
-        message=message,
-        finish_reason=data.get("finish_reason") or "stop",
-        logprobs=data.get("logprobs"),
-    )
 
 
 def _error_class(name: object) -> type[HarnessError]:

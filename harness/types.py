@@ -142,6 +142,24 @@ class Choice(_Mapping):
     finish_reason: FinishReason = "stop"
     logprobs: Any = None
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Choice:
+        """The inverse of ``to_dict``."""
+        msg = data.get("message") or {}
+        tool_calls = msg.get("tool_calls")
+        message = Message(
+            content=msg.get("content"),
+            tool_calls=[ToolCall.from_dict(t) for t in tool_calls] if tool_calls else None,
+            refusal=msg.get("refusal"),
+            reasoning_content=msg.get("reasoning_content"),
+        )
+        return cls(
+            index=int(data.get("index", 0)),
+            message=message,
+            finish_reason=data.get("finish_reason") or "stop",
+            logprobs=data.get("logprobs"),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data."""
         return {
@@ -318,6 +336,27 @@ class ResponseMeta(_Mapping):
             "race": self.race.to_dict() if self.race else None,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResponseMeta:
+        """The inverse of ``to_dict`` (missing or mistyped fields take their defaults)."""
+        race = data.get("race")
+        return cls(
+            provider=str(data.get("provider") or ""),
+            model=str(data.get("model") or ""),
+            latency_ms=_float_or_none(data.get("latency_ms")) or 0.0,
+            attempts=_int_or_none(data.get("attempts")) or 0,
+            cost_usd=_float_or_none(data.get("cost_usd")),
+            raw_finish_reasons=list(data.get("raw_finish_reasons") or ()),
+            flags=[str(f) for f in data.get("flags") or ()],
+            request_id=data.get("request_id"),
+            race=RaceInfo.from_dict(dict(race)) if isinstance(race, dict) else None,
+            ttft_ms=_float_or_none(data.get("ttft_ms")),
+            first_text_ms=_float_or_none(data.get("first_text_ms")),
+            tokens_per_s=_float_or_none(data.get("tokens_per_s")),
+            replayed=bool(data.get("replayed")),
+            saved_cost_usd=_float_or_none(data.get("saved_cost_usd")),
+        )
+
 
 @dataclass(slots=True, repr=False)
 class ModelResponse(_Mapping):
@@ -353,6 +392,18 @@ class ModelResponse(_Mapping):
             "choices": [c.to_dict() for c in self.choices],
             "usage": self.usage.to_dict(),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelResponse:
+        """The inverse of ``to_dict``: the OpenAI fields, with empty ``harness`` metadata."""
+        return cls(
+            id=str(data.get("id", "")),
+            model=str(data.get("model", "")),
+            choices=[Choice.from_dict(c) for c in data.get("choices") or ()],
+            created=int(data.get("created") or 0),
+            usage=Usage.from_dict(dict(data.get("usage") or {})),
+            system_fingerprint=data.get("system_fingerprint"),
+        )
 
     def __repr__(self) -> str:
         text = self.content

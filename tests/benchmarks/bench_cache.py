@@ -40,12 +40,6 @@ from fake_server import fetch_stats, start_server_process, stop_server_process  
 PRICE = "price = { input_per_mtok = 2.5, output_per_mtok = 10.0 }\n"
 
 
-def _priced(root: Path) -> None:
-    """Give every model in the generated harness.toml a price, so savings show."""
-    toml = root / "harness.toml"
-    toml.write_text(toml.read_text().replace('api_key_env = "NONE"\n', f'api_key_env = "NONE"\n{PRICE}'))
-
-
 def _replayed(root: Path) -> dict[str, Any]:
     records = json.loads((root / "reports" / "results.json").read_text())["records"]
     hits = [r for r in records if r.get("cache_hit")]
@@ -77,8 +71,8 @@ def main() -> None:
         root = Path(tmp)
         proc, port = start_server_process(args.latency_ms, ttft_ms=args.ttft_ms)
         try:
-            write_project(root, f"http://127.0.0.1:{port}/v1", args.cases, args.models)
-            _priced(root)
+            base_url = f"http://127.0.0.1:{port}/v1"
+            write_project(root, base_url, args.cases, args.models, PRICE)  # savings show
             co_wall, _ = run_pytest(root, ["--co", *limit])
             rec_wall, rec_says = run_pytest(root, ["--harness-cache", "record", *limit])
             served = fetch_stats(port)

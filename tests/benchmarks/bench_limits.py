@@ -49,11 +49,9 @@ def main() -> None:
     ideal = math.ceil(args.cases / args.limit) * args.latency_ms / 1000
     with fake_server(latency_ms=args.latency_ms) as server, tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        write_project(root, server.base_url, args.cases, 1)
-        toml = root / "harness.toml"
-        toml.write_text(toml.read_text().replace(
-            'api_key_env = "NONE"\n', f'api_key_env = "NONE"\nmax_concurrency = {args.limit}\n'
-        ))
+        write_project(
+            root, server.base_url, args.cases, 1, f"max_concurrency = {args.limit}\n"
+        )
         for workers in [int(w) for w in args.workers.split(",")]:
             xdist = ["-n", str(workers)] if workers else ["-p", "no:xdist"]
             co_wall, _ = run_pytest(root, [*xdist, "--co"])

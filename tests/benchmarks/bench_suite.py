@@ -35,11 +35,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fake_server import fake_server  # noqa: E402
 
 
-def write_project(root: Path, base_url: str, cases: int, models: int) -> list[str]:
-    """A harness.toml with the models and one suite file with the cases."""
+def write_project(
+    root: Path, base_url: str, cases: int, models: int, model_toml: str = ""
+) -> list[str]:
+    """A harness.toml with the models (each with ``model_toml`` lines added) and one suite."""
     names = [f"m{i}" for i in range(1, models + 1)]
     toml = "".join(
-        f'[models.{n}]\nmodel = "openai/{n}"\napi_base = "{base_url}"\napi_key_env = "NONE"\n\n'
+        f'[models.{n}]\nmodel = "openai/{n}"\napi_base = "{base_url}"\napi_key_env = "NONE"\n'
+        f"{model_toml}\n"
         for n in names
     )
     (root / "harness.toml").write_text(toml)
