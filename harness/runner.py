@@ -546,13 +546,19 @@ class Harness:
     async def _run_safe(self, plan: _Plan) -> Result:
         """``_run`` with any failure returned as a ``HarnessError`` instead of raised."""
         try:
-            return await self._run(plan)
+            return await self._run_typed(plan)
         except HarnessError as exc:
             return exc
-        except Exception as exc:  # a bug in an adapter must not sink the batch
+
+    async def _run_typed(self, plan: _Plan) -> ModelResponse:
+        """``_run``, raising only ``HarnessError``s: a bug in an adapter must not escape raw."""
+        try:
+            return await self._run(plan)
+        except HarnessError:
+            raise
+        except Exception as exc:
             error = plan.call.error(HarnessError, f"unexpected {type(exc).__name__}: {exc}")
-            error.__cause__ = exc
-            return error
+            raise error from exc
 
     # --- async API ----------------------------------------------------------------------
 
@@ -667,8 +673,14 @@ class Harness:
         signalled = asyncio.Event()
         tasks: list[asyncio.Task[ModelResponse]] = []
 
-        def stamp(i: int) -> Callable[[asyncio.Task[ModelResponse]], object]:
-            return lambda _task: ended.setdefault(i, time.perf_counter())
+        async def contest(i: int, plan: _Plan) -> ModelResponse:
+            # The finish time is taken inside the task, so it is known as soon as the task is
+            # done: a done-callback may not have run yet when the race looks at the tasks (a
+            # contestant finishing one loop iteration after another).
+            try:
+                return await self._run_typed(plan)
+            finally:
+                ended[i] = time.perf_counter()
 
         def first_output(i: int) -> Callable[[], object]:
             def mark() -> None:
@@ -680,9 +692,7 @@ class Harness:
         for i, plan in enumerate(plans):
             if first_token:
                 plan.on_first_token = first_output(i)
-            task = loop.create_task(self._run(plan))
-            task.add_done_callback(stamp(i))
-            tasks.append(task)
+            tasks.append(loop.create_task(contest(i, plan)))
         winner: int | None = None
         pending: set[asyncio.Task[ModelResponse]] = set(tasks)
         try:
@@ -716,7 +726,8 @@ class Harness:
             await asyncio.wait([tasks[winner]])  # read the winning stream to its end
         contestants = []
         for i, task in enumerate(tasks):
-            entry = Contestant(names[i], "finished", (ended.get(i, time.perf_counter()) - t0) * 1e3)
+            finished_at = ended.get(i, t0)  # a task cancelled before it started has no time
+            entry = Contestant(names[i], "finished", (finished_at - t0) * 1e3)
             live = plans[i].live
             entry.ttft_ms = (firsts[i] - t0) * 1000.0 if i in firsts else None
             entry.first_byte = None if live is None else live.ttfb_ms is not None
