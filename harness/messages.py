@@ -1,6 +1,8 @@
 """Validation of OpenAI-style message lists, done before any request is sent.
 
-A conversation is a non-empty list of ``{"role", "content"}`` dicts with a known role.
+A conversation is a non-empty list of ``{"role", "content"}`` dicts with a known role; an
+answer's ``Message`` (or an OpenAI SDK message object) may be appended as it is and is
+turned into its request dict here.
 ``content`` is a string or a list of typed parts; it may be ``None`` only on an assistant
 message that carries ``tool_calls``. A ``tool`` message needs its ``tool_call_id``.
 Errors are ``BadRequestError``s that name the exact index and field.
@@ -38,9 +40,13 @@ def validate_messages(messages: Any, where: str = "messages") -> list[dict[str, 
     for i, message in enumerate(messages):
         at = f"{where}[{i}]"
         if not isinstance(message, Mapping):
-            raise _fail(
-                at, f"expected a dict with 'role' and 'content', got {type(message).__name__}"
-            )
+            message = _as_mapping(message)
+            if message is None:
+                raise _fail(
+                    at,
+                    "expected a dict with 'role' and 'content', "
+                    f"got {type(messages[i]).__name__}",
+                )
         role = message.get("role")
         if role not in ROLES:
             if "role" not in message:
@@ -74,6 +80,10 @@ def validate_messages(messages: Any, where: str = "messages") -> list[dict[str, 
                 raise _fail(at, "only assistant messages may carry 'tool_calls'")
             if not isinstance(tool_calls, list):
                 raise _fail(f"{at}.tool_calls", "expected a list")
+            if not all(type(call) is dict for call in tool_calls):
+                # ToolCall objects (``messages.append({..., "tool_calls": msg.tool_calls})``)
+                tool_calls = [_plain(call) for call in tool_calls]
+                message = {**message, "tool_calls": tool_calls}
             for j, call in enumerate(tool_calls):
                 fn = call.get("function") if isinstance(call, Mapping) else None
                 if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
@@ -85,6 +95,39 @@ def validate_messages(messages: Any, where: str = "messages") -> list[dict[str, 
             raise _fail(at, "a tool message needs a string 'tool_call_id'")
         out.append(message if type(message) is dict else dict(message))
     return out
+
+
+_PARAM_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id", "function_call")
+"""What a request message may carry when it arrives as an object rather than a dict."""
+
+
+def _as_mapping(message: Any) -> Mapping[str, Any] | None:
+    """A message object as a request message dict, or ``None`` if it is not one.
+
+    A ``harness.Message`` (``messages.append(response.choices[0].message)``, the multi-turn
+    tool loop) gives its ``to_param()``; a pydantic model, such as the OpenAI SDK's
+    ``ChatCompletionMessage``, its dump without ``None`` fields, keeping only the keys a
+    request message has.
+    """
+    to_param = getattr(message, "to_param", None)
+    if callable(to_param):
+        data = to_param()
+        return data if isinstance(data, Mapping) else None
+    dump = getattr(message, "model_dump", None)
+    if callable(dump):
+        data = dump(exclude_none=True)
+        if isinstance(data, Mapping):
+            return {k: data[k] for k in _PARAM_KEYS if k in data}
+    return None
+
+
+def _plain(value: Any) -> Any:
+    """A tool call object (ours or the OpenAI SDK's) as its dict; anything else as is."""
+    for method in ("to_dict", "model_dump"):
+        convert = getattr(value, method, None)
+        if callable(convert):
+            return convert()
+    return value
 
 
 def validate_conversations(conversations: Any) -> list[list[dict[str, Any]]]:

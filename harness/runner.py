@@ -594,14 +594,17 @@ class Harness:
         )
         cache, key, entry = self._stored(plan)
         if entry is not None:
-            return _replay_stream(entry, plan.call.spec.name)
-        provider = get_provider(plan.family)
-        stream: ResponseStream = provider.stream(plan.call, _StreamSender(self))
-        stream.record = plan.record
-        plan.live = stream
-        stream.on_complete = functools.partial(self._settle, plan, cache=cache, key=key)
-        stream.gate = functools.partial(self._stream_gate, plan, stream)
-        stream.idle_timeout = plan.timeout
+            stream = _replay_stream(entry, plan.call.spec.name)
+        else:
+            provider = get_provider(plan.family)
+            stream = provider.stream(plan.call, _StreamSender(self))
+            stream.record = plan.record
+            plan.live = stream
+            stream.on_complete = functools.partial(self._settle, plan, cache=cache, key=key)
+            stream.gate = functools.partial(self._stream_gate, plan, stream)
+            stream.idle_timeout = plan.timeout
+        options = params.get("stream_options")
+        stream.include_usage = isinstance(options, Mapping) and bool(options.get("include_usage"))
         return stream
 
     async def abatch_completion(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -108,3 +110,45 @@ def test_any_single_corruption_is_reported_at_its_index(messages, index, field, 
     else:
         # Only None content on an assistant with tool calls may pass; none here have tool calls.
         raise AssertionError(f"accepted {broken[index]!r}")
+
+
+def test_an_answers_message_object_can_be_appended_and_sent_back():
+    from harness import FunctionCall, Message, ToolCall
+
+    tool = ToolCall("call_1", FunctionCall("get_weather", '{"city": "Oslo"}'))
+    conversation = [
+        {"role": "user", "content": "Weather in Oslo?"},
+        Message(content=None, tool_calls=[tool], reasoning_content="thinking"),
+        {"role": "tool", "tool_call_id": "call_1", "content": "12 C"},
+        Message(content="It is 12 C."),
+    ]
+    out = validate_messages(conversation)
+    assert out[1] == {"role": "assistant", "content": None, "tool_calls": [tool.to_dict()]}
+    assert out[3] == {"role": "assistant", "content": "It is 12 C."}
+    assert all(type(m) is dict for m in out)
+    json.dumps(out)  # nothing but plain data goes on the wire
+
+
+def test_tool_call_objects_inside_a_dict_message_become_dicts():
+    from harness import FunctionCall, ToolCall
+
+    tool = ToolCall("call_1", FunctionCall("f", "{}"))
+    message = {"role": "assistant", "content": None, "tool_calls": [tool]}
+    [out] = validate_messages([message])
+    assert out["tool_calls"] == [tool.to_dict()]
+    assert message["tool_calls"] == [tool]  # the caller's dict is not changed
+
+
+def test_openai_sdk_message_objects_are_accepted():
+    from openai.types.chat import ChatCompletionMessage
+
+    sdk = ChatCompletionMessage.model_validate(
+        {"role": "assistant", "content": "hi", "annotations": [], "refusal": None}
+    )
+    [out] = validate_messages([sdk])
+    assert out == {"role": "assistant", "content": "hi"}
+
+
+def test_an_object_that_is_not_a_message_is_named_in_the_error():
+    with pytest.raises(BadRequestError, match=r"messages\[1\]: .* got int"):
+        validate_messages([{"role": "user", "content": "x"}, 3])

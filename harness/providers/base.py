@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import copy
 import email.utils
 import importlib
 import json
@@ -55,6 +56,8 @@ from harness.providers.sse import SSEDecoder, SSELineSplitter
 from harness.types import (
     ChunkChoice,
     Delta,
+    DeltaFunction,
+    DeltaToolCall,
     FinishReason,
     ModelResponse,
     StreamChunk,
@@ -461,11 +464,11 @@ class StreamParser(ABC):
         finish_reason: FinishReason | None = None,
         usage: Usage | None = None,
     ) -> StreamChunk:
-        """A one-choice chunk of this stream."""
+        """A one-choice chunk of this stream (``tool_calls``: OpenAI-shaped fragment dicts)."""
         delta = Delta(
             role="assistant" if role else None,
             content=content,
-            tool_calls=tool_calls,
+            tool_calls=[DeltaToolCall.from_dict(t) for t in tool_calls] if tool_calls else None,
             reasoning_content=reasoning,
         )
         return self.chunk_of([ChunkChoice(index, delta, finish_reason)], usage)
@@ -548,6 +551,11 @@ class ResponseStream:
         self.on_complete: Callable[[ModelResponse], object] | None = None
         """Called with the assembled answer when the stream completes (the runner prices
         and stores it)."""
+        self.include_usage = False
+        """Hand out a usage chunk (no choices, the answer's usage) after the last chunk, as
+        OpenAI does for ``stream_options={"include_usage": True}``. The usage the provider
+        streams is never handed out otherwise: every other chunk has ``usage=None``."""
+        self._usage_sent = False
 
     def __aiter__(self) -> ResponseStream:
         return self
@@ -559,18 +567,41 @@ class ResponseStream:
                 await held.__aenter__()
                 self._held = held
             self._chunks = self._produce(self)
-        try:
-            if self.idle_timeout is None:
-                chunk = await self._chunks.__anext__()
-            else:
-                chunk = await self._next_within(self._chunks, self.idle_timeout)
-        except BaseException as exc:
-            await self._release(exc)
-            raise
-        self.chunks_yielded += 1
-        if self.record:
-            self.timeline.append((self._elapsed_ms(), chunk))
-        return chunk
+        while True:
+            try:
+                if self.idle_timeout is None:
+                    chunk = await self._chunks.__anext__()
+                else:
+                    chunk = await self._next_within(self._chunks, self.idle_timeout)
+            except StopAsyncIteration as exc:
+                await self._release(exc)
+                if self.include_usage and not self._usage_sent and self.response is not None:
+                    self._usage_sent = True
+                    return self._usage_chunk(self.response)
+                raise
+            except BaseException as exc:
+                await self._release(exc)
+                raise
+            if self.record:
+                self.timeline.append((self._elapsed_ms(), chunk))
+            if not chunk.choices:
+                continue  # the provider's usage chunk: OpenAI's comes last, and only on request
+            if chunk.usage is not None:  # usage on a content chunk (Gemini, Anthropic, Cohere)
+                chunk = copy.copy(chunk)
+                chunk.usage = None
+            self.chunks_yielded += 1
+            return chunk
+
+    @staticmethod
+    def _usage_chunk(response: ModelResponse) -> StreamChunk:
+        return StreamChunk(
+            id=response.id,
+            model=response.model,
+            choices=[],
+            created=response.created,
+            usage=response.usage,
+            system_fingerprint=response.system_fingerprint,
+        )
 
     async def _next_within(
         self, chunks: AsyncGenerator[StreamChunk, None], seconds: float
@@ -770,7 +801,8 @@ def response_chunks(
         if message.refusal:
             chunks.append(make([ChunkChoice(choice.index, Delta(refusal=message.refusal))]))
         for position, tool in enumerate(message.tool_calls or []):
-            partial = {"index": position, **tool.to_dict()}
+            fn = DeltaFunction(tool.function.name, tool.function.arguments)
+            partial = DeltaToolCall(position, tool.id, tool.type, fn)
             chunks.append(make([ChunkChoice(choice.index, Delta(tool_calls=[partial]))]))
         chunks.append(make([ChunkChoice(choice.index, Delta(), choice.finish_reason)]))
     chunks.append(make([], response.usage))

@@ -46,6 +46,8 @@ from harness.types import (
     Choice,
     ChunkChoice,
     Delta,
+    DeltaFunction,
+    DeltaToolCall,
     FinishReason,
     FunctionCall,
     Message,
@@ -285,7 +287,7 @@ class GeminiStreamParser(StreamParser):
         cand = self._candidates.setdefault(index, _Candidate())
         text: list[str] = []
         thoughts: list[str] = []
-        tools: list[dict[str, Any]] = []
+        tools: list[DeltaToolCall] = []
         for part in (raw.get("content") or {}).get("parts") or []:
             if "functionCall" in part:
                 fc = dict(part["functionCall"])
@@ -350,10 +352,10 @@ class GeminiStreamParser(StreamParser):
         return self._adapter.parse_response(self.call, data, self.headers)
 
 
-def _tool_fragment(index: int, fc: Mapping[str, Any]) -> dict[str, Any]:
+def _tool_fragment(index: int, fc: Mapping[str, Any]) -> DeltaToolCall:
     """A whole Gemini ``functionCall`` as one OpenAI tool-call fragment."""
-    function = {"name": str(fc.get("name", "")), "arguments": json.dumps(fc.get("args") or {})}
-    return {"index": index, "id": str(fc["id"]), "type": "function", "function": function}
+    function = DeltaFunction(str(fc.get("name", "")), json.dumps(fc.get("args") or {}))
+    return DeltaToolCall(index, str(fc["id"]), "function", function)
 
 
 # --- request ---------------------------------------------------------------------------

@@ -53,6 +53,8 @@ from harness.types import (
     Choice,
     ChunkChoice,
     Delta,
+    DeltaFunction,
+    DeltaToolCall,
     FinishReason,
     Message,
     ModelResponse,
@@ -478,11 +480,11 @@ class OpenAIStreamParser(StreamParser):
             mapped, _ = map_finish_reason(buf.finish, self.call)
         return ChunkChoice(index, out, mapped, raw.get("logprobs"))
 
-    def _tool_fragments(self, buf: _ChoiceBuffer, fragments: Any) -> list[dict[str, Any]] | None:
+    def _tool_fragments(self, buf: _ChoiceBuffer, fragments: Any) -> list[DeltaToolCall] | None:
         """Merge tool-call fragments into ``buf``; return them indexed, OpenAI-shaped."""
         if not fragments:
             return None
-        out: list[dict[str, Any]] = []
+        out: list[DeltaToolCall] = []
         for fragment in fragments:
             index = buf.tool_index(fragment)
             tool = buf.tools.setdefault(index, PartialToolCall())
@@ -490,19 +492,19 @@ class OpenAIStreamParser(StreamParser):
             arguments = fn.get("arguments")
             if arguments is not None and not isinstance(arguments, str):
                 arguments = json.dumps(arguments)  # a server that sends the arguments parsed
-            partial: dict[str, Any] = {"index": index}
+            partial = DeltaToolCall(index)
             if fragment.get("id") and not tool.id:
-                tool.id = str(fragment["id"])
-                partial["id"] = tool.id
-                partial["type"] = "function"
-            function: dict[str, str] = {}
+                tool.id = partial.id = str(fragment["id"])
+                partial.type = "function"
+            name = None
             if fn.get("name") and not tool.name:
-                tool.name = function["name"] = str(fn["name"])
+                tool.name = name = str(fn["name"])
             if arguments:
                 tool.arguments.append(arguments)
-                function["arguments"] = arguments
-            if function:
-                partial["function"] = function
+            else:
+                arguments = None
+            if name is not None or arguments is not None:
+                partial.function = DeltaFunction(name, arguments)
             out.append(partial)
         return out
 

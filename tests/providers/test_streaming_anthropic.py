@@ -149,7 +149,7 @@ async def test_tool_use_thinking_and_text_assemble_like_the_unstreamed_answer() 
     assert message.tool_calls[1].function.arguments == "{}"
     assert stream.response.choices[0].finish_reason == "tool_calls"
     # The chunks carry the tool calls OpenAI-style: a header, then argument fragments.
-    fragments = [t for ch in chunks for c in ch.choices for t in c.delta.tool_calls or []]
+    fragments = [t.to_dict() for ch in chunks for c in ch.choices for t in c.delta.tool_calls or []]
     assert fragments[0] == {"index": 0, "id": "toolu_01A", "type": "function",
                             "function": {"name": "get_weather", "arguments": ""}}
     assert "".join(f["function"].get("arguments", "") for f in fragments

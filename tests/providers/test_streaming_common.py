@@ -135,8 +135,12 @@ async def run_stream(
     status: int = 200,
     headers: dict[str, str] | None = None,
     clock: Callable[[], float] | None = None,
+    include_usage: bool = False,
 ) -> tuple[list[StreamChunk], ResponseStream, respx.Route]:
-    """Stream ``call`` against a respx route answering ``body``; return the chunks."""
+    """Stream ``call`` against a respx route answering ``body``; return the chunks.
+
+    ``include_usage`` asks for the usage chunk at the end, as ``stream_options`` does.
+    """
     request = provider.build_stream_request(call)
     hdrs = {"content-type": "text/event-stream", **(headers or {})}
     if isinstance(body, bytes):
@@ -149,6 +153,7 @@ async def run_stream(
             send_stream = functools.partial(client.send, stream=True)
             kwargs = {"clock": clock} if clock is not None else {}
             stream = provider.stream(call, send_stream, **kwargs)
+            stream.include_usage = include_usage
             chunks = [chunk async for chunk in stream]
     return chunks, stream, route
 
@@ -518,7 +523,7 @@ async def test_mock_streams_tool_calls_and_n_choices() -> None:
     assert [c.finish_reason for c in stream.response.choices] == ["tool_calls", "tool_calls"]
     assert stream.response.choices[1].message.tool_calls is not None
     assert stream.response.choices[1].message.tool_calls[0].to_dict() == tool
-    streamed = [t for ch in chunks for c in ch.choices if c.index == 1
+    streamed = [t.to_dict() for ch in chunks for c in ch.choices if c.index == 1
                 for t in c.delta.tool_calls or []]
     assert streamed == [{"index": 0, **tool}]
     assert stream.ttft_ms is not None and stream.first_text_ms is None

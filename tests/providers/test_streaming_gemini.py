@@ -78,13 +78,14 @@ async def test_stream_request_uses_stream_generate_content_with_sse() -> None:
 
 @pytest.mark.asyncio
 async def test_usage_repeats_and_the_last_one_is_kept() -> None:
-    chunks, stream, _ = await run_stream(GEMINI, make_call(MODEL), TEXT_STREAM)
+    chunks, stream, _ = await run_stream(GEMINI, make_call(MODEL), TEXT_STREAM,
+                                         include_usage=True)
     assert stream.response is not None
     usage = stream.response.usage
     assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (12, 7, 19)
     assert usage.reasoning_tokens == 5
-    assert chunks[0].usage is None  # usage is reported with the finish, not on every chunk
-    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 19
+    assert all(c.usage is None for c in chunks[:-1])  # only the usage chunk carries it
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 19
 
 
 @pytest.mark.asyncio

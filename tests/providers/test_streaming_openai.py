@@ -68,7 +68,12 @@ async def test_text_stream_assembles_to_the_unstreamed_answer() -> None:
     assert stream.response.harness.raw_finish_reasons == ["stop"]
     assert stream.response.usage.total_tokens == 40
     assert stream.response.usage.cached_tokens == 0
-    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    # The provider's usage chunk is not handed out unless asked for (as OpenAI does) ...
+    assert all(c.choices and c.usage is None for c in chunks)
+    # ... and with stream_options.include_usage it comes last, with no choices.
+    asked, _, _ = await run_stream(OPENAI, call, TEXT_STREAM, include_usage=True)
+    assert [c.to_dict() for c in asked[:-1]] == [c.to_dict() for c in chunks]
+    assert asked[-1].choices == [] and asked[-1].usage == stream.response.usage
 
 
 @pytest.mark.asyncio
@@ -192,10 +197,11 @@ async def test_groq_usage_in_x_groq_is_read() -> None:
         "[DONE]",
     )
     chunks, stream, _ = await run_stream(OPENAI, make_call("groq/llama-3.1-8b-instant"),
-                                         stream_body)
+                                         stream_body, include_usage=True)
     assert stream.response is not None
     assert stream.response.usage.total_tokens == 10
-    assert chunks[-1].usage is not None and chunks[-1].usage.prompt_tokens == 9
+    assert chunks[-2].usage is None  # Groq put it on the finish chunk; it is moved to the end
+    assert chunks[-1].choices == [] and chunks[-1].usage.prompt_tokens == 9
 
 
 @pytest.mark.asyncio
