@@ -37,6 +37,7 @@ from types import MappingProxyType
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.prices import Price, builtin_price
 
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
@@ -128,20 +129,6 @@ PROVIDERS: Mapping[str, ProviderInfo] = MappingProxyType(
         "mock": ProviderInfo("mock", None, key_required=False),
     }
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Price:
-    """Token prices in US dollars per million tokens."""
-
-    input_per_mtok: float = 0.0
-    output_per_mtok: float = 0.0
-
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        """Cost in dollars of one call with these token counts."""
-        return (
-            prompt_tokens * self.input_per_mtok + completion_tokens * self.output_per_mtok
-        ) / 1e6
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +233,8 @@ _MODEL_KEYS = {
     "tpm",
 }
 _DEFAULT_KEYS = {"timeout", "retries", "max_concurrency"}
-_TOP_KEYS = {"models", "defaults", "cache", "report", "suites"}
+_TOP_KEYS = {"models", "defaults", "cache", "report", "suites", "prices"}
+_PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok")
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +249,9 @@ class HarnessConfig:
     """Where the config came from (a file path), for error messages."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Other top-level tables (``cache``, ``report``, ``suites``) for the plugin and reporter."""
+    prices: Mapping[str, Price] = field(default_factory=dict)
+    """``[prices."provider/model"]`` from the config: they override the built-in table
+    (``harness.prices``) for those models; an alias's own ``price`` overrides both."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> HarnessConfig:
@@ -288,13 +279,28 @@ class HarnessConfig:
             if "max_concurrency" in defaults
             else None
         )
+        prices = {
+            name: _price_from_table(table, f"{where}: [prices.{name!r}]", model=name)
+            for name, table in _table(data.get("prices", {}), f"{where}: [prices]").items()
+        }
         models: dict[str, ModelSpec] = {}
         for alias, table in _table(data.get("models", {}), f"{where}: [models]").items():
-            models[alias] = _model_from_table(alias, table, where)
+            spec = _model_from_table(alias, table, where)
+            if "price" not in table and spec.full_name in prices:
+                spec = replace(spec, price=prices[spec.full_name])
+            models[alias] = spec
         extra = {k: data[k] for k in ("cache", "report", "suites") if k in data}
         if "cache" in extra:
             _check_cache_table(_table(extra["cache"], f"{where}: [cache]"), where)
-        return cls(models, timeout, retries, max_conc, source, MappingProxyType(extra))
+        return cls(
+            models,
+            timeout,
+            retries,
+            max_conc,
+            source,
+            MappingProxyType(extra),
+            MappingProxyType(prices),
+        )
 
     def resolve(self, name: str) -> ModelSpec:
         """Turn an alias or ``provider/model`` string into a ``ModelSpec``.
@@ -305,7 +311,9 @@ class HarnessConfig:
             raise ConfigError(f"model must be a non-empty string, got {name!r}")
         if name in self.models:
             return self.models[name]
-        return parse_model_string(name, known_aliases=tuple(self.models))
+        spec = parse_model_string(name, known_aliases=tuple(self.models))
+        price = self.prices.get(spec.full_name) if self.prices else None
+        return spec if price is None else replace(spec, price=price)
 
     def with_models(self, **specs: ModelSpec) -> HarnessConfig:
         """A copy with more aliases."""
@@ -316,7 +324,9 @@ def parse_model_string(name: str, known_aliases: tuple[str, ...] = ()) -> ModelS
     """Parse ``provider/model`` into a bare ``ModelSpec`` (no config applied)."""
     provider, sep, model = name.partition("/")
     if not sep and (inferred := infer_provider(name)):
-        return ModelSpec(name=name, provider=inferred, model=name)
+        return ModelSpec(
+            name=name, provider=inferred, model=name, price=builtin_price(inferred, name)
+        )
     if not sep or not model:
         hint = f" or one of the aliases {', '.join(known_aliases)}" if known_aliases else ""
         raise ConfigError(
@@ -330,7 +340,9 @@ def parse_model_string(name: str, known_aliases: tuple[str, ...] = ()) -> ModelS
             f"known providers: {', '.join(sorted(PROVIDERS))}",
             model=name,
         )
-    return ModelSpec(name=name, provider=provider, model=model)
+    return ModelSpec(
+        name=name, provider=provider, model=model, price=builtin_price(provider, model)
+    )
 
 
 _BARE_PREFIXES: tuple[tuple[str, str], ...] = (
@@ -376,19 +388,7 @@ def _model_from_table(alias: str, table: Any, where: str) -> ModelSpec:
         base = parse_model_string(_str(table["model"], f"{ctx}.model"))
     except ConfigError as exc:
         raise ConfigError(f"{ctx}.model: {exc.message}") from None
-    price = None
-    if "price" in table:
-        p = _table(table["price"], f"{ctx}.price")
-        bad = set(p) - {"input_per_mtok", "output_per_mtok"}
-        if bad:
-            raise ConfigError(
-                f"{ctx}.price: unknown key(s) {', '.join(sorted(bad))}; "
-                "expected input_per_mtok, output_per_mtok"
-            )
-        price = Price(
-            _number(p.get("input_per_mtok", 0.0), f"{ctx}.price.input_per_mtok"),
-            _number(p.get("output_per_mtok", 0.0), f"{ctx}.price.output_per_mtok"),
-        )
+    price = _price_from_table(table["price"], f"{ctx}.price") if "price" in table else base.price
     mock: dict[str, Any] = {}
     if "responses" in table:
         responses = table["responses"]
@@ -420,6 +420,27 @@ def _model_from_table(alias: str, table: Any, where: str) -> ModelSpec:
         retries=_int(table["retries"], f"{ctx}.retries", 0) if "retries" in table else None,
         price=price,
         mock=MappingProxyType(mock),
+    )
+
+
+def _price_from_table(value: Any, ctx: str, *, model: str | None = None) -> Price:
+    """A ``Price`` from ``{input_per_mtok, output_per_mtok, cached_input_per_mtok}``."""
+    if model is not None:
+        try:
+            parse_model_string(model)
+        except ConfigError as exc:
+            raise ConfigError(f"{ctx}: {exc.message}") from None
+    p = _table(value, ctx)
+    bad = set(p) - set(_PRICE_KEYS)
+    if bad:
+        raise ConfigError(
+            f"{ctx}: unknown key(s) {', '.join(sorted(bad))}; expected {', '.join(_PRICE_KEYS)}"
+        )
+    cached = p.get("cached_input_per_mtok")
+    return Price(
+        _number(p.get("input_per_mtok", 0.0), f"{ctx}.input_per_mtok"),
+        _number(p.get("output_per_mtok", 0.0), f"{ctx}.output_per_mtok"),
+        None if cached is None else _number(cached, f"{ctx}.cached_input_per_mtok"),
     )
 
 

@@ -418,7 +418,9 @@ class Harness:
         price = call.spec.price
         if price is not None:
             usage = response.usage
-            meta.cost_usd = price.cost(usage.prompt_tokens, usage.completion_tokens)
+            meta.cost_usd = price.cost(
+                usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens
+            )
         if meta.cost_usd and self.budget is not None and plan.family not in _OFFLINE:
             self.budget.add(meta.cost_usd)
         if cache is not None and plan.record:
@@ -774,7 +776,9 @@ class Harness:
         entry.prompt_tokens, entry.completion_tokens = usage.prompt_tokens, usage.completion_tokens
         price = plan.call.spec.price
         if price is not None:
-            entry.cost_usd = price.cost(usage.prompt_tokens, usage.completion_tokens)
+            entry.cost_usd = price.cost(
+                usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens
+            )
             if self.budget is not None and entry.cost_usd and plan.family not in _OFFLINE:
                 self.budget.add(entry.cost_usd)
 

@@ -100,6 +100,7 @@ def model_entries(config: Any, names: Iterable[str] = ()) -> list[dict[str, Any]
                     {
                         "input_per_mtok": spec.price.input_per_mtok,
                         "output_per_mtok": spec.price.output_per_mtok,
+                        "cached_input_per_mtok": spec.price.cached_input_per_mtok,
                     }
                     if spec.price
                     else None
