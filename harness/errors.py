@@ -4,21 +4,24 @@
 
     HarnessError
     ├── ConfigError                    bad setup: unknown provider/alias, missing key, bad config
-    ├── APIStatusError                 the provider answered with an error status
-    │   ├── BadRequestError            400, 413, 422; malformed messages (raised before sending)
-    │   │   ├── ContextWindowExceededError
-    │   │   └── ContentFilterError
-    │   ├── AuthenticationError        401 (and Gemini's invalid-key 400)
-    │   ├── PermissionDeniedError      403
-    │   ├── BillingError               402, and quota-exhausted 429s that will not clear by waiting
-    │   ├── NotFoundError              404
-    │   ├── ConflictError              409 (retried)
-    │   ├── RateLimitError             429 (retried; carries ``retry_after``)
-    │   └── InternalServerError        500 and other 5xx (retried)
-    │       └── ServiceUnavailableError  502, 503, 529 overloaded (retried)
-    ├── TimeoutError                   the call or the server timed out (408, 504; retried)
-    ├── APIConnectionError             could not connect, or the connection broke (retried)
-    ├── InvalidResponseError           a body that does not parse as the provider's format
+    ├── APIError                       anything that went wrong talking to the provider
+    │   ├── APIStatusError             the provider answered with an error status
+    │   │   ├── BadRequestError        400, 413; malformed messages (raised before sending)
+    │   │   │   ├── ContextWindowExceededError
+    │   │   │   ├── ContentFilterError
+    │   │   │   └── UnprocessableEntityError   422
+    │   │   ├── AuthenticationError    401 (and Gemini's invalid-key 400)
+    │   │   ├── PermissionDeniedError  403
+    │   │   ├── BillingError           402, and quota-exhausted 429s that will not clear by waiting
+    │   │   ├── NotFoundError          404
+    │   │   ├── ConflictError          409 (retried)
+    │   │   ├── RateLimitError         429 (retried; carries ``retry_after``)
+    │   │   └── InternalServerError    500 and other 5xx (retried)
+    │   │       └── ServiceUnavailableError  503, 529 overloaded (retried)
+    │   │           └── BadGatewayError      502 (retried)
+    │   ├── TimeoutError               the call or the server timed out (408, 504; retried)
+    │   ├── APIConnectionError         could not connect, or the connection broke (retried)
+    │   └── InvalidResponseError       a body that does not parse as the provider's format
     ├── ReplayMissError                replay mode found no recorded answer
     ├── BudgetExceededError            the session's cost cap was reached; the request was not sent
     └── AllModelsFailed                every model of a race failed; carries each model's error
@@ -26,6 +29,11 @@
 Every error carries ``provider``, ``model``, ``status`` and a short ``body`` excerpt. API keys
 are scrubbed from messages and bodies before an error is built, so printing, logging or
 recording an error never leaks one.
+
+LiteLLM's and the OpenAI SDK's names work too: ``status_code`` and ``llm_provider`` read
+``status`` and ``provider``; ``Timeout`` is ``TimeoutError``, ``ContentPolicyViolationError``
+is ``ContentFilterError`` and ``APIResponseValidationError`` is ``InvalidResponseError``
+(``LITELLM_NAMES`` lists every correspondence; ``error_class`` finds a class by either name).
 """
 
 from __future__ import annotations
@@ -36,16 +44,21 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
+    "LITELLM_NAMES",
     "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
     "APIStatusError",
     "AllModelsFailed",
     "AuthenticationError",
+    "BadGatewayError",
     "BadRequestError",
     "BillingError",
     "BudgetExceededError",
     "ConfigError",
     "ConflictError",
     "ContentFilterError",
+    "ContentPolicyViolationError",
     "ContextWindowExceededError",
     "HarnessError",
     "InternalServerError",
@@ -55,7 +68,11 @@ __all__ = [
     "RateLimitError",
     "ReplayMissError",
     "ServiceUnavailableError",
+    "Timeout",
     "TimeoutError",
+    "UnprocessableEntityError",
+    "default_status",
+    "error_class",
     "error_from_status",
     "redact_known",
     "register_secret",
@@ -122,7 +139,13 @@ class HarnessError(Exception):
         body: bytes | str | None = None,
         retry_after: float | None = None,
         request_id: str | None = None,
+        llm_provider: str | None = None,
+        response: Any = None,
     ) -> None:
+        if provider is None:
+            provider = llm_provider  # LiteLLM's keyword
+        if status is None and isinstance(getattr(response, "status_code", None), int):
+            status = response.status_code  # LiteLLM's and the SDK's ``response=``
         self.message = scrub(message)
         self.provider = provider
         self.model = model
@@ -147,6 +170,16 @@ class HarnessError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
 
+    @property
+    def status_code(self) -> int | None:
+        """``status`` under LiteLLM's and the OpenAI SDK's name."""
+        return self.status
+
+    @property
+    def llm_provider(self) -> str | None:
+        """``provider`` under LiteLLM's name."""
+        return self.provider
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data for result records and reports."""
         return {
@@ -166,7 +199,15 @@ class ConfigError(HarnessError, ValueError):
     """The harness is set up wrongly: unknown provider or alias, missing API key, bad config."""
 
 
-class APIStatusError(HarnessError):
+class APIError(HarnessError):
+    """Something went wrong talking to the provider.
+
+    An error status, a timeout, a broken connection or an unreadable answer:
+    ``except harness.APIError`` catches them all, as ``except openai.APIError`` does.
+    """
+
+
+class APIStatusError(APIError):
     """The provider answered with an HTTP error status."""
 
 
@@ -180,6 +221,10 @@ class ContextWindowExceededError(BadRequestError):
 
 class ContentFilterError(BadRequestError):
     """The provider's safety system refused the prompt."""
+
+
+class UnprocessableEntityError(BadRequestError):
+    """The request is well-formed but its values are not accepted (422)."""
 
 
 class AuthenticationError(APIStatusError):
@@ -217,23 +262,35 @@ class InternalServerError(APIStatusError):
 
 
 class ServiceUnavailableError(InternalServerError):
-    """The provider is overloaded or starting (502, 503, 529); retried."""
+    """The provider is overloaded or starting (503, 529); retried."""
 
 
-class TimeoutError(HarnessError, builtins.TimeoutError):
+class BadGatewayError(ServiceUnavailableError):
+    """A gateway in front of the model failed (502); retried."""
+
+
+class TimeoutError(APIError, builtins.TimeoutError):
     """The call took longer than its timeout, or the server timed out (408, 504); retried."""
 
     retryable = True
 
 
-class APIConnectionError(HarnessError):
+class APIConnectionError(APIError):
     """The connection could not be made or broke before the answer was complete; retried."""
 
     retryable = True
 
 
-class InvalidResponseError(HarnessError):
+class InvalidResponseError(APIError):
     """The provider's body could not be parsed into a response."""
+
+
+Timeout = TimeoutError
+"""LiteLLM's name for ``TimeoutError``."""
+ContentPolicyViolationError = ContentFilterError
+"""LiteLLM's name for ``ContentFilterError``."""
+APIResponseValidationError = InvalidResponseError
+"""The OpenAI SDK's and LiteLLM's name for ``InvalidResponseError``."""
 
 
 class ReplayMissError(HarnessError):
@@ -275,11 +332,11 @@ _STATUS_CLASSES: dict[int, type[HarnessError]] = {
     408: TimeoutError,
     409: ConflictError,
     413: BadRequestError,
-    422: BadRequestError,
+    422: UnprocessableEntityError,
     429: RateLimitError,
     499: APIConnectionError,
     500: InternalServerError,
-    502: ServiceUnavailableError,
+    502: BadGatewayError,
     503: ServiceUnavailableError,
     504: TimeoutError,
     529: ServiceUnavailableError,
@@ -327,7 +384,7 @@ def error_from_status(
         cls = BadRequestError
     else:
         cls = InvalidResponseError
-    if cls is BadRequestError and status != 413:  # 413 is about bytes, not tokens
+    if cls in (BadRequestError, UnprocessableEntityError) and status != 413:  # 413: bytes
         if any(h in hay for h in _CONTEXT_HINTS):
             cls = ContextWindowExceededError
         elif any(h in hay for h in _FILTER_HINTS):
@@ -343,3 +400,45 @@ def error_from_status(
         retry_after=retry_after,
         request_id=request_id,
     )
+
+
+LITELLM_NAMES: Mapping[str, str] = {
+    "AuthenticationError": "AuthenticationError",
+    "PermissionDeniedError": "PermissionDeniedError",
+    "NotFoundError": "NotFoundError",
+    "BadRequestError": "BadRequestError",
+    "UnprocessableEntityError": "UnprocessableEntityError",
+    "ContextWindowExceededError": "ContextWindowExceededError",
+    "ContentPolicyViolationError": "ContentFilterError",
+    "RateLimitError": "RateLimitError",
+    "Timeout": "TimeoutError",
+    "APIConnectionError": "APIConnectionError",
+    "InternalServerError": "InternalServerError",
+    "ServiceUnavailableError": "ServiceUnavailableError",
+    "BadGatewayError": "BadGatewayError",
+    "APIError": "APIError",
+    "APIResponseValidationError": "InvalidResponseError",
+    "BudgetExceededError": "BudgetExceededError",
+}
+"""LiteLLM's exception names and the harness class each one is (same name, or an alias)."""
+
+
+def error_class(name: str) -> type[HarnessError] | None:
+    """The error class called ``name`` here or in LiteLLM (``"litellm.Timeout"`` works too).
+
+    ``None`` when no class has that name.
+    """
+    name = name.rpartition(".")[2]
+    found = globals().get(LITELLM_NAMES.get(name, name))
+    if isinstance(found, type) and issubclass(found, HarnessError) and found is not AllModelsFailed:
+        return found
+    return None
+
+
+def default_status(cls: type[HarnessError]) -> int | None:
+    """The HTTP status an error of ``cls`` is usually sent with (``None``: not a status)."""
+    for klass in cls.__mro__:
+        for status, mapped in _STATUS_CLASSES.items():
+            if mapped is klass and status not in (408, 413, 499, 504):
+                return status
+    return None

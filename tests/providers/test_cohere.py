@@ -458,7 +458,7 @@ ERROR_CASES = [
     pytest.param(401, "invalid api token", {}, errors.AuthenticationError, None, id="401"),
     pytest.param(402, "Please add a payment method", {}, errors.BillingError, None, id="402"),
     pytest.param(404, "model 'command-x' not found", {}, errors.NotFoundError, None, id="404"),
-    pytest.param(422, "unprocessable entity", {}, errors.BadRequestError, None, id="422"),
+    pytest.param(422, "unprocessable entity", {}, errors.UnprocessableEntityError, None, id="422"),
     pytest.param(
         429,
         "You are using a Trial key, which is limited to 20 API calls / minute.",

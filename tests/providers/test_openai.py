@@ -646,7 +646,7 @@ def test_failed_finish_reasons_raise_retryable_errors(raw: str, provider: str,
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("error_body", "cls", "status"),
-    [({"code": 502, "message": "Upstream provider failed"}, errors.ServiceUnavailableError, 502),
+    [({"code": 502, "message": "Upstream provider failed"}, errors.BadGatewayError, 502),
      ({"message": "Provider disconnected"}, errors.InternalServerError, 500),
      ({"code": 429, "message": "Rate limited upstream"}, errors.RateLimitError, 429)],
 )
@@ -702,7 +702,7 @@ STATUS_CASES = [
     (409, openai_error("Conflict", type_="conflict"), errors.ConflictError),
     (413, openai_error("Request too large"), errors.BadRequestError),
     (422, {"error": {"message": "Invalid parameter", "type": "invalid_request_error"}},
-     errors.BadRequestError),
+     errors.UnprocessableEntityError),
     (429, openai_error("Rate limit reached for requests", type_="requests",
                        code="rate_limit_exceeded"), errors.RateLimitError),
     (429, openai_error("You exceeded your current quota, please check your plan.",
@@ -710,7 +710,7 @@ STATUS_CASES = [
      errors.BillingError),
     (500, openai_error("The server had an error", type_="server_error"),
      errors.InternalServerError),
-    (502, b"<html><body>502 Bad Gateway</body></html>", errors.ServiceUnavailableError),
+    (502, b"<html><body>502 Bad Gateway</body></html>", errors.BadGatewayError),
     (503, openai_error("The engine is currently overloaded", type_="server_error"),
      errors.ServiceUnavailableError),
     (504, openai_error("Gateway timeout", type_="timeout"), errors.TimeoutError),
@@ -840,7 +840,7 @@ def test_openrouter_errors() -> None:
     upstream = parse_error(502, {"error": {
         "code": 502, "message": "Provider returned error",
         "metadata": {"provider_name": "Fireworks", "raw": "upstream exploded"}}}, call)
-    assert type(upstream) is errors.ServiceUnavailableError
+    assert type(upstream) is errors.BadGatewayError
     assert "Fireworks" in upstream.message and "upstream exploded" in upstream.message
     no_provider = parse_error(503, {"error": {"code": 503, "message": "No allowed providers"}},
                               call)
