@@ -17,18 +17,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from harness._version import __version__
+from harness.compat import completion_cost, stream_chunk_builder
 from harness.config import HarnessConfig, ModelSpec, Price, load_config
 from harness.errors import (
     AllModelsFailed,
     APIConnectionError,
+    APIError,
+    APIResponseValidationError,
     APIStatusError,
     AuthenticationError,
+    BadGatewayError,
     BadRequestError,
     BillingError,
     BudgetExceededError,
     ConfigError,
     ConflictError,
     ContentFilterError,
+    ContentPolicyViolationError,
     ContextWindowExceededError,
     HarnessError,
     InternalServerError,
@@ -38,17 +43,23 @@ from harness.errors import (
     RateLimitError,
     ReplayMissError,
     ServiceUnavailableError,
+    Timeout,
     TimeoutError,
+    UnprocessableEntityError,
 )
 from harness.retry import RetryPolicy
 from harness.types import (
     Choice,
     ChunkChoice,
+    CompletionTokensDetails,
     Contestant,
     Delta,
+    DeltaFunction,
+    DeltaToolCall,
     FunctionCall,
     Message,
     ModelResponse,
+    PromptTokensDetails,
     RaceInfo,
     ResponseMeta,
     StreamChunk,
@@ -83,20 +94,27 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
     "APIStatusError",
     "AllModelsFailed",
     "AuthenticationError",
+    "BadGatewayError",
     "BadRequestError",
     "BillingError",
     "BudgetExceededError",
     "Choice",
     "ChunkChoice",
+    "CompletionTokensDetails",
     "ConfigError",
     "ConflictError",
     "ContentFilterError",
+    "ContentPolicyViolationError",
     "Contestant",
     "ContextWindowExceededError",
     "Delta",
+    "DeltaFunction",
+    "DeltaToolCall",
     "FunctionCall",
     "Harness",
     "HarnessConfig",
@@ -109,6 +127,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "Price",
+    "PromptTokensDetails",
     "RaceInfo",
     "RateLimitError",
     "ReplayMissError",
@@ -118,8 +137,10 @@ __all__ = [
     "RetryPolicy",
     "ServiceUnavailableError",
     "StreamChunk",
+    "Timeout",
     "TimeoutError",
     "ToolCall",
+    "UnprocessableEntityError",
     "Usage",
     "__version__",
     "abatch_completion",
@@ -130,9 +151,12 @@ __all__ = [
     "batch_completion_models",
     "batch_completion_models_all_responses",
     "completion",
+    "completion_cost",
     "get_default_harness",
     "load_config",
+    "mock_completion",
     "set_default_harness",
+    "stream_chunk_builder",
 ]
 
 
@@ -147,6 +171,35 @@ def completion(model: str, messages: list[dict[str, Any]], **params: Any) -> Any
 async def acompletion(model: str, messages: list[dict[str, Any]], **params: Any) -> Any:
     """Async ``completion`` (``stream=True`` returns an async iterator of chunks)."""
     return await _default().acompletion(model, messages, **params)
+
+
+def mock_completion(
+    model: str,
+    messages: list[dict[str, Any]],
+    stream: bool = False,
+    n: int | None = None,
+    mock_response: Any = "This is a mock request",
+    mock_tool_calls: list[dict[str, Any]] | None = None,
+    mock_timeout: bool = False,
+    **params: Any,
+) -> Any:
+    """A scripted answer with no network call (LiteLLM's ``mock_completion``).
+
+    ``mock_response`` is the answer (or an exception, or an error class's name);
+    ``mock_tool_calls`` makes it a tool call; ``mock_timeout`` never answers, so the call
+    times out. Returns what ``completion`` returns.
+    """
+    if mock_tool_calls is not None:
+        mock_response = {"content": None, "tool_calls": mock_tool_calls}
+    return completion(
+        model,
+        messages,
+        stream=stream,
+        n=n,
+        mock_response=mock_response,
+        mock_timeout=mock_timeout,
+        **params,
+    )
 
 
 def batch_completion(

@@ -83,6 +83,7 @@ _HARNESS_PARAMS = frozenset(
         "num_retries",
         "max_retries",
         "mock_response",
+        "mock_timeout",
         "mock_latency_ms",
         "mock_ttft_ms",
         "extra_headers",
@@ -237,13 +238,27 @@ class Harness:
         table = self.config.extra.get("cache") or {}
         return parse_mode(table.get("mode", "use"))
 
-    def resolve(self, model: str) -> ModelSpec:
-        """The ``ModelSpec`` for an alias or ``provider/name`` string."""
+    def resolve(self, model: str, custom_llm_provider: str | None = None) -> ModelSpec:
+        """The ``ModelSpec`` for an alias or ``provider/name`` string.
+
+        ``custom_llm_provider`` (LiteLLM's parameter) names the provider of a bare model
+        name: ``resolve("my-model", "openai")`` is ``openai/my-model``.
+        """
+        if (
+            custom_llm_provider
+            and isinstance(model, str)
+            and model not in self.config.models
+            and not model.startswith(custom_llm_provider + "/")
+        ):
+            model = f"{custom_llm_provider}/{model}"
         return self.config.resolve(model)
+
+    def _spec(self, model: str, params: Mapping[str, Any]) -> ModelSpec:
+        return self.resolve(model, params.get("custom_llm_provider"))
 
     def prepare(self, model: str, messages: Any, params: Mapping[str, Any]) -> Call:
         """Validate and resolve one call without sending it (raises on bad input)."""
-        return self._plan(self.resolve(model), validate_messages(messages), params).call
+        return self._plan(self._spec(model, params), validate_messages(messages), params).call
 
     def _plan(
         self, spec: ModelSpec, messages: list[dict[str, Any]], params: Mapping[str, Any]
@@ -260,6 +275,8 @@ class Harness:
             else:
                 merged[key] = value
         mock_response = harness_args.get("mock_response")
+        if harness_args.get("mock_timeout"):
+            mock_response = {"stall": True}  # never answers: the call's timeout ends it
         # An explicit mock_response answers offline whatever the model (as in LiteLLM).
         family = "mock" if mock_response is not None else spec.family
         cache_mode = self.cache_mode
@@ -572,7 +589,7 @@ class Harness:
         """
         if params.get("stream"):
             return self.astream(model, messages, **params)
-        spec = self.resolve(model)
+        spec = self._spec(model, params)
         return await self._run(self._plan(spec, validate_messages(messages), params))
 
     def astream(self, model: str, messages: list[dict[str, Any]], **params: Any) -> ResponseStream:
@@ -592,7 +609,7 @@ class Harness:
         timing and raw bytes.
         """
         plan = self._plan(
-            self.resolve(model), validate_messages(messages), {**params, "stream": True}
+            self._spec(model, params), validate_messages(messages), {**params, "stream": True}
         )
         cache, key, entry = self._stored(plan)
         if entry is not None:
@@ -622,7 +639,7 @@ class Harness:
 
         ``on_result(index, result)`` is called as each answer arrives (e.g. to write it).
         """
-        spec = self.resolve(model)
+        spec = self._spec(model, params)
         conversations = validate_conversations(messages)
         template = self._plan(spec, [], params)
         plans = [template.with_messages(conv) for conv in conversations]
@@ -800,7 +817,7 @@ class Harness:
         if not isinstance(models, Sequence) or not models:
             raise ConfigError(f"models must be a non-empty list of model names, got {models!r}")
         checked = validate_messages(messages)
-        return [self._plan(self.resolve(m), checked, params) for m in models]
+        return [self._plan(self._spec(m, params), checked, params) for m in models]
 
     # --- background submission -----------------------------------------------------------
 
@@ -818,7 +835,8 @@ class Harness:
         plans: list[_Plan | HarnessError] = []
         for model, messages, params in requests:
             try:
-                plans.append(self._plan(self.resolve(model), validate_messages(messages), params))
+                spec = self._spec(model, params)
+                plans.append(self._plan(spec, validate_messages(messages), params))
             except HarnessError as exc:
                 plans.append(exc)
         futures: list[concurrent.futures.Future[Result]] = [

@@ -56,6 +56,11 @@ def chat_body(content: str = "hi", model: str = "test-model") -> dict[str, Any]:
     }
 
 
+def _quiet_cancellations(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    if not isinstance(context.get("exception"), asyncio.CancelledError):
+        loop.default_exception_handler(context)
+
+
 class LocalServer:
     def __init__(self, handler: Callable[[Request], Reply]) -> None:
         self.handler = handler
@@ -77,6 +82,9 @@ class LocalServer:
     def __exit__(self, *exc: object) -> None:
         async def stop() -> None:
             assert self._server is not None
+            # Handlers cancelled below make asyncio's stream protocol log their
+            # CancelledError; a server being stopped has nothing to report.
+            self._loop.set_exception_handler(_quiet_cancellations)
             self._server.close()
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in tasks:

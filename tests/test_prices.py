@@ -182,3 +182,26 @@ def test_a_bad_prices_table_names_the_file_and_field(tmp_path, toml, message):
     with pytest.raises(ConfigError, match=str(path).replace("\\", "\\\\") + ": " + message):
         load_config(path)
 
+
+def test_answers_are_priced_from_the_table_with_cached_tokens_at_the_cached_rate():
+    import httpx
+    import respx
+
+    import harness
+
+    body = {
+        "id": "c", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "hi"}}],
+        "usage": {"prompt_tokens": 1_000_000, "completion_tokens": 100_000,
+                  "total_tokens": 1_100_000, "prompt_tokens_details": {"cached_tokens": 400_000}},
+    }
+    with respx.mock:
+        respx.post("https://api.openai.com/v1/chat/completions").mock(
+            return_value=httpx.Response(200, json=body)
+        )
+        h = harness.Harness(transport="httpx")
+        r = h.completion("openai/gpt-4o-mini", [{"role": "user", "content": "x"}], api_key="k" * 12)
+    # 600k fresh x 0.15 + 400k cached x 0.075 + 100k out x 0.60, per million
+    assert r.harness.cost_usd == pytest.approx(0.09 + 0.03 + 0.06)
+    assert harness.completion_cost(r) == r.harness.cost_usd == r._hidden_params["response_cost"]

@@ -10,11 +10,16 @@
 3. else the echo answer.
 
 An answer is a string (the content) or a table with any of ``content``, ``tool_calls``,
-``finish_reason``, ``latency_ms``, ``error`` and ``usage``. ``error`` simulates a failure:
-an HTTP status (``429``, ``503``, …, mapped exactly as a real provider's would be, with
-``retry_after`` when given) or ``"timeout"`` / ``"connection"``. A *list* given as
-``mock_response`` is a per-attempt script: attempt k uses item k (the last item repeats), so
-``[{"error": 503}, "ok"]`` fails once and succeeds on the retry.
+``finish_reason``, ``latency_ms``, ``error``, ``usage`` and ``stall``. ``error`` simulates a
+failure: an HTTP status (``429``, ``503``, …, mapped exactly as a real provider's would be,
+with ``retry_after`` when given), ``"timeout"`` / ``"connection"``, an exception instance or
+an error class. ``stall: true`` never answers, so the call's timeout ends it (LiteLLM's
+``mock_timeout=True``). As in LiteLLM, ``mock_response`` may also be an exception instance
+(raised as it is when it is a ``HarnessError``; any other becomes the typed error of its
+``status_code``, 500 when it has none) or the name of an error class, ``"litellm.RateLimitError"``
+or ``"harness.RateLimitError"``. A *list* given as ``mock_response`` is a per-attempt script:
+attempt k uses item k (the last item repeats), so ``[{"error": 503}, "ok"]`` fails once and
+succeeds on the retry.
 
 Latency (``latency_ms`` on the answer, the ``mock_latency_ms=`` call parameter, or the
 model's ``latency_ms`` in config) is an ``asyncio.sleep``: cancellable, so races and
@@ -35,7 +40,14 @@ import time
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from typing import Any
 
-from harness.errors import APIConnectionError, TimeoutError, error_from_status
+from harness.errors import (
+    APIConnectionError,
+    HarnessError,
+    TimeoutError,
+    default_status,
+    error_class,
+    error_from_status,
+)
 from harness.providers.base import (
     Call,
     Clock,
@@ -124,7 +136,10 @@ class MockProvider(Provider):
         if answer is None:
             return {"content": _last_user_text(call.messages)}
         if isinstance(answer, str):
-            return {"content": answer}
+            named = error_class(answer) if answer.startswith(_ERROR_PREFIXES) else None
+            return {"content": answer} if named is None else {"error": named}
+        if isinstance(answer, BaseException):
+            return {"error": answer}
         if not isinstance(answer, Mapping):
             return {"content": str(answer)}
         return answer
@@ -133,6 +148,8 @@ class MockProvider(Provider):
         """Play the scripted answer for this attempt."""
         answer = self._answer(call)
         await _sleep_ms(_latency(call, answer))
+        if answer.get("stall"):
+            await _stall()
         error = answer.get("error", call.spec.mock.get("error"))
         if error is not None:
             raise _simulated_error(call, error, answer)
@@ -163,6 +180,8 @@ async def _stream_answer(
     first = latency if ttft is None else _ms(ttft)
     stream.mark_sent()
     await _sleep_ms(first)
+    if answer.get("stall"):
+        await _stall()
     error = answer.get("error", call.spec.mock.get("error"))
     if error is not None:
         raise _simulated_error(call, error, answer)
@@ -196,7 +215,39 @@ async def _sleep_ms(ms: Any) -> None:
         await asyncio.sleep(float(ms) / 1000.0)
 
 
+_ERROR_PREFIXES = ("litellm.", "harness.")
+"""How a ``mock_response`` string names an error class instead of being the answer's text."""
+
+
+async def _stall() -> None:
+    """Wait until cancelled: a server that never answers (the call's timeout ends it)."""
+    await asyncio.get_running_loop().create_future()
+
+
 def _simulated_error(call: Call, error: Any, answer: Mapping[str, Any]) -> Exception:
+    if isinstance(error, HarnessError):
+        if error.provider is None:
+            error.provider, error.model = call.spec.provider, call.spec.name
+        if error.status is None:
+            error.status = default_status(type(error))
+        return error
+    if isinstance(error, BaseException):
+        status = getattr(error, "status_code", None)
+        typed = error_from_status(
+            status if isinstance(status, int) and status >= 400 else 500,
+            f"{type(error).__name__}: {error}",
+            provider=call.spec.provider,
+            model=call.spec.name,
+        )
+        typed.__cause__ = error
+        return typed
+    if isinstance(error, type) and issubclass(error, HarnessError):
+        return error(
+            f"simulated {error.__name__} (mock_response)",
+            provider=call.spec.provider,
+            model=call.spec.name,
+            status=default_status(error),
+        )
     if error == "timeout":
         return call.error(TimeoutError, "mock model timed out (simulated)")
     if error == "connection":
@@ -213,7 +264,8 @@ def _simulated_error(call: Call, error: Any, answer: Mapping[str, Any]) -> Excep
         )
     return call.error(
         APIConnectionError,
-        f"mock error must be a status code, 'timeout' or 'connection', got {error!r}",
+        "mock error must be a status code, 'timeout', 'connection', an exception or an "
+        f"error class, got {error!r}",
     )
 
 
