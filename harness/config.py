@@ -1,7 +1,7 @@
 """Configuration: model strings, aliases, and the ``harness.toml`` / ``[tool.harness]`` loader.
 
 A model is named either by a ``provider/name`` string (``openai/gpt-4o-mini``,
-``anthropic/claude-3-5-haiku-latest``, ``ollama/llama3.2``, ``mock/demo``) or by an alias
+``anthropic/claude-haiku-4-5``, ``ollama/llama3.2``, ``mock/demo``) or by an alias
 defined in the config::
 
     # harness.toml (or [tool.harness] in pyproject.toml)

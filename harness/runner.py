@@ -565,9 +565,11 @@ class Harness:
     async def _run_safe(self, plan: _Plan) -> Result:
         """``_run`` with any failure returned as a ``HarnessError`` instead of raised."""
         try:
-            return await self._run_typed(plan)
+            return await self._run(plan)
         except HarnessError as exc:
             return exc
+        except Exception as exc:  # a bug in an adapter must not sink the batch
+            return _unexpected(plan, exc)
 
     async def _run_typed(self, plan: _Plan) -> ModelResponse:
         """``_run``, raising only ``HarnessError``s: a bug in an adapter must not escape raw."""
@@ -576,8 +578,7 @@ class Harness:
         except HarnessError:
             raise
         except Exception as exc:
-            error = plan.call.error(HarnessError, f"unexpected {type(exc).__name__}: {exc}")
-            raise error from exc
+            raise _unexpected(plan, exc) from exc
 
     # --- async API ----------------------------------------------------------------------
 
@@ -1013,6 +1014,13 @@ def _settle(future: concurrent.futures.Future[Result], task: asyncio.Task[Result
 
 async def _no_network(request: httpx.Request) -> httpx.Response:
     raise RuntimeError("offline provider tried to send a request")
+
+
+def _unexpected(plan: _Plan, exc: Exception) -> HarnessError:
+    """The typed error for a foreign exception from a call (a bug in an adapter)."""
+    error = plan.call.error(HarnessError, f"unexpected {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
 
 
 def _first(*values: Any) -> Any:

@@ -1,0 +1,42 @@
+"""The README's examples run as written, and the docs name every LiteLLM error."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.errors import LITELLM_NAMES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _python_blocks(section: str) -> list[str]:
+    """The ```python blocks of one ``## `` section of the README."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"## {section}\n")
+    end = text.find("\n## ", start + 1)
+    body = text[start : end if end != -1 else len(text)]
+    return re.findall(r"```python\n(.*?)```", body, flags=re.S)
+
+
+def test_the_streaming_example_runs_as_written(tmp_path):
+    [example] = _python_blocks("Streaming and time to first token")
+    script = tmp_path / "example.py"
+    script.write_text(example, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "Paris is the capital of France."
+    assert lines[1].startswith("Paris. (") and lines[1].endswith(" tokens)")
+    assert lines[2].startswith("Paris. ")  # the assembled answer, then its TTFT and speed
+
+
+def test_the_litellm_page_maps_every_litellm_error_name():
+    page = (ROOT / "docs" / "litellm.md").read_text(encoding="utf-8")
+    for litellm_name, ours in LITELLM_NAMES.items():
+        assert f"`{litellm_name}`" in page, litellm_name
+        assert f"`{ours}`" in page, ours
