@@ -211,3 +211,39 @@ def test_stream_chunks_take_openai_chunk_data_with_attribute_access_to_tool_frag
     assert chunk.usage is None and "usage" not in chunk.to_dict()
     assert chunk.to_dict() == data
     ChatCompletionChunk.model_validate(chunk.to_dict())
+
+
+_TOOLS = st.lists(
+    st.builds(
+        lambda i, name, args: {"id": f"call_{i}", "type": "function",
+                               "function": {"name": name, "arguments": json.dumps(args)}},
+        st.integers(0, 99), st.text(min_size=1, max_size=20),
+        st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=3),
+    ),
+    max_size=3,
+)
+
+
+@given(
+    content=st.none() | st.text(),
+    tools=_TOOLS,
+    finish=st.sampled_from(["stop", "length", "tool_calls", "content_filter"]),
+    prompt=st.integers(0, 10**6),
+    completion=st.integers(0, 10**6),
+    cached=st.none() | st.integers(0, 10**6),
+)
+def test_openai_data_round_trips_through_the_constructor(content, tools, finish, prompt, completion, cached):
+    message: dict = {"role": "assistant", "content": content, "refusal": None}
+    if tools:
+        message["tool_calls"] = tools
+    usage: dict = {"prompt_tokens": prompt, "completion_tokens": completion,
+                   "total_tokens": prompt + completion}
+    if cached is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
+    data = {"id": "x", "object": "chat.completion", "created": 1, "model": "m",
+            "system_fingerprint": None, "usage": usage,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}]}
+    r = ModelResponse(**data)
+    assert r.to_dict() == data
+    assert ModelResponse.from_dict(data).to_dict() == data
+    ChatCompletion.model_validate(r.to_dict())
