@@ -144,31 +144,38 @@ def _error_dict(error: BaseException | None) -> dict[str, Any] | None:
 
 
 class JsonlWriter:
-    """Appends records to a JSONL file, one line per record, flushed as each is written.
+    """Appends records to a JSONL file, one line per record, handed to the OS as written.
 
-    Thread-safe; each line is written with a single ``write`` call on a file opened in
-    append mode, so a crash can tear at most the last line.
+    Thread-safe. Each line goes out in one ``os.write`` on a descriptor opened with
+    ``O_APPEND``, so lines from several writers (threads, or processes sharing the file) never
+    interleave, and a crash can tear at most the last line.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a", encoding="utf-8")
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        self._fd: int | None = os.open(self.path, flags, 0o644)
         self._lock = threading.Lock()
         self.count = 0
 
     def write(self, record: Mapping[str, Any]) -> None:
-        """Append one record and flush it to the OS."""
-        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        """Append one record."""
+        line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
         with self._lock:
-            self._file.write(line)
-            self._file.flush()
+            if self._fd is None:
+                raise ValueError(f"{self.path}: the writer is closed")
+            view = memoryview(line)
+            while view:  # one write in practice; a short write (a full disk) goes on
+                view = view[os.write(self._fd, view) :]
             self.count += 1
 
     def close(self) -> None:
         """Close the file."""
         with self._lock:
-            self._file.close()
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -831,7 +831,8 @@ class Harness:
         the ``HarnessError`` (it never raises). Bad input (unknown model, malformed messages,
         missing key) resolves its future to the ``ConfigError``/``BadRequestError`` without a
         call. The pytest plugin prefetches suite answers this way; each model's
-        ``max_concurrency`` still bounds how many run at once.
+        ``max_concurrency`` still bounds how many run at once. Cancelling a future cancels
+        its call (its socket is closed).
         """
         plans: list[_Plan | HarnessError] = []
         for model, messages, params in requests:
@@ -845,12 +846,15 @@ class Harness:
         ]
 
         async def start() -> None:
+            loop = asyncio.get_running_loop()
             for plan, future in zip(plans, futures, strict=True):
                 if isinstance(plan, HarnessError):
                     future.set_result(plan)
                     continue
                 task = asyncio.ensure_future(self._run_safe(plan))
                 task.add_done_callback(functools.partial(_settle, future))
+                # Cancelling the future (a caller that stopped waiting) cancels the call.
+                future.add_done_callback(functools.partial(_cancel_task, loop, task))
                 _running.add(task)
                 task.add_done_callback(_running.discard)
 
@@ -999,6 +1003,15 @@ class SyncStream:
 
 
 _running: set[asyncio.Task[Result]] = set()
+
+
+def _cancel_task(
+    loop: asyncio.AbstractEventLoop,
+    task: asyncio.Task[Result],
+    future: concurrent.futures.Future[Result],
+) -> None:
+    if future.cancelled() and not task.done():
+        loop.call_soon_threadsafe(task.cancel)
 
 
 def _settle(future: concurrent.futures.Future[Result], task: asyncio.Task[Result]) -> None:

@@ -29,20 +29,39 @@ class Prefetcher:
     def __init__(self, state: State) -> None:
         self._state = state
         self._futures: dict[str, list[concurrent.futures.Future[Result]]] = {}
+        self._handed: set[str] = set()
+        """Items whose answers were handed out: a rerun asks again, alone."""
 
-    def results(self, item: SuiteItem) -> list[Result]:
-        """The answers for ``item`` (one per repeat), submitting upcoming items if needed."""
+    def results(self, item: SuiteItem, timeout: float | None = None) -> list[Result]:
+        """The answers for ``item`` (one per repeat), submitting upcoming items if needed.
+
+        With ``timeout`` (seconds), answers still missing by then are cancelled (their calls
+        stop) and their slots hold a ``TimeoutError`` saying so.
+        """
         if item.nodeid not in self._futures:
-            self._submit(_upcoming(item))
-            if item.nodeid not in self._futures:
-                self._submit([item])
+            if item.nodeid in self._handed:  # a rerun (pytest-rerunfailures): ask again
+                self._submit([item], again=True)
+            else:
+                self._submit(_upcoming(item))
+                if item.nodeid not in self._futures:
+                    self._submit([item])
         futures = self._futures.pop(item.nodeid)
-        return [f.result() for f in futures]
+        self._handed.add(item.nodeid)
+        if timeout is None:
+            return [f.result() for f in futures]
+        done, _ = concurrent.futures.wait(futures, timeout=max(timeout, 0.0))
+        return [f.result() if f in done else _gave_up(f, item, timeout) for f in futures]
 
-    def _submit(self, items: Iterable[pytest.Item]) -> None:
+    def _submit(self, items: Iterable[pytest.Item], *, again: bool = False) -> None:
         from pytest_plugin._suite import SuiteItem
 
-        todo = [i for i in items if isinstance(i, SuiteItem) and i.nodeid not in self._futures]
+        todo = [
+            i
+            for i in items
+            if isinstance(i, SuiteItem)
+            and i.nodeid not in self._futures
+            and (again or i.nodeid not in self._handed)
+        ]
         if not todo:
             return
         requests: list[tuple[str, list[dict[str, Any]], dict[str, Any]]] = []
@@ -54,6 +73,21 @@ class Prefetcher:
             n = item.repeat
             self._futures[item.nodeid] = futures[pos : pos + n]
             pos += n
+
+
+def _gave_up(
+    future: concurrent.futures.Future[Result], item: SuiteItem, timeout: float
+) -> Result:
+    """Stop waiting for an answer: cancel its call and say why in its slot."""
+    from harness.errors import TimeoutError
+
+    if not future.cancel():  # it arrived meanwhile
+        return future.result()
+    return TimeoutError(
+        f"no answer within {timeout:.3g} s, the time pytest-timeout leaves this item",
+        provider=None,
+        model=item.model,
+    )
 
 
 def _upcoming(item: pytest.Item) -> list[pytest.Item]:

@@ -16,6 +16,7 @@ __all__ = ["Settings", "add_options", "resolve_settings"]
 
 DEFAULT_SUITE_GLOB = "suites/**/*.yaml suites/**/*.yml"
 DEFAULT_NETWORK_CONCURRENCY = 32
+GATE_MODES = ("items", "rate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +34,15 @@ class Settings:
     suite_globs: tuple[str, ...]
     baseline: Path | None = None
     fail_on_regression: bool = False
-    cache_mode: str = "use"
+    cache_mode: str | None = None
+    """The store mode given on the command line or in ini; ``None``: the config file's
+    ``[cache] mode``, else ``use``."""
     stream: bool = True
     max_cost: float | None = None
+    gate: str = "items"
+    """``items``: any failing item fails the session (pytest's own rule), and the pass-rate
+    and regression gates can only add failures; ``rate``: failing harness items are reported
+    but the exit status is decided by those gates."""
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -127,6 +134,16 @@ def add_options(parser: pytest.Parser) -> None:
         help="stop sending requests once the session's recorded spend reaches USD; "
         "the remaining items are skipped with the reason",
     )
+    group.addoption(
+        "--harness-gate",
+        default=None,
+        metavar="MODE",
+        choices=GATE_MODES,
+        help="items (default): any failing item fails the session; rate: failing harness "
+        "items are reported, and the exit status is decided by --harness-min-pass-rate and "
+        "--harness-fail-on-regression (ini: harness_gate)",
+    )
+    parser.addini("harness_gate", "items or rate (see --harness-gate)", default="")
     parser.addini("harness_cache", "response store mode", default="")
     parser.addini("harness_baseline", "baseline results.json", default="")
     parser.addini("harness_models", "default models (comma-separated)", default="")
@@ -205,15 +222,26 @@ def resolve_settings(config: pytest.Config) -> Settings:
         if not baseline.is_file():
             raise pytest.UsageError(f"--harness-baseline: no such file: {baseline_raw}")
     fail_on_regression = bool(config.getoption("harness_fail_on_regression"))
-    cache_mode = _option(config, "harness_cache", "harness_cache") or "use"
-    from harness.cache import parse_mode
+    cache_mode = _option(config, "harness_cache", "harness_cache")
+    if cache_mode is not None:
+        from harness.cache import parse_mode
 
-    try:
-        cache_mode = parse_mode(cache_mode).value
-    except ValueError as exc:
-        raise pytest.UsageError(f"--harness-cache: {exc}") from None
+        try:
+            cache_mode = parse_mode(cache_mode).value
+        except ValueError as exc:
+            raise pytest.UsageError(f"--harness-cache: {exc}") from None
     if fail_on_regression and baseline is None:
         raise pytest.UsageError("--harness-fail-on-regression needs --harness-baseline PATH")
+    gate = _option(config, "harness_gate", "harness_gate") or "items"
+    if gate not in GATE_MODES:
+        raise pytest.UsageError(
+            f"harness_gate: expected one of {', '.join(GATE_MODES)}, got {gate!r}"
+        )
+    if gate == "rate" and min_pass_rate is None and not fail_on_regression:
+        raise pytest.UsageError(
+            "--harness-gate rate lets the gates decide the exit status: give "
+            "--harness-min-pass-rate RATE and/or --harness-fail-on-regression"
+        )
     return Settings(
         models=models,
         config_path=config_path,
@@ -233,6 +261,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         cache_mode=cache_mode,
         stream=_stream(config),
         max_cost=_max_cost(_option(config, "harness_max_cost")),
+        gate=gate,
     )
 
 

@@ -43,12 +43,15 @@ class State:
             cache_path = Path(cache_table.get("path", ".harness/cache.sqlite"))
             if not cache_path.is_absolute():
                 cache_path = self.config.rootpath / cache_path
+            # The config file's [cache] mode means what it means to the library; only an
+            # option given on the command line or in ini overrides it.
+            cache_mode = s.cache_mode or cache_table.get("mode") or "use"
             self._harness = Harness(
                 config,
                 max_concurrency=s.max_concurrency,
                 offline=s.offline,
-                cache=None if s.cache_mode == "off" else cache_path,
-                cache_mode=s.cache_mode,
+                cache=None if cache_mode == "off" else cache_path,
+                cache_mode=cache_mode,
                 # One file for every xdist worker: per-model limits hold across them.
                 limits=self.config.rootpath / ".harness" / "limits.sqlite",
                 budget=self._budget(),

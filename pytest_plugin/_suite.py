@@ -88,7 +88,12 @@ class SuiteFile(pytest.File):
                 if case.models and model not in case.models:
                     continue
                 item = SuiteItem.from_parent(
-                    self, name=f"{case.id}[{model}]", suite=suite, case=case, model=model
+                    self,
+                    name=f"{case.id}[{model}]",
+                    suite=suite,
+                    case=case,
+                    model=model,
+                    **_item_id(self, case.id, model),
                 )
                 for tag in case.tags:
                     if tag not in state.markers:
@@ -102,6 +107,20 @@ class SuiteFile(pytest.File):
             return self.path.relative_to(self.config.rootpath).as_posix()
         except ValueError:
             return str(self.path)
+
+
+def _item_id(parent: pytest.Collector, case_id: str, model: str) -> dict[str, Any]:
+    """The item's structured node id, where pytest has them (9 and later).
+
+    pytest parses the node ids it stores (``--lf``, ``--ff``, ``--nf``) into path, names and
+    ``[params]``, and builds an item's own id from its parent's; an item named ``case[model]``
+    must carry the model as its params, as a parametrised test function does, or the
+    stored ids never match it again.
+    """
+    parent_id = getattr(parent, "id", None)
+    if parent_id is None or not hasattr(parent_id, "with_params"):
+        return {}  # pytest 8: node ids are plain strings, and they already match
+    return {"nodeid": parent_id.child(case_id).with_params(model)}
 
 
 class SuiteItem(pytest.Item):
@@ -130,21 +149,30 @@ class SuiteItem(pytest.Item):
         # Scripted answers are for mock models; echo models stay echoes, real ones stay real.
         if mock is not None and state.harness.resolve(self.model).family == "mock":
             params["mock_response"] = mock
-        # The repeat index is part of the cache key: repeats are never one stored answer.
+        # The repeat index is part of the cache key: repeats are never one stored answer,
+        # and a rerun (pytest-rerunfailures) asks new questions rather than replaying.
+        first = self.attempt * self.repeat
         return [
-            (self.model, self.case.messages, {**params, "harness_repeat": r})
+            (self.model, self.case.messages, {**params, "harness_repeat": first + r})
             for r in range(self.repeat)
         ]
+
+    @property
+    def attempt(self) -> int:
+        """0 on the first run; pytest-rerunfailures counts its reruns up from 1."""
+        return max(int(getattr(self, "execution_count", 1) or 1) - 1, 0)
 
     def runtest(self) -> None:
         """Check every repeat's answer and compare the pass rate with the threshold."""
         from harness.checks import CheckContext, run_checks
+        from harness.errors import BudgetExceededError, ReplayMissError
         from harness.results import make_record, wilson_interval
 
+        self.harness_records = []  # a rerun starts afresh
+        self.harness_item = None
         state = get_state(self.config)
-        results = state.prefetcher.results(self)
-        from harness.errors import BudgetExceededError
-
+        budget = _timeout_budget(self)
+        results = state.prefetcher.results(self, budget)
         unsent = next((r for r in results if isinstance(r, BudgetExceededError)), None)
         if unsent is not None:
             pytest.skip(f"harness: {unsent.message}")
@@ -187,6 +215,18 @@ class SuiteItem(pytest.Item):
             "threshold": self.threshold,
             "ci95": [lo, hi],
         }
+        missing = [r + 1 for r, result in enumerate(results) if isinstance(result, ReplayMissError)]
+        if missing:
+            # Replay never passes on less than what was recorded: a missing answer is an
+            # error of the item, whatever the other repeats say.
+            self.harness_item["errored"] = True
+            label = "repeat" if len(missing) == 1 else "repeats"
+            first = results[missing[0] - 1]
+            raise SuiteCaseFailed(
+                f"{self.case.id} [{self.model}]: not recorded: {label} {_spans(missing)} of "
+                f"{n} (replay mode only serves stored answers; record them with "
+                f"--harness-cache use)\n  {type(first).__name__}: {first}"
+            )
         if rate < self.threshold:
             head = (
                 f"{self.case.id} [{self.model}]: {passes}/{n} repeats passed "
@@ -205,11 +245,34 @@ class SuiteItem(pytest.Item):
         """The check details and output, not a traceback from the plugin."""
         if isinstance(excinfo.value, SuiteCaseFailed):
             return str(excinfo.value)
+        if isinstance(excinfo.value, pytest.fail.Exception):  # e.g. pytest-timeout's
+            return f"{self.case.id} [{self.model}]: {excinfo.value.msg}"
         return str(super().repr_failure(excinfo, style=style))
 
     def reportinfo(self) -> tuple[Path, int, str]:
         """Where the case is: file and line."""
         return self.path, max(self.case.line - 1, 0), f"{self.case.id}[{self.model}]"
+
+
+TIMEOUT_SHARE = 0.8
+"""The share of pytest-timeout's limit an item waits for its answers: the rest is left to
+check them and report, so that the item fails with its records instead of the process
+being stopped."""
+
+
+def _timeout_budget(item: pytest.Item) -> float | None:
+    """Seconds the item may wait for its answers under pytest-timeout (``None``: no limit)."""
+    try:
+        from pytest_timeout import _get_item_settings  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    try:
+        timeout = _get_item_settings(item).timeout
+    except Exception:  # an unexpected pytest-timeout: let it keep its own rules
+        return None
+    if not timeout or timeout <= 0:
+        return None
+    return float(timeout) * TIMEOUT_SHARE
 
 
 def _describe_failure(result: Any, checks: list[Any]) -> str:

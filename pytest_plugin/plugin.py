@@ -175,6 +175,8 @@ def pytest_runtest_makereport(
     if report.when != "call" and not (report.when == "setup" and report.failed):
         return report
     records = list(getattr(item, "harness_records", None) or item.stash.get(records_key, []))
+    if records_key in item.stash:  # taken: a rerun (pytest-rerunfailures) starts afresh
+        del item.stash[records_key]
     if not records:
         return report
     for record in records:

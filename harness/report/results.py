@@ -115,8 +115,13 @@ def build_document(
     items: Sequence[Mapping[str, Any]] = (),
     *,
     run: Mapping[str, Any] | None = None,
+    history: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """Assemble a run document from records, item outcomes and a run header."""
+    """Assemble a run document from records, item outcomes and a run header.
+
+    ``history`` holds the records of superseded attempts (a rerun's earlier tries); they are
+    kept for the record and never counted.
+    """
     header: dict[str, Any] = {
         "started": None,
         "finished": time.time(),
@@ -131,25 +136,33 @@ def build_document(
     header.update(run or {})
     if header.get("started") and header.get("finished"):
         header["duration_s"] = round(float(header["finished"]) - float(header["started"]), 3)
-    clean_records = []
-    for record in records:
-        r = {k: v for k, v in record.items() if k != "kind"}
-        r.setdefault("case", case_key(r))
-        clean_records.append(r)
-    return {
+    document: dict[str, Any] = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "run": header,
         "items": [dict(i) for i in items],
-        "records": clean_records,
+        "records": _clean(records),
     }
+    if history:
+        document["history"] = _clean(history)
+    return document
+
+
+def _clean(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for record in records:
+        r = {k: v for k, v in record.items() if k not in ("kind", "session")}
+        r.setdefault("case", case_key(r))
+        out.append(r)
+    return out
 
 
 def write_document(document: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write the document as JSON (atomically: a temporary file, then a rename)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(target.suffix + ".tmp")
+    # A temporary name of its own: two sessions writing one report directory never share it.
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     # One dumps call (the C encoder in one go) beats json.dump's many small writes ~1.7x.
     text = json.dumps(document, ensure_ascii=False, default=str, separators=(",", ":"))
     tmp.write_text(text, encoding="utf-8")
@@ -170,8 +183,9 @@ def load_document(path: str | os.PathLike[str]) -> dict[str, Any]:
         lines = read_jsonl(p)
         header = next((line for line in lines if line.get("kind") == "run"), {})
         records = [line for line in lines if line.get("kind") == "result"]
+        history = [line for line in lines if line.get("kind") == "rerun"]
         run = {k: v for k, v in header.items() if k != "kind"}
-        return build_document(records, _items_from_records(records), run=run)
+        return build_document(records, _items_from_records(records), run=run, history=history)
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -220,15 +234,18 @@ def _items_from_records(records: Sequence[Mapping[str, Any]]) -> list[dict[str, 
 
 
 def merge_documents(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """One run from several (sharded CI jobs).
+    """One run from several (sharded CI jobs); no record is lost.
 
-    Records and items are concatenated; a later shard's copy of the same (test id, model,
-    repeat) replaces an earlier one.
+    Every record of every input is kept. An item (a test id) that appears in more than one
+    input — a shard run twice, or overlapping shards — is taken from the later input; the
+    earlier copies' records move to ``history`` (marked ``"superseded": "merge"``) and the
+    test ids are listed in ``run["merge_replaced"]`` for the caller to warn about.
     """
     if not documents:
         raise ResultsError("nothing to merge")
-    records: dict[tuple[str, str, int], dict[str, Any]] = {}
-    items: dict[tuple[str, str], dict[str, Any]] = {}
+    by_item: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+    history: list[dict[str, Any]] = []
+    replaced: list[str] = []
     models: dict[str, dict[str, Any]] = {}
     started: list[float] = []
     finished: list[float] = []
@@ -240,10 +257,18 @@ def merge_documents(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             finished.append(float(run["finished"]))
         for m in run.get("models", []):
             models.setdefault(m.get("name", ""), m)
+        history.extend(dict(r) for r in doc.get("history", []))
+        mine: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
         for r in doc.get("records", []):
-            records[(str(r["test_id"]), str(r["model"]), int(r.get("repeat") or 0))] = dict(r)
+            mine.setdefault(str(r["test_id"]), ([], []))[0].append(dict(r))
         for i in doc.get("items", []):
-            items[(str(i["test_id"]), str(i.get("model")))] = dict(i)
+            mine.setdefault(str(i["test_id"]), ([], []))[1].append(dict(i))
+        for test_id, (records, items) in mine.items():
+            earlier = by_item.pop(test_id, None)
+            if earlier is not None:
+                replaced.append(test_id)
+                history.extend({**r, "superseded": "merge"} for r in earlier[0])
+            by_item[test_id] = (records, items)
     first = documents[0].get("run", {})
     run = {
         **first,
@@ -252,4 +277,8 @@ def merge_documents(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "models": list(models.values()),
         "merged_from": len(documents),
     }
-    return build_document(list(records.values()), list(items.values()), run=run)
+    if replaced:
+        run["merge_replaced"] = list(dict.fromkeys(replaced))
+    records = [r for recs, _ in by_item.values() for r in recs]
+    items = [i for recs, its in by_item.values() for i in (its or _items_from_records(recs))]
+    return build_document(records, items, run=run, history=history)
