@@ -16,6 +16,8 @@ A suite file holds cases; the pytest plugin turns each (case, model) into one te
         vars: { audience: child, text: "The sun is a star ..." }
         assert: [ { icontains: star } ]
         repeat: 5                    # also threshold, params, models (narrowing), tags
+      - id: moon                     # adaptive: up to 10 repeats, stopping once decided
+        repeat: { max: 10, until: decided, confidence: 0.95 }
         mock_response: "The sun is a star."      # what mock/ models answer
         mock_responses: { quick: "A star." }     # per offline model, overriding mock_response
 
@@ -150,8 +152,13 @@ class Case:
     checks: list[Any]
     """Assert specs: the suite-level ones first, then the case's own."""
     repeat: int = DEFAULT_REPEAT
+    """How many repeats; with ``adaptive``, the most that may be asked."""
     threshold: float = DEFAULT_THRESHOLD
     """Pass rate over the repeats needed for the (case, model) item to pass."""
+    adaptive: float | None = None
+    """Adaptive repeats (``repeat: {max: N, until: decided}``): keep asking only until the
+    verdict is decided at this confidence (``harness.sequential``); ``None``: always
+    ``repeat`` repeats."""
     params: dict[str, Any] = field(default_factory=dict)
     """Call parameters: ``defaults.params`` overlaid by the case's ``params``."""
     mock_response: Any = None
@@ -437,6 +444,48 @@ def _int_at_least_1(ctx: _Loading, value: Any, w: _Where, field: str, line: int 
     return value
 
 
+REPEAT_KEYS = ("max", "until", "confidence")
+DEFAULT_CONFIDENCE = 0.95
+
+
+def _repeat(ctx: _Loading, value: Any, w: _Where, line: int | None) -> tuple[int, float | None]:
+    """``repeat``: an integer, or ``{max: N, until: decided, confidence: C}`` (adaptive)."""
+    if not isinstance(value, dict):
+        return _int_at_least_1(ctx, value, w, "repeat", line), None
+    _check_keys(ctx, value, REPEAT_KEYS, w, "repeat")
+    if "max" not in value:
+        raise ctx.error(
+            "adaptive repeats need 'max' (the most repeats to ask), e.g. "
+            "{ max: 10, until: decided }",
+            line,
+            w.case_id,
+            w.prefix + "repeat",
+        )
+    most = _int_at_least_1(ctx, value["max"], w, "repeat.max", _key_line(value, "max", line))
+    until = value.get("until", "decided")
+    if until != "decided":
+        raise ctx.error(
+            f"expected 'decided', got {_short(until)}",
+            _key_line(value, "until", line),
+            w.case_id,
+            w.prefix + "repeat.until",
+        )
+    confidence = value.get("confidence", DEFAULT_CONFIDENCE)
+    at = _key_line(value, "confidence", line)
+    if not (
+        isinstance(confidence, int | float)
+        and not isinstance(confidence, bool)
+        and 0.5 <= confidence < 1.0
+    ):
+        raise ctx.error(
+            f"expected a number from 0.5 to below 1 (e.g. 0.95), got {_short(confidence)}",
+            at,
+            w.case_id,
+            w.prefix + "repeat.confidence",
+        )
+    return most, float(confidence)
+
+
 def _fraction(ctx: _Loading, value: Any, w: _Where, field: str, line: int | None) -> float:
     if (
         isinstance(value, bool)
@@ -706,6 +755,7 @@ def _render_message(
 @dataclass
 class _Defaults:
     repeat: int = DEFAULT_REPEAT
+    adaptive: float | None = None
     threshold: float = DEFAULT_THRESHOLD
     params: dict[str, Any] = field(default_factory=dict)
     mock_response: Any = None
@@ -720,8 +770,8 @@ def _defaults(ctx: _Loading, data: _LineDict) -> _Defaults:
     _check_keys(ctx, table, DEFAULTS_KEYS, w, "defaults")
     out = _Defaults()
     if "repeat" in table:
-        out.repeat = _int_at_least_1(
-            ctx, table["repeat"], w, "repeat", _key_line(table, "repeat", line)
+        out.repeat, out.adaptive = _repeat(
+            ctx, table["repeat"], w, _key_line(table, "repeat", line)
         )
     if "threshold" in table:
         out.threshold = _fraction(
@@ -826,10 +876,10 @@ def _inline_case(ctx: _Loading, item: Any, index: int, line: int | None, shared:
         case_vars = ctx.plain(_mapping(ctx, item["vars"], w, "vars", at("vars")))
     checks = _checks(ctx, item["assert"], w, at("assert")) if "assert" in item else []
     d = shared.defaults
-    repeat = (
-        _int_at_least_1(ctx, item["repeat"], w, "repeat", at("repeat"))
+    repeat, adaptive = (
+        _repeat(ctx, item["repeat"], w, at("repeat"))
         if "repeat" in item
-        else d.repeat
+        else (d.repeat, d.adaptive)
     )
     threshold = (
         _fraction(ctx, item["threshold"], w, "threshold", at("threshold"))
@@ -868,6 +918,7 @@ def _inline_case(ctx: _Loading, item: Any, index: int, line: int | None, shared:
         messages=_render(ctx, shared.templates, variables, w),
         checks=[*shared.checks, *checks],
         repeat=repeat,
+        adaptive=adaptive,
         threshold=threshold,
         params=params,
         mock_response=mock,
@@ -1012,6 +1063,7 @@ def _row_cases(ctx: _Loading, data: _LineDict, shared: _Shared) -> list[Case]:
                 messages=messages,
                 checks=list(shared.checks),
                 repeat=d.repeat,
+                adaptive=d.adaptive,
                 threshold=d.threshold,
                 params=dict(d.params),
                 mock_response=d.mock_response,
@@ -1148,7 +1200,11 @@ def _dump_case(case: Case) -> dict[str, Any]:
     data: dict[str, Any] = {"id": case.id, "vars": dict(case.vars)}
     if case.checks:
         data["assert"] = list(case.checks)
-    data["repeat"] = case.repeat
+    data["repeat"] = (
+        case.repeat
+        if case.adaptive is None
+        else {"max": case.repeat, "until": "decided", "confidence": case.adaptive}
+    )
     data["threshold"] = case.threshold
     if case.params:
         data["params"] = dict(case.params)

@@ -222,6 +222,14 @@ class ResultsCollector:
         document = self._document or self.document()  # built once, at session finish
         for line in summary_table(document, "simple").splitlines():
             tr.write_line(line)
+        adaptive = [i for i in self.items if i.get("max_repeats")]
+        if adaptive:
+            asked = sum(int(i.get("repeats") or 0) for i in adaptive)
+            most = sum(int(i["max_repeats"]) for i in adaptive)
+            tr.write_line(
+                f"adaptive repeats: {asked} of up to {most} calls asked for "
+                f"{len(adaptive)} item(s); {most - asked} saved"
+            )
         tr.write_line(f"results: {self.jsonl_path}")
         for path in self.written:
             tr.write_line(f"report: {path}")

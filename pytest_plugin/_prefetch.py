@@ -10,6 +10,7 @@ concurrently within each model's limit. Each item then waits only for its own an
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -24,16 +25,23 @@ __all__ = ["Prefetcher"]
 
 
 class Prefetcher:
-    """Submits suite calls ahead of time and hands each item its answers."""
+    """Submits suite calls ahead of time and hands each item its answers.
+
+    Items with adaptive repeats get their first batch with everyone else's; whenever an
+    item waits, the prefetcher judges the answers that have arrived for every adaptive item
+    and tops up only the undecided ones, so their next batches run concurrently too.
+    """
 
     def __init__(self, state: State) -> None:
         self._state = state
         self._futures: dict[str, list[concurrent.futures.Future[Result]]] = {}
         self._handed: set[str] = set()
         """Items whose answers were handed out: a rerun asks again, alone."""
+        self._adaptive: dict[str, SuiteItem] = {}
+        """Adaptive items still being asked, by node id."""
 
     def results(self, item: SuiteItem, timeout: float | None = None) -> list[Result]:
-        """The answers for ``item`` (one per repeat), submitting upcoming items if needed.
+        """The answers for ``item`` (one per repeat asked), submitting upcoming items if needed.
 
         With ``timeout`` (seconds), answers still missing by then are cancelled (their calls
         stop) and their slots hold a ``TimeoutError`` saying so.
@@ -45,12 +53,67 @@ class Prefetcher:
                 self._submit(_upcoming(item))
                 if item.nodeid not in self._futures:
                     self._submit([item])
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        if item.plan is not None:
+            self._settle(item, deadline)
         futures = self._futures.pop(item.nodeid)
+        self._adaptive.pop(item.nodeid, None)
         self._handed.add(item.nodeid)
-        if timeout is None:
+        if deadline is None:
             return [f.result() for f in futures]
-        done, _ = concurrent.futures.wait(futures, timeout=max(timeout, 0.0))
-        return [f.result() if f in done else _gave_up(f, item, timeout) for f in futures]
+        left = max(deadline - time.monotonic(), 0.0)
+        done, _ = concurrent.futures.wait(futures, timeout=left)
+        return [f.result() if f in done else _gave_up(f, item, timeout or 0.0) for f in futures]
+
+    def _settle(self, item: SuiteItem, deadline: float | None) -> None:
+        """Ask ``item`` in batches until its verdict is decided (or the deadline passes)."""
+        while self._advance(item):
+            self._sweep()
+            futures = self._futures[item.nodeid]
+            pending = futures[len(item._judged)]
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            concurrent.futures.wait([pending], timeout=left)
+            if not pending.done():
+                return
+
+    def _advance(self, item: SuiteItem) -> bool:
+        """Judge the arrived answers of ``item`` in order; whether it is still undecided.
+
+        An undecided item with nothing more on the way is topped up with its next batch.
+        """
+        assert item.plan is not None
+        futures = self._futures[item.nodeid]
+        judged = len(item._judged)
+        while judged < len(futures) and futures[judged].done():
+            item.judge(judged, futures[judged].result())
+            judged += 1
+            if item.plan.decide(item.passes(judged), judged).verdict is not None:
+                for extra in futures[judged:]:
+                    extra.cancel()  # asked for in the same batch, no longer needed
+                del futures[judged:]
+                return False
+        if judged == len(futures):
+            more = item.plan.next_batch(item.passes(judged), judged)
+            if more == 0:
+                return False
+            futures.extend(self._state.harness.submit_many(item.requests(judged, more)))
+        return True
+
+    def _sweep(self) -> None:
+        """Advance every adaptive item whose answers have arrived (never waits).
+
+        A check that raises is left for the item itself to raise when it runs.
+        """
+        for nodeid, other in list(self._adaptive.items()):
+            if nodeid not in self._futures:
+                continue
+            try:
+                if not self._advance(other):
+                    del self._adaptive[nodeid]
+            except Exception:  # noqa: BLE001 - the item reports it when it runs
+                del self._adaptive[nodeid]
 
     def _submit(self, items: Iterable[pytest.Item], *, again: bool = False) -> None:
         from pytest_plugin._suite import SuiteItem
@@ -65,12 +128,18 @@ class Prefetcher:
         if not todo:
             return
         requests: list[tuple[str, list[dict[str, Any]], dict[str, Any]]] = []
+        counts = []
         for item in todo:
-            requests.extend(item.requests())
+            if again:
+                item._judged = {}
+            count = item.first_batch()
+            counts.append(count)
+            requests.extend(item.requests(0, count))
+            if item.plan is not None:
+                self._adaptive[item.nodeid] = item
         futures = self._state.harness.submit_many(requests)
         pos = 0
-        for item in todo:
-            n = item.repeat
+        for item, n in zip(todo, counts, strict=True):
             self._futures[item.nodeid] = futures[pos : pos + n]
             pos += n
 

@@ -17,6 +17,7 @@ __all__ = ["Settings", "add_options", "resolve_settings"]
 DEFAULT_SUITE_GLOB = "suites/**/*.yaml suites/**/*.yml"
 DEFAULT_NETWORK_CONCURRENCY = 32
 GATE_MODES = ("items", "rate")
+DEFAULT_ADAPTIVE_MAX = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class Settings:
     config_path: Path | None
     report_dir: Path
     repeat: int | None
+    """``--harness-repeat``: the repeats (with ``adaptive``, the most) for every case."""
     min_pass_rate: float | None
     max_concurrency: int
     offline: bool
@@ -39,6 +41,8 @@ class Settings:
     ``[cache] mode``, else ``use``."""
     stream: bool = True
     max_cost: float | None = None
+    adaptive: bool = False
+    """``--harness-repeat auto[:MAX]``: every case repeats adaptively, up to ``repeat``."""
     gate: str = "items"
     """``items``: any failing item fails the session (pytest's own rule), and the pass-rate
     and regression gates can only add failures; ``rate``: failing harness items are reported
@@ -70,7 +74,9 @@ def add_options(parser: pytest.Parser) -> None:
         "--harness-repeat",
         default=None,
         metavar="N",
-        help="run every suite case and repeat-marked test N times (overrides the files)",
+        help="run every suite case and repeat-marked test N times (overrides the files); "
+        "auto[:MAX] repeats each only until its verdict is decided, up to MAX (default "
+        f"{DEFAULT_ADAPTIVE_MAX})",
     )
     group.addoption(
         "--harness-min-pass-rate",
@@ -232,6 +238,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
             raise pytest.UsageError(f"--harness-cache: {exc}") from None
     if fail_on_regression and baseline is None:
         raise pytest.UsageError("--harness-fail-on-regression needs --harness-baseline PATH")
+    repeat, adaptive = _repeat(_option(config, "harness_repeat"))
     gate = _option(config, "harness_gate", "harness_gate") or "items"
     if gate not in GATE_MODES:
         raise pytest.UsageError(
@@ -246,7 +253,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
         models=models,
         config_path=config_path,
         report_dir=report_dir,
-        repeat=_int(_option(config, "harness_repeat"), "--harness-repeat", 1),
+        repeat=repeat,
+        adaptive=adaptive,
         min_pass_rate=min_pass_rate,
         max_concurrency=_int(
             _option(config, "harness_max_concurrency", "harness_max_concurrency"),
@@ -263,6 +271,18 @@ def resolve_settings(config: pytest.Config) -> Settings:
         max_cost=_max_cost(_option(config, "harness_max_cost")),
         gate=gate,
     )
+
+
+def _repeat(value: str | None) -> tuple[int | None, bool]:
+    """``N`` → (N, fixed); ``auto`` or ``auto:MAX`` → (MAX, adaptive)."""
+    if value is None:
+        return None, False
+    head, _, most = value.partition(":")
+    if head.strip().lower() != "auto":
+        return _int(value, "--harness-repeat", 1), False
+    if not most:
+        return DEFAULT_ADAPTIVE_MAX, True
+    return _int(most, "--harness-repeat auto:MAX", 1), True
 
 
 def _stream(config: pytest.Config) -> bool:

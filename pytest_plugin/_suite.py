@@ -12,11 +12,14 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_plugin._state import get_state
+
+if TYPE_CHECKING:
+    from harness.sequential import SequentialPlan
 
 __all__ = ["SuiteFile", "SuiteItem", "matches_suite_glob"]
 
@@ -133,12 +136,53 @@ class SuiteItem(pytest.Item):
         self.model = model
         settings = get_state(self.config).settings
         self.repeat: int = settings.repeat or case.repeat
+        """The repeats to ask (adaptive: the most that may be asked)."""
         self.threshold: float = case.threshold
+        adaptive = case.adaptive
+        if settings.repeat is not None:  # the command line decides, fixed or adaptive
+            from harness.suites import DEFAULT_CONFIDENCE
+
+            adaptive = (adaptive or DEFAULT_CONFIDENCE) if settings.adaptive else None
+        self.plan: SequentialPlan | None = None
+        """Adaptive repeats: when to stop asking (``None``: ask ``repeat`` times)."""
+        if adaptive is not None:
+            from harness.sequential import SequentialPlan
+
+            self.plan = SequentialPlan(self.repeat, self.threshold, adaptive)
         self.harness_records: list[dict[str, Any]] = []
         self.harness_item: dict[str, Any] | None = None
+        self._judged: dict[int, tuple[list[Any], bool]] = {}
 
-    def requests(self) -> list[tuple[str, list[dict[str, Any]], dict[str, Any]]]:
-        """The calls this item needs, one per repeat: ``(model, messages, params)``."""
+    def first_batch(self) -> int:
+        """How many repeats to ask for before anything is known."""
+        return self.repeat if self.plan is None else self.plan.next_batch(0, 0)
+
+    def judge(self, repeat: int, result: Any) -> tuple[list[Any], bool]:
+        """The checks of one repeat's answer and whether it passed (run once, then kept)."""
+        judged = self._judged.get(repeat)
+        if judged is None:
+            from harness.checks import CheckContext, run_checks
+
+            state = get_state(self.config)
+            ctx = CheckContext.from_result(
+                result, vars=self.case.vars, messages=self.case.messages, harness=state.harness
+            )
+            checks = [] if isinstance(result, BaseException) else run_checks(self.case.checks, ctx)
+            ok = not isinstance(result, BaseException) and all(c.passed for c in checks)
+            judged = self._judged[repeat] = (checks, ok)
+        return judged
+
+    def passes(self, upto: int) -> int:
+        """Passing repeats among the first ``upto`` judged ones."""
+        return sum(self._judged[r][1] for r in range(upto))
+
+    def requests(
+        self, start: int = 0, count: int | None = None
+    ) -> list[tuple[str, list[dict[str, Any]], dict[str, Any]]]:
+        """The calls of ``count`` repeats from ``start`` (default: all of them).
+
+        One ``(model, messages, params)`` per repeat, with its repeat index (a cache key part).
+        """
         state = get_state(self.config)
         params = dict(self.case.params)
         if state.settings.stream and (params.get("n") or 1) == 1:
@@ -152,9 +196,10 @@ class SuiteItem(pytest.Item):
         # The repeat index is part of the cache key: repeats are never one stored answer,
         # and a rerun (pytest-rerunfailures) asks new questions rather than replaying.
         first = self.attempt * self.repeat
+        count = self.repeat - start if count is None else count
         return [
             (self.model, self.case.messages, {**params, "harness_repeat": first + r})
-            for r in range(self.repeat)
+            for r in range(start, start + count)
         ]
 
     @property
@@ -163,12 +208,15 @@ class SuiteItem(pytest.Item):
         return max(int(getattr(self, "execution_count", 1) or 1) - 1, 0)
 
     def runtest(self) -> None:
-        """Check every repeat's answer and compare the pass rate with the threshold."""
-        from harness.checks import CheckContext, run_checks
+        """Check every repeat's answer and compare the pass rate with the threshold.
+
+        With adaptive repeats the prefetcher asks in batches and stops once the verdict is
+        decided (``harness.sequential``); the item then judges the repeats it got.
+        """
         from harness.errors import BudgetExceededError, ReplayMissError
         from harness.results import make_record, wilson_interval
 
-        self.harness_records = []  # a rerun starts afresh
+        self.harness_records = []  # a rerun starts afresh (its answers too: see Prefetcher)
         self.harness_item = None
         state = get_state(self.config)
         budget = _timeout_budget(self)
@@ -180,11 +228,7 @@ class SuiteItem(pytest.Item):
         passes = 0
         failures: dict[str, list[int]] = {}  # description -> the repeats that failed so
         for r, result in enumerate(results):
-            ctx = CheckContext.from_result(
-                result, vars=self.case.vars, messages=self.case.messages, harness=state.harness
-            )
-            checks = [] if isinstance(result, BaseException) else run_checks(self.case.checks, ctx)
-            ok = not isinstance(result, BaseException) and all(c.passed for c in checks)
+            checks, ok = self.judge(r, result)
             passes += ok
             self.harness_records.append(
                 make_record(
@@ -215,6 +259,15 @@ class SuiteItem(pytest.Item):
             "threshold": self.threshold,
             "ci95": [lo, hi],
         }
+        passed = rate >= self.threshold
+        if self.plan is not None:
+            decision = self.plan.decide(passes, n)
+            passed = decision.verdict == "pass" if decision.verdict else passed
+            self.harness_item.update(
+                max_repeats=self.repeat,
+                stopped=decision.reason,
+                confidence=self.plan.confidence,
+            )
         missing = [r + 1 for r, result in enumerate(results) if isinstance(result, ReplayMissError)]
         if missing:
             # Replay never passes on less than what was recorded: a missing answer is an
@@ -227,13 +280,15 @@ class SuiteItem(pytest.Item):
                 f"{n} (replay mode only serves stored answers; record them with "
                 f"--harness-cache use)\n  {type(first).__name__}: {first}"
             )
-        if rate < self.threshold:
+        if not passed:
             head = (
                 f"{self.case.id} [{self.model}]: {passes}/{n} repeats passed "
                 f"({rate:.0%}; needs {self.threshold:.0%})"
                 if n > 1
                 else f"{self.case.id} [{self.model}] failed"
             )
+            if self.plan is not None and n < self.repeat:
+                head += f"; stopped after {n} of up to {self.repeat} repeats: decided"
             lines = [head]
             for description, repeats in failures.items():
                 label = "repeat" if len(repeats) == 1 else "repeats"

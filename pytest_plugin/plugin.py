@@ -134,30 +134,47 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
             f"{pyfuncitem.nodeid}: @pytest.mark.repeat needs n >= 1 and 0 <= threshold <= 1"
         )
     kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-    passes = 0
+    plan = None
+    if settings.adaptive:  # --harness-repeat auto: stop once the verdict is decided
+        from harness.sequential import SequentialPlan
+        from harness.suites import DEFAULT_CONFIDENCE
+
+        plan = SequentialPlan(n, threshold, DEFAULT_CONFIDENCE)
+    passes = ran = 0
     last_failure: BaseException | None = None
-    for _ in range(n):
+    decision = None
+    while ran < n:
         try:
             pyfuncitem.obj(**kwargs)
         except (AssertionError, Exception) as exc:  # noqa: B014 - a failed repeat
             last_failure = exc
         else:
             passes += 1
+        ran += 1
+        if plan is not None:
+            decision = plan.decide(passes, ran)
+            if decision.verdict is not None:
+                break
     from harness.results import wilson_interval
 
-    rate = passes / n
-    lo, hi = wilson_interval(passes, n)
-    pyfuncitem.stash[_repeat_key] = {
-        "repeats": n,
+    rate = passes / ran
+    lo, hi = wilson_interval(passes, ran)
+    summary: dict[str, Any] = {
+        "repeats": ran,
         "passes": passes,
         "pass_rate": rate,
         "threshold": threshold,
         "ci95": [lo, hi],
     }
-    if rate < threshold:
+    passed = rate >= threshold
+    if decision is not None:
+        summary.update(max_repeats=n, stopped=decision.reason)
+        passed = decision.verdict == "pass"
+    pyfuncitem.stash[_repeat_key] = summary
+    if not passed:
         __tracebackhide__ = True
         raise AssertionError(
-            f"{passes}/{n} repeats passed ({rate:.0%}; needs {threshold:.0%}); "
+            f"{passes}/{ran} repeats passed ({rate:.0%}; needs {threshold:.0%}); "
             f"last failure: {type(last_failure).__name__}: {last_failure}"
         ) from last_failure
     return True

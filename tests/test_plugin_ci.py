@@ -345,3 +345,84 @@ def test_the_reports_of_a_session_survive_its_exit_code(project):
     assert done.returncode == 1
     assert (project.path / "reports" / "report.html").is_file()
     assert len(document(project)["items"]) == 3
+
+
+# --- adaptive repeats ---------------------------------------------------------------------
+
+ADAPTIVE = """
+models: [good]
+prompt: "Tell me about {{ thing }}"
+defaults: { repeat: { max: 10, until: decided } }
+cases:
+  - id: always
+    vars: { thing: the sun }
+    assert: [{ icontains: star }]
+    mock_response: "The sun is a star."
+  - id: never
+    vars: { thing: the moon }
+    assert: [{ icontains: rock }]
+    mock_response: "The moon is a star."
+  - id: lenient
+    vars: { thing: mars }
+    threshold: 0.5
+    assert: [{ icontains: planet }]
+    mock_response: "Mars is a planet."
+"""
+
+
+def test_adaptive_repeats_stop_once_the_verdict_is_decided(project):
+    (project.path / "suites" / "demo.yaml").write_text(ADAPTIVE)
+    result = project.runpytest("suites")
+    result.assert_outcomes(passed=2, failed=1)
+    items = {i["test_id"].split("::")[1]: i for i in document(project)["items"]}
+    # Threshold 1: every repeat must pass, so a pass needs all 10; the first failure decides.
+    assert (items["always[good]"]["repeats"], items["always[good]"]["stopped"]) == (10, "max")
+    assert (items["never[good]"]["repeats"], items["never[good]"]["stopped"]) == (1, "curtailed")
+    # Threshold 0.5: five passes decide it for certain; the plan may stop sooner, confident.
+    assert items["lenient[good]"]["repeats"] <= 5
+    assert items["lenient[good]"]["stopped"] in ("curtailed", "confident")
+    assert all(i["max_repeats"] == 10 for i in items.values())
+    used = sum(i["repeats"] for i in items.values())
+    assert len(document(project)["records"]) == used
+    result.stdout.fnmatch_lines([
+        "*never [[]good[]] failed; stopped after 1 of up to 10 repeats: decided*",
+        f"adaptive repeats: {used} of up to 30 calls asked for 3 item(s); {30 - used} saved",
+    ])
+
+
+def test_repeat_auto_on_the_command_line_makes_every_case_adaptive(project):
+    result = project.runpytest("suites", "--harness-repeat", "auto:6")
+    result.assert_outcomes(passed=2, failed=1)
+    items = {i["test_id"].split("::")[1]: i for i in document(project)["items"]}
+    assert items["moon[good]"]["repeats"] == 1 and items["sun[good]"]["repeats"] == 6
+    assert {i["max_repeats"] for i in items.values()} == {6}
+
+
+def test_repeat_auto_stops_repeat_marked_python_tests_early(project):
+    project.makepyfile(test_py="""
+        import pytest
+
+        @pytest.mark.repeat(8)
+        def test_always_fails():
+            assert False
+    """)
+    result = project.runpytest("test_py.py", "--harness-repeat", "auto")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*0/1 repeats passed*"])
+
+
+@pytest.mark.parametrize(
+    ("repeat", "message"),
+    [
+        ("{ max: 10, until: always }", "repeat.until: expected 'decided', got 'always'"),
+        ("{ until: decided }", "repeat: adaptive repeats need 'max'*"),
+        ("{ max: 10, confidence: 2 }", "repeat.confidence: expected a number from 0.5*"),
+        ("{ max: 0 }", "repeat.max: expected an integer >= 1, got 0"),
+    ],
+)
+def test_a_bad_adaptive_repeat_names_the_line_and_field(project, repeat, message):
+    (project.path / "suites" / "demo.yaml").write_text(
+        ADAPTIVE.replace("{ max: 10, until: decided }", repeat)
+    )
+    result = project.runpytest("suites")
+    result.stdout.fnmatch_lines([f"*suites/demo.yaml:4*defaults.{message}*"])

@@ -117,13 +117,16 @@ class MockProvider(Provider):
     needs_network = False
 
     def __init__(self) -> None:
-        self._turns: dict[str, Iterator[int]] = {}
+        self._turns: dict[tuple[str, str], Iterator[int]] = {}
+        """Each scripted model's place in its ``responses``: keyed by the script too, so
+        sessions in one process with different scripts for a name do not share turns."""
 
     def _next_scripted(self, call: Call) -> Any:
         responses = call.spec.mock.get("responses")
         if not responses:
             return None
-        turn = self._turns.setdefault(call.spec.name, itertools.cycle(range(len(responses))))
+        key = (call.spec.name, repr(responses))
+        turn = self._turns.setdefault(key, itertools.cycle(range(len(responses))))
         return responses[next(turn)]
 
     def _answer(self, call: Call) -> Mapping[str, Any]:
