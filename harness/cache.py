@@ -30,7 +30,6 @@ import base64
 import dataclasses
 import hashlib
 import json
-import logging
 import math
 import os
 import re
@@ -50,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 from harness import errors as _errors
 from harness._sqlite import connect_wal
 from harness._version import __version__
-from harness.errors import ConfigError, HarnessError, ReplayMissError, redact_known
+from harness.errors import ConfigError, HarnessError, ReplayMissError, get_logger, redact_known
 from harness.types import (
     ModelResponse,
     ResponseMeta,
@@ -123,7 +122,7 @@ _KEY_LIKE = re.compile(
 )
 
 _BUSY_TIMEOUT_S = 60.0
-_log = logging.getLogger("harness.cache")
+_log = get_logger("harness.cache")
 
 
 class CacheError(ConfigError):

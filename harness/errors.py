@@ -39,6 +39,7 @@ is ``ContentFilterError`` and ``APIResponseValidationError`` is ``InvalidRespons
 from __future__ import annotations
 
 import builtins
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -74,9 +75,14 @@ __all__ = [
     "default_status",
     "error_class",
     "error_from_status",
+    "Secret",
+    "get_logger",
+    "knows_secrets",
     "redact_known",
     "register_secret",
     "scrub",
+    "secret",
+    "secret_headers",
 ]
 
 BODY_EXCERPT_CHARS = 500
@@ -91,10 +97,64 @@ _SECRET_PATTERNS = re.compile(
 _known_secrets: set[str] = set()
 
 
+class Secret(str):
+    """A key that hides in ``repr``: a ``str`` everywhere else (headers are built from it).
+
+    Every key the harness holds is one, so a ``Call`` or a header mapping shown by pytest's
+    ``--showlocals``, a debugger or a log line says ``'***'`` instead of the key.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
+def secret(value: str) -> Secret:
+    """``value`` as a registered ``Secret`` (scrubbed from any text the harness writes)."""
+    register_secret(value)
+    return value if isinstance(value, Secret) else Secret(value)
+
+
+_CREDENTIAL_HEADER = re.compile(r"(?i)auth|key|token|secret|password|cookie|credential")
+
+
+def secret_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` with every credential-looking value (by its name) made a ``Secret``."""
+    return {
+        name: secret(value) if _CREDENTIAL_HEADER.search(name) and value else value
+        for name, value in headers.items()
+    }
+
+
 def register_secret(value: str | None) -> None:
     """Remember a key so that ``scrub`` removes it from any text (ignored under 8 chars)."""
     if value and len(value) >= 8:
-        _known_secrets.add(value)
+        _known_secrets.add(str(value))
+
+
+def knows_secrets() -> bool:
+    """Whether any key is registered (``redact_known`` has nothing to do otherwise)."""
+    return bool(_known_secrets)
+
+
+class ScrubFilter(logging.Filter):
+    """A logging filter that scrubs keys from a record's message (harness loggers carry it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Scrub the formatted message; never drops a record."""
+        if record.args or _known_secrets:
+            message = scrub(record.getMessage())
+            record.msg, record.args = message, None
+        return True
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A harness logger whose records are scrubbed of keys before any handler sees them."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, ScrubFilter) for f in logger.filters):
+        logger.addFilter(ScrubFilter())
+    return logger
 
 
 def redact_known(text: str) -> str:

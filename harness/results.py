@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, knows_secrets, redact_known
 from harness.types import ModelResponse
 
 __all__ = [
@@ -132,7 +132,16 @@ def make_record(
         )
     elif isinstance(error, HarnessError):
         record.update(provider=error.provider, attempts=error.attempts)
-    return record
+    return _without_keys(record)
+
+
+def _without_keys(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with every registered key replaced by ``***`` (an answer may echo one)."""
+    if not knows_secrets():
+        return record
+    text = json.dumps(record, ensure_ascii=False, default=str)
+    cleaned = redact_known(text)
+    return record if cleaned == text else dict(json.loads(cleaned))
 
 
 def _error_dict(error: BaseException | None) -> dict[str, Any] | None:

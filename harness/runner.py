@@ -24,8 +24,10 @@ import builtins
 import concurrent.futures
 import contextlib
 import functools
+import ipaddress
 import os
 import time
+import warnings
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -53,7 +55,8 @@ from harness.errors import (
     HarnessError,
     RateLimitError,
     TimeoutError,
-    register_secret,
+    secret,
+    secret_headers,
 )
 from harness.http import ClientCache, RawStream, Send, TransportKind
 from harness.limits import CostBudget, SharedLimiter
@@ -296,16 +299,23 @@ class Harness:
                     merged[name] = harness_args[name]
             api_base = api_key = None
         else:
-            api_base = spec.resolve_api_base(
-                harness_args.get("api_base") or harness_args.get("base_url")
-            )
+            chosen_base = harness_args.get("api_base") or harness_args.get("base_url")
+            api_base = spec.resolve_api_base(chosen_base)
             try:
                 api_key = spec.resolve_api_key(harness_args.get("api_key"), api_base)
             except ConfigError:
                 if not replaying:  # replay never sends, so it needs no key
                     raise
                 api_key = None
-            register_secret(api_key)
+            if api_key is not None:
+                api_key = secret(api_key)
+                if (
+                    not harness_args.get("api_key")
+                    and not (chosen_base or spec.api_base)
+                    and _in_clear(api_base)
+                ):
+                    _warn_unsent_key(spec, api_base)
+                    api_key = None
         if harness_args.get("api_version"):
             spec = replace(spec, api_version=str(harness_args["api_version"]))
         timeout = _first(
@@ -327,14 +337,14 @@ class Harness:
             if retries == self._policy.retries
             else _with_retries(self._policy, int(retries))
         )
-        headers = harness_args.get("extra_headers") or {}
+        headers = secret_headers(harness_args.get("extra_headers") or {})
         call = Call(
             spec=spec,
             messages=messages,
             params=merged,
             api_key=api_key,
             api_base=api_base,
-            headers=MappingProxyType(dict(headers)),
+            headers=MappingProxyType(headers),
             mock_response=mock_response,
         )
         repeat = int(harness_args.get("harness_repeat", 0))
@@ -1027,6 +1037,45 @@ def _settle(future: concurrent.futures.Future[Result], task: asyncio.Task[Result
 
 async def _no_network(request: httpx.Request) -> httpx.Response:
     raise RuntimeError("offline provider tried to send a request")
+
+
+class InsecureKeyWarning(UserWarning):
+    """A key from the environment was not sent to a plain-``http://`` remote host."""
+
+
+_warned_hosts: set[tuple[str, str]] = set()
+
+
+def _in_clear(api_base: str | None) -> bool:
+    """Whether ``api_base`` is plain ``http://`` to a host that is not this machine."""
+    if not api_base:
+        return False
+    url = httpx.URL(api_base)
+    if url.scheme != "http":
+        return False
+    host = url.host.strip("[]").lower()
+    if host in ("localhost", "::1") or host.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a name: it may resolve anywhere
+
+
+def _warn_unsent_key(spec: ModelSpec, api_base: str | None) -> None:
+    """Warn once per model and host that its key stays home (it would travel unencrypted)."""
+    host = httpx.URL(api_base or "").host
+    if (spec.name, host) in _warned_hosts:
+        return
+    _warned_hosts.add((spec.name, host))
+    warnings.warn(
+        f"model {spec.name!r}: not sending its API key to {host} over plain http:// (the "
+        "base URL came from the environment or a default, not from your config); set "
+        "api_base for this model in the config, or pass api_base=/api_key= explicitly, to "
+        "send it anyway",
+        InsecureKeyWarning,
+        stacklevel=4,
+    )
 
 
 def _unexpected(plan: _Plan, exc: Exception) -> HarnessError:

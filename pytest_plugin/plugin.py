@@ -187,8 +187,11 @@ _repeat_key = pytest.StashKey[dict[str, Any]]()
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Attach this test's records to its report, as plain data that survives xdist."""
-    report = yield
+    """Attach this test's records to its report, as plain data that survives xdist.
+
+    Every report is also scrubbed of the keys this process knows (see ``_scrub_report``).
+    """
+    report = _scrub_report((yield))
     if report.when != "call" and not (report.when == "setup" and report.failed):
         return report
     records = list(getattr(item, "harness_records", None) or item.stash.get(records_key, []))
@@ -205,6 +208,28 @@ def pytest_runtest_makereport(
         models = {r["model"] for r in records}
         summary = {"model": records[0]["model"] if len(models) == 1 else "(several)"}
     report.harness_item = summary  # type: ignore[attr-defined]
+    return report
+
+
+def _scrub_report(report: pytest.TestReport) -> pytest.TestReport:
+    """The report with every key the harness knows replaced by ``***``.
+
+    What pytest shows of a failure — the traceback with ``--showlocals``, the captured
+    output and logs — reaches the terminal, ``--junitxml`` and every reporting plugin
+    through the report. A key can get there from a local variable holding a raw answer
+    body that echoed it, or from the test's own prints; the report is rewritten as text
+    only when it holds one, so ordinary failures keep their rich form.
+    """
+    from harness.errors import knows_secrets, redact_known
+
+    if not knows_secrets():
+        return report
+    if report.longrepr is not None:
+        text = str(report.longrepr)
+        cleaned = redact_known(text)
+        if cleaned != text:
+            report.longrepr = cleaned
+    report.sections = [(title, redact_known(body)) for title, body in report.sections]
     return report
 
 
