@@ -1372,16 +1372,26 @@ def similar(
 
 
 def _render_rubric(rubric: str, variables: Mapping[str, Any]) -> str:
+    """The rubric rendered as suite prompts are: jinja2's sandbox, bounded in size and time."""
     if "{{" not in rubric and "{%" not in rubric:
         return rubric
-    from jinja2 import Environment, StrictUndefined, TemplateError
+    from jinja2 import TemplateError
+    from jinja2.exceptions import SecurityError
 
+    from harness.suites import render_template
+
+    known = ", ".join(sorted(map(str, variables))) or "none"
     try:
-        return Environment(undefined=StrictUndefined).from_string(rubric).render(variables)
+        return render_template(rubric, variables)
+    except SecurityError as exc:
+        raise CheckSpecError(f"check 'llm_judge': unsafe rubric template: {exc}") from None
     except TemplateError as exc:
-        known = ", ".join(sorted(variables)) or "none"
         raise CheckSpecError(
             f"check 'llm_judge': cannot render the rubric: {exc} (vars: {known})"
+        ) from None
+    except Exception as exc:  # the template's own operations (1 / 0, int('x'), ...)
+        raise CheckSpecError(
+            f"check 'llm_judge': cannot render the rubric: {type(exc).__name__}: {exc}"
         ) from None
 
 

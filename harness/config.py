@@ -20,6 +20,19 @@ defined in the config::
     model = "openai/llama3.2"
     api_base = "http://localhost:11434/v1"
     api_key_env = "NONE"
+    max_response_bytes = 8_388_608   # this model's bodies may be at most 8 MiB
+
+Every number is checked when the file is loaded, and a bad one is a ``ConfigError`` naming
+the file and the field: ``timeout`` is seconds, more than 0 and at most a day (86400);
+``retries`` an integer from 0 to 100; ``max_concurrency``, ``rpm`` and ``tpm`` integers of
+at least 1; prices (``price = {...}``, ``[prices."provider/model"]``) and a mock model's
+``latency_ms`` / ``ttft_ms`` finite and not negative (the latter at most a day). NaN and
+infinities, which TOML allows, are refused everywhere.
+
+``max_response_bytes`` (in ``[defaults]`` and per model, an integer of at least 1024) is the
+largest response body, or sum of a stream's bytes, the harness reads from a provider; the
+transport enforces it and its default (32 MiB) is set there, so ``None`` here means "not
+configured". A file that is not UTF-8 is a ``ConfigError`` naming the byte offset.
 
 This module owns the provider table (default base URL and key variable of each named
 provider), resolution of a name into a frozen ``ModelSpec``, and loading with precise errors
@@ -29,8 +42,10 @@ at call time and never stored.
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -43,6 +58,9 @@ __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
     "DEFAULT_RETRIES",
     "DEFAULT_TIMEOUT",
+    "MAX_RETRIES",
+    "MAX_TIMEOUT",
+    "MIN_RESPONSE_BYTES",
     "PROVIDERS",
     "HarnessConfig",
     "ModelSpec",
@@ -156,6 +174,9 @@ class ModelSpec:
     price: Price | None = None
     mock: Mapping[str, Any] = field(default_factory=dict)
     """Settings of offline models: ``responses``, ``latency_ms``, ``ttft_ms``, ``error``."""
+    max_response_bytes: int | None = None
+    """The largest response body (or sum of a stream's bytes) to read from this model;
+    ``None``: the config's ``[defaults]``, else the transport's default."""
 
     @property
     def info(self) -> ProviderInfo:
@@ -231,10 +252,21 @@ _MODEL_KEYS = {
     "error",
     "rpm",
     "tpm",
+    "max_response_bytes",
 }
-_DEFAULT_KEYS = {"timeout", "retries", "max_concurrency"}
+_DEFAULT_KEYS = {"timeout", "retries", "max_concurrency", "max_response_bytes"}
 _TOP_KEYS = {"models", "defaults", "cache", "report", "suites", "prices"}
 _PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok")
+
+MAX_TIMEOUT = 86_400.0
+"""The longest ``timeout`` (seconds) a config may set: a day. Much more overflows the
+platform's timers."""
+MAX_RETRIES = 100
+"""The most ``retries`` a config may set (the backoff doubles per retry)."""
+MIN_RESPONSE_BYTES = 1024
+"""The smallest ``max_response_bytes``: less would refuse an ordinary error body."""
+_MAX_INT = 2**63 - 1
+"""Counts are stored in SQLite (``harness.limits``), whose integers are 64-bit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +284,9 @@ class HarnessConfig:
     prices: Mapping[str, Price] = field(default_factory=dict)
     """``[prices."provider/model"]`` from the config: they override the built-in table
     (``harness.prices``) for those models; an alias's own ``price`` overrides both."""
+    max_response_bytes: int | None = None
+    """``[defaults].max_response_bytes``: the largest response body (or sum of a stream's
+    bytes) to read; ``None``: the transport's default (32 MiB). A model's own setting wins."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> HarnessConfig:
@@ -262,23 +297,24 @@ class HarnessConfig:
         unknown = set(data) - _TOP_KEYS
         if unknown:
             raise ConfigError(
-                f"{where}: unknown top-level key(s) {', '.join(sorted(unknown))}; "
+                f"{where}: unknown top-level key(s) {_names(unknown)}; "
                 f"expected {', '.join(sorted(_TOP_KEYS))}"
             )
         defaults = _table(data.get("defaults", {}), f"{where}: [defaults]")
         bad = set(defaults) - _DEFAULT_KEYS
         if bad:
             raise ConfigError(
-                f"{where}: [defaults]: unknown key(s) {', '.join(sorted(bad))}; "
+                f"{where}: [defaults]: unknown key(s) {_names(bad)}; "
                 f"expected {', '.join(sorted(_DEFAULT_KEYS))}"
             )
-        timeout = _number(defaults.get("timeout", DEFAULT_TIMEOUT), f"{where}: [defaults].timeout")
-        retries = _int(defaults.get("retries", DEFAULT_RETRIES), f"{where}: [defaults].retries", 0)
+        timeout = _timeout(defaults.get("timeout", DEFAULT_TIMEOUT), f"{where}: [defaults].timeout")
+        retries = _retries(defaults.get("retries", DEFAULT_RETRIES), f"{where}: [defaults].retries")
         max_conc = (
             _int(defaults["max_concurrency"], f"{where}: [defaults].max_concurrency", 1)
             if "max_concurrency" in defaults
             else None
         )
+        max_bytes = _max_response_bytes(defaults, f"{where}: [defaults]")
         prices = {
             name: _price_from_table(table, f"{where}: [prices.{name!r}]", model=name)
             for name, table in _table(data.get("prices", {}), f"{where}: [prices]").items()
@@ -300,6 +336,7 @@ class HarnessConfig:
             source,
             MappingProxyType(extra),
             MappingProxyType(prices),
+            max_response_bytes=max_bytes,
         )
 
     def resolve(self, name: str) -> ModelSpec:
@@ -379,7 +416,7 @@ def _model_from_table(alias: str, table: Any, where: str) -> ModelSpec:
     bad = set(table) - _MODEL_KEYS
     if bad:
         raise ConfigError(
-            f"{ctx}: unknown key(s) {', '.join(sorted(bad))}; "
+            f"{ctx}: unknown key(s) {_names(bad)}; "
             f"expected some of {', '.join(sorted(_MODEL_KEYS))}"
         )
     if "model" not in table:
@@ -397,7 +434,7 @@ def _model_from_table(alias: str, table: Any, where: str) -> ModelSpec:
         mock["responses"] = responses
     for name in ("latency_ms", "ttft_ms"):
         if name in table:
-            mock[name] = _number(table[name], f"{ctx}.{name}")
+            mock[name] = _number(table[name], f"{ctx}.{name}", maximum=MAX_TIMEOUT * 1000)
     if "error" in table:
         mock["error"] = table["error"]
     headers = _table(table.get("headers", {}), f"{ctx}.headers")
@@ -416,10 +453,11 @@ def _model_from_table(alias: str, table: Any, where: str) -> ModelSpec:
         ),
         rpm=_int(table["rpm"], f"{ctx}.rpm", 1) if "rpm" in table else None,
         tpm=_int(table["tpm"], f"{ctx}.tpm", 1) if "tpm" in table else None,
-        timeout=_number(table["timeout"], f"{ctx}.timeout") if "timeout" in table else None,
-        retries=_int(table["retries"], f"{ctx}.retries", 0) if "retries" in table else None,
+        timeout=_timeout(table["timeout"], f"{ctx}.timeout") if "timeout" in table else None,
+        retries=_retries(table["retries"], f"{ctx}.retries") if "retries" in table else None,
         price=price,
         mock=MappingProxyType(mock),
+        max_response_bytes=_max_response_bytes(table, ctx),
     )
 
 
@@ -433,9 +471,7 @@ def _price_from_table(value: Any, ctx: str, *, model: str | None = None) -> Pric
     p = _table(value, ctx)
     bad = set(p) - set(_PRICE_KEYS)
     if bad:
-        raise ConfigError(
-            f"{ctx}: unknown key(s) {', '.join(sorted(bad))}; expected {', '.join(_PRICE_KEYS)}"
-        )
+        raise ConfigError(f"{ctx}: unknown key(s) {_names(bad)}; expected {', '.join(_PRICE_KEYS)}")
     cached = p.get("cached_input_per_mtok")
     return Price(
         _number(p.get("input_per_mtok", 0.0), f"{ctx}.input_per_mtok"),
@@ -450,26 +486,35 @@ _CACHE_MODES = ("use", "replay", "record", "refresh-failed", "off")
 def _check_cache_table(table: Mapping[str, Any], where: str) -> None:
     bad = set(table) - {"mode", "path"}
     if bad:
-        raise ConfigError(
-            f"{where}: [cache]: unknown key(s) {', '.join(sorted(bad))}; expected mode, path"
-        )
+        raise ConfigError(f"{where}: [cache]: unknown key(s) {_names(bad)}; expected mode, path")
     if "mode" in table and table["mode"] not in _CACHE_MODES:
         raise ConfigError(
-            f"{where}: [cache].mode: {table['mode']!r} is not one of {', '.join(_CACHE_MODES)}"
+            f"{where}: [cache].mode: {_short(table['mode'])} is not one of "
+            f"{', '.join(_CACHE_MODES)}"
         )
     if "path" in table:
         _str(table["path"], f"{where}: [cache].path")
 
 
+def _names(keys: Iterable[Any]) -> str:
+    return ", ".join(sorted(str(k) for k in keys))
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters so a huge value keeps errors readable."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _table(value: Any, ctx: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{ctx}: expected a table, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"{ctx}: expected a table, got {type(value).__name__} {_short(value)}")
     return value
 
 
 def _str(value: Any, ctx: str) -> str:
     if not isinstance(value, str):
-        raise ConfigError(f"{ctx}: expected a string, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"{ctx}: expected a string, got {type(value).__name__} {_short(value)}")
     return value
 
 
@@ -477,22 +522,96 @@ def _opt_str(value: Any, ctx: str) -> str | None:
     return None if value is None else _str(value, ctx)
 
 
-def _number(value: Any, ctx: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(f"{ctx}: expected a non-negative number, got {value!r}")
-    return float(value)
+def _finite(value: Any) -> float | None:
+    """``value`` as a float if it is a finite real number (not a bool), else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float range
+        return None
+    return number if math.isfinite(number) else None
 
 
-def _int(value: Any, ctx: str, minimum: int) -> int:
+def _number(value: Any, ctx: str, *, maximum: float | None = None) -> float:
+    """A finite number from 0 to ``maximum``."""
+    number = _finite(value)
+    if number is None or number < 0:
+        raise ConfigError(f"{ctx}: expected a non-negative number, got {_short(value)}")
+    if maximum is not None and number > maximum:
+        raise ConfigError(f"{ctx}: expected a number of at most {maximum:g}, got {_short(value)}")
+    return number
+
+
+def _timeout(value: Any, ctx: str) -> float:
+    """Seconds: a finite number above 0 and at most ``MAX_TIMEOUT``."""
+    number = _finite(value)
+    if number is None or not 0 < number <= MAX_TIMEOUT:
+        raise ConfigError(
+            f"{ctx}: expected a number of seconds above 0 and at most {MAX_TIMEOUT:g}, "
+            f"got {_short(value)}"
+        )
+    return number
+
+
+def _int(value: Any, ctx: str, minimum: int, maximum: int = _MAX_INT) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{ctx}: expected an integer >= {minimum}, got {value!r}")
+        raise ConfigError(f"{ctx}: expected an integer >= {minimum}, got {_short(value)}")
+    if value > maximum:
+        raise ConfigError(
+            f"{ctx}: expected an integer from {minimum} to {maximum}, got {_short(value)}"
+        )
     return value
+
+
+def _retries(value: Any, ctx: str) -> int:
+    return _int(value, ctx, 0, MAX_RETRIES)
+
+
+def _max_response_bytes(table: Mapping[str, Any], ctx: str) -> int | None:
+    if "max_response_bytes" not in table:
+        return None
+    return _int(table["max_response_bytes"], f"{ctx}.max_response_bytes", MIN_RESPONSE_BYTES)
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def _decode(raw: bytes, file: Path) -> str:
+    """The text of a config file; a ``ConfigError`` naming the byte offset if not UTF-8."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + (len(_BOM) if raw.startswith(_BOM) else 0)
+        line = raw[:offset].count(b"\n") + 1
+        raise ConfigError(
+            f"{file}: not UTF-8 text: {exc.reason} at byte {offset} (line {line})"
+        ) from None
+
+
+def _parse_toml(text: str, file: Path) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{file}: invalid TOML: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+
+
+_TOOL_HARNESS_RE = re.compile(rb"""tool\s*\.\s*["']?harness\b""")
 
 
 def find_config_file(start: Path | None = None) -> Path | None:
     """Find the config file in ``start`` (default: the working directory).
 
-    That is ``harness.toml``, else a ``pyproject.toml`` with a ``[tool.harness]`` table.
+    That is ``harness.toml``, else a ``pyproject.toml`` with a ``[tool.harness]`` table. A
+    ``pyproject.toml`` that cannot be parsed (not UTF-8, invalid TOML) is returned when its
+    bytes mention ``tool.harness``, so that ``load_config`` reports what is wrong with it;
+    otherwise it is not the harness's business and is passed over.
     """
     here = Path(start or Path.cwd())
     toml = here / "harness.toml"
@@ -500,13 +619,16 @@ def find_config_file(start: Path | None = None) -> Path | None:
         return toml
     pyproject = here / "pyproject.toml"
     if pyproject.is_file():
-        import tomllib
-
         try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError):
+            raw = pyproject.read_bytes()
+        except OSError:
             return None
-        if "harness" in data.get("tool", {}):
+        try:
+            data = _parse_toml(_decode(raw, pyproject), pyproject)
+        except ConfigError:
+            return pyproject if _TOOL_HARNESS_RE.search(raw) else None
+        tool = data.get("tool")
+        if isinstance(tool, dict) and "harness" in tool:
             return pyproject
     return None
 
@@ -516,22 +638,23 @@ def load_config(path: str | os.PathLike[str] | None = None) -> HarnessConfig:
 
     A ``pyproject.toml`` path reads its ``[tool.harness]`` table; any other path is read as a
     harness TOML file. With no path and no file found, the empty default config is returned.
-    Errors name the file and the field.
+
+    Raises:
+        ConfigError: the file cannot be read, is not UTF-8 (naming the byte offset), is not
+            valid TOML, or has a bad field (naming the file and the field).
     """
     file = Path(path) if path is not None else find_config_file()
     if file is None:
         return HarnessConfig()
     try:
-        text = file.read_text(encoding="utf-8")
+        raw = file.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {file}: {exc.strerror or exc}") from None
-    import tomllib
-
-    try:
-        data: Mapping[str, Any] = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+    data: Mapping[str, Any] = _parse_toml(_decode(raw, file), file)
     if file.name == "pyproject.toml":
-        data = data.get("tool", {}).get("harness", {})
-        return HarnessConfig.from_dict(data, f"{file} [tool.harness]")
+        where = f"{file} [tool.harness]"
+        tool = data.get("tool", {})
+        if not isinstance(tool, Mapping):
+            raise ConfigError(f"{file}: [tool]: expected a table, got {type(tool).__name__}")
+        return HarnessConfig.from_dict(tool.get("harness", {}), where)
     return HarnessConfig.from_dict(data, str(file))

@@ -5,11 +5,19 @@ answer's ``Message`` (or an OpenAI SDK message object) may be appended as it is 
 turned into its request dict here.
 ``content`` is a string or a list of typed parts; it may be ``None`` only on an assistant
 message that carries ``tool_calls``. A ``tool`` message needs its ``tool_call_id``.
-Errors are ``BadRequestError``s that name the exact index and field.
+Every value in a message must be JSON: dicts with string keys, lists (or tuples), strings,
+finite numbers, booleans and ``None`` (no bytes, sets, NaN or other objects), so that a bad
+value is refused here rather than deep in a provider's request encoder.
+Errors are ``BadRequestError``s that name the exact index and field, e.g.
+``messages[2].content[0].image_url: not JSON-serialisable (bytes)``.
+
+``validate_messages`` is on every call's path: a plain ``{"role", "content": str}`` dict is
+recognised by a few type checks and needs no deeper walk.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,6 +26,8 @@ from harness.errors import BadRequestError
 __all__ = ["ROLES", "validate_conversations", "validate_messages"]
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+_PLAIN_ROLES = ("user", "assistant", "system", "developer", "function")
+"""Roles valid with just a string ``content`` (a tuple: a role may be unhashable)."""
 
 
 def _fail(where: str, problem: str) -> BadRequestError:
@@ -38,6 +48,14 @@ def validate_messages(messages: Any, where: str = "messages") -> list[dict[str, 
         raise _fail(where, "is empty; a conversation needs at least one message")
     out: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
+        if (
+            type(message) is dict
+            and len(message) == 2
+            and type(message.get("content")) is str
+            and message.get("role") in _PLAIN_ROLES
+        ):  # the common case, fully checked: a role that needs nothing more, a string content
+            out.append(message)
+            continue
         at = f"{where}[{i}]"
         if not isinstance(message, Mapping):
             message = _as_mapping(message)
@@ -93,8 +111,100 @@ def validate_messages(messages: Any, where: str = "messages") -> list[dict[str, 
                     )
         if role == "tool" and not isinstance(message.get("tool_call_id"), str):
             raise _fail(at, "a tool message needs a string 'tool_call_id'")
-        out.append(message if type(message) is dict else dict(message))
+        plain = message if type(message) is dict else dict(message)
+        if not _plain_json(plain, 0):
+            problem = _json_problem(plain, at)
+            if problem is not None:
+                raise BadRequestError(problem)
+        out.append(plain)
     return out
+
+
+_MAX_DEPTH = 100
+"""How deeply a message's values may nest (JSON encoders recurse)."""
+
+
+def _plain_json(value: Any, depth: int) -> bool:
+    """Whether ``value`` is JSON made of exact built-in types: the quick check.
+
+    ``False`` is not a verdict (a ``str`` subclass, an ``OrderedDict`` are fine):
+    ``_json_problem`` then decides, and names the path of what is wrong. Scalars inside a
+    container are checked in line, so a message costs one call per container.
+    """
+    kind = type(value)
+    if kind is dict:
+        if depth >= _MAX_DEPTH:
+            return False
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            kind = type(item)
+            if kind is str or item is None or kind is bool or kind is int:
+                continue
+            if not _plain_json(item, depth + 1):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        if depth >= _MAX_DEPTH:
+            return False
+        for item in value:
+            kind = type(item)
+            if kind is str or item is None or kind is bool or kind is int:
+                continue
+            if not _plain_json(item, depth + 1):
+                return False
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    return kind is str or value is None or kind is bool or kind is int
+
+
+def _json_problem(value: Any, where: str) -> str | None:
+    """The first value under ``where`` that is not JSON, as ``"<path>: <problem>"``.
+
+    JSON here is what the request encoder writes as standard JSON: dicts with string keys,
+    lists and tuples, strings, finite numbers, booleans and ``None``. The walk is iterative
+    (no recursion limit) and refuses cycles and nesting deeper than ``_MAX_DEPTH``.
+    """
+    stack: list[tuple[Any, str, int]] = [(value, where, 0)]
+    open_ids: set[int] = set()
+    while stack:
+        item, path, depth = stack.pop()
+        if depth < 0:  # leaving a container
+            open_ids.discard(id(item))
+            continue
+        if isinstance(item, str) or item is None or isinstance(item, int):  # bool is an int
+            continue
+        if isinstance(item, float):
+            if math.isfinite(item):
+                continue
+            return f"{path}: not JSON-serialisable (float {item!r})"
+        if not isinstance(item, dict | list | tuple):
+            return f"{path}: not JSON-serialisable ({type(item).__name__})"
+        if id(item) in open_ids:
+            return f"{path}: not JSON-serialisable (it contains itself)"
+        if depth >= _MAX_DEPTH:
+            return f"{path}: nested more than {_MAX_DEPTH} levels deep"
+        open_ids.add(id(item))
+        stack.append((item, path, -1))
+        if isinstance(item, dict):
+            for key, child in reversed(item.items()):
+                if not isinstance(key, str):
+                    return f"{path}: key {_short(key)} is not a string"
+                sub = f"{path}.{key}" if key.isidentifier() else f"{path}[{key!r}]"
+                stack.append((child, sub, depth + 1))
+        else:
+            for j in range(len(item) - 1, -1, -1):
+                stack.append((item[j], f"{path}[{j}]", depth + 1))
+    return None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # a hostile __repr__
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 _PARAM_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id", "function_call")

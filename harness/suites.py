@@ -25,9 +25,28 @@ Instead of ``prompt`` a suite may give ``messages``, a list of ``{role, content}
 contents are templates. Every case is rendered when the file is loaded, so a missing
 variable fails at collection, not halfway through a paid run.
 
+A suite file is treated as untrusted input (it may come from a pull request):
+
+* Templates render in jinja2's immutable sandbox (``render_template``; ``llm_judge``
+  rubrics too): no ``__`` attributes, no route to Python internals, no mutation of lists
+  and dicts. A render is also bounded: no value or output longer than
+  ``MAX_RENDERED_CHARS`` characters (checked on ``*``, ``+``, ``%``, ``**``, calls, filters,
+  ``namespace`` attributes and every output), ``range`` up to 100,000 numbers, and at most
+  ``MAX_RENDER_SECONDS`` per template. A breach is ``unsafe template: ...``.
+* YAML aliases may add at most ``MAX_ALIAS_EXPANSION`` nodes and characters when expanded,
+  and may not refer to a node that contains them; an alias bomb fails at load time, fast.
+* ``vars_file`` must be a regular file under the project root: ``load_suite``'s ``root``,
+  by default the working directory (the pytest rootdir when pytest runs from there), or
+  the suite file's own folder when the suite file lies outside the working directory.
+  Relative paths are resolved against the suite's folder, and symlinks and ``..`` are
+  followed before the check. An absolute path outside the root is accepted only when the
+  environment variable ``HARNESS_ALLOW_ABSOLUTE_VARS_FILE=1`` is set; a relative one never.
+* Files that are not UTF-8 fail naming the byte offset and line.
+
 This module owns the ``Suite`` and ``Case`` data, ``load_suite`` (YAML with line numbers,
-jinja2 rendering, validation of every field and of every check spec through
-``harness.checks.validate_check_spec``) and ``dump_suite`` (the data back in the YAML shape).
+sandboxed jinja2 rendering, validation of every field and of every check spec through
+``harness.checks.validate_check_spec``), ``render_template`` (the sandbox) and
+``dump_suite`` (the data back in the YAML shape).
 Every problem is a ``SuiteError`` whose message starts with the file path and names the
 line, the case and the field when they are known.
 """
@@ -35,30 +54,45 @@ line, the case and the field when they are known.
 from __future__ import annotations
 
 import csv
+import functools
+import inspect
 import io
 import json
 import os
 import re
-from collections.abc import Iterator
+import time
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import Environment, StrictUndefined, Template, TemplateSyntaxError, UndefinedError
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, nodes
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import Namespace, generate_lorem_ipsum
 
 from harness.errors import BadRequestError
 from harness.messages import validate_messages
 
 __all__ = [
+    "ALLOW_ABSOLUTE_VARS_FILE",
     "CASE_KEYS",
     "DEFAULTS_KEYS",
+    "MAX_ALIAS_EXPANSION",
+    "MAX_RENDERED_CHARS",
+    "MAX_RENDER_SECONDS",
     "TOP_LEVEL_KEYS",
     "Case",
     "Suite",
     "SuiteError",
     "dump_suite",
     "load_suite",
+    "render_template",
 ]
 
 TOP_LEVEL_KEYS = (
@@ -91,6 +125,10 @@ CASE_KEYS = (
 DEFAULTS_KEYS = ("repeat", "threshold", "params", "mock_response")
 """Keys of the ``defaults`` table (values every case inherits unless it sets its own)."""
 
+ALLOW_ABSOLUTE_VARS_FILE = "HARNESS_ALLOW_ABSOLUTE_VARS_FILE"
+"""Set this environment variable to ``1`` to let an absolute ``vars_file`` path point
+outside the project root."""
+
 DEFAULT_REPEAT = 1
 DEFAULT_THRESHOLD = 1.0
 
@@ -99,8 +137,6 @@ _ANY_RE = re.compile(r".+", re.DOTALL)
 _TAG_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _UNDEFINED_RE = re.compile(r"^'(.+)' is undefined$")
 _MESSAGES_WHERE_RE = re.compile(r"^(messages(?:\[(\d+)\])?\S*): (.*)$", re.DOTALL)
-
-_ENV = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
 class SuiteError(ValueError):
@@ -233,8 +269,78 @@ class _LineList(list[Any]):
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+MAX_ALIAS_EXPANSION = 1_000_000
+"""How much YAML aliases may add to a suite file when expanded, in nodes plus characters
+of text; more is refused at load time as an alias bomb ("billion laughs")."""
+
+
+def _check_aliases(root: yaml.Node, text_size: int) -> None:
+    """Refuse a document whose aliases expand past ``MAX_ALIAS_EXPANSION``, or recurse.
+
+    The composer shares an aliased node rather than copying it, so the document is a graph
+    of unique nodes. One post-order walk (iterative, each node once) gives each node's
+    expanded size: 1, plus its text for a scalar, plus its children's expanded sizes. The
+    unique nodes hold at most about twice the file's size, so a node whose expanded size
+    passes ``2 * text_size + MAX_ALIAS_EXPANSION`` is expanded by aliases past the limit:
+    the first such node (the innermost) is named by its line.
+    """
+    limit = 2 * text_size + MAX_ALIAS_EXPANSION
+    size: dict[int, int] = {}
+    open_ids: set[int] = set()
+    stack: list[yaml.Node] = [root]
+    while stack:
+        node = stack[-1]
+        ident = id(node)
+        if ident in size:
+            stack.pop()
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if ident not in open_ids:
+            open_ids.add(ident)
+            for child in children:
+                if id(child) in open_ids:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        "this value contains an alias of itself (a recursive structure)",
+                        child.start_mark,
+                    )
+                if id(child) not in size:
+                    stack.append(child)
+            continue
+        stack.pop()
+        open_ids.discard(ident)
+        total = 1 + (len(node.value) if isinstance(node, yaml.ScalarNode) else 0)
+        total += sum(size[id(child)] for child in children)
+        if total > limit:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"aliases expand this value by more than {MAX_ALIAS_EXPANSION:,} nodes "
+                "and characters (an alias bomb?)",
+                node.start_mark,
+            )
+        size[ident] = total
+
+
 class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
-    """SafeLoader that builds ``_LineDict`` / ``_LineList`` and refuses duplicate keys."""
+    """SafeLoader that builds ``_LineDict`` / ``_LineList`` and refuses duplicate keys.
+
+    With ``text_size`` set (the file has anchors), the document's alias expansion is
+    checked before anything is constructed (``_check_aliases``).
+    """
+
+    text_size: int | None = None
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        """Construct the document once its aliases are known to expand within bounds."""
+        if self.text_size is not None:
+            _check_aliases(node, self.text_size)
+        return super().construct_document(node)
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         """Construct one node; a bad explicitly tagged value (``!!int x``) gets its line."""
@@ -364,9 +470,11 @@ class _Where:
 class _Loading:
     """State of one ``load_suite`` call: the path for messages and the plain-data memo."""
 
-    def __init__(self, path: Path, where: str) -> None:
+    def __init__(self, path: Path, where: str, root: str | os.PathLike[str] | None) -> None:
         self.path = path
         self.where = where
+        self.root = root
+        """``load_suite``'s ``root``: where a ``vars_file`` must be (``_vars_root``)."""
         self.memo: dict[int, tuple[Any, Any]] = {}
 
     def error(
@@ -576,6 +684,421 @@ def _checks(ctx: _Loading, value: Any, w: _Where, line: int | None) -> list[Any]
     return specs
 
 
+# --------------------------------------------------------------------------- sandbox
+
+MAX_RENDERED_CHARS = 10_000_000
+"""The most characters one rendered template (or any value made while rendering it) may
+have; more is refused as an unsafe template."""
+
+MAX_RENDER_SECONDS = 10.0
+"""How long rendering one template may take; checked at every loop step, call, filter,
+operator and output, so a template that loops without end is refused rather than hangs."""
+
+_MAX_RANGE = 100_000
+"""The longest ``range()`` or ``slice`` count a template may ask for (jinja2's sandbox
+limit)."""
+
+_DEADLINE: ContextVar[float | None] = ContextVar("harness_render_deadline", default=None)
+
+
+def _tick() -> None:
+    """Refuse to go on once the current render has used up ``MAX_RENDER_SECONDS``."""
+    deadline = _DEADLINE.get()
+    if deadline is not None and time.monotonic() > deadline:
+        raise SecurityError(f"rendering took longer than {MAX_RENDER_SECONDS:g} s")
+
+
+def _weight(value: Any, limit: int | None = None) -> int:
+    """About how many characters ``value`` takes as text, shared parts counted every time.
+
+    The walk stops as soon as the count passes ``limit``, so it is bounded even for a
+    structure built to be huge when printed (``[[x] * 1000] * 1000``) or one that contains
+    itself.
+    """
+    if limit is None:
+        limit = MAX_RENDERED_CHARS
+    total = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str | bytes):
+            total += len(item) + 2
+        elif isinstance(item, bool) or item is None or isinstance(item, float):
+            total += 8
+        elif isinstance(item, int):
+            total += 2 + item.bit_length() // 3
+        elif isinstance(item, dict):
+            total += 2 + 4 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            total += 2 + 2 * len(item)
+            stack.extend(item)
+        elif isinstance(item, Namespace):
+            total += 16
+            stack.append(object.__getattribute__(item, "_Namespace__attrs"))
+        else:
+            total += 16
+        if total > limit:
+            break
+    return total
+
+
+def _refuse(what: str) -> SecurityError:
+    return SecurityError(f"{what} would be longer than {MAX_RENDERED_CHARS:,} characters")
+
+
+def _bounded(value: Any, what: str = "a value") -> Any:
+    if _weight(value) > MAX_RENDERED_CHARS:
+        raise _refuse(what)
+    return value
+
+
+def _size(value: Any, what: str) -> Any:
+    """An int argument that sets an output size (a width, a count)."""
+    if isinstance(value, int) and value > MAX_RENDERED_CHARS:
+        raise _refuse(what)
+    return value
+
+
+_PERCENT_RE = re.compile(r"%(?:\([^)]*\))?[#0 +\-]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+def _check_percent(fmt: str, args: Any) -> None:
+    """``fmt % args`` (the ``%`` operator, the ``format`` filter) within the size limit."""
+    star = False
+    for match in _PERCENT_RE.finditer(fmt):
+        for number in match.groups():
+            if number == "*":
+                star = True
+            elif number and (len(number) > 9 or int(number) > MAX_RENDERED_CHARS):
+                raise _refuse(f"'%' formatting with width {number[:12]}")
+    values = args if isinstance(args, tuple) else (args,)
+    if star:
+        for v in values:
+            _size(v, "'%' formatting with width '*'")
+    _bounded(values, "'%' formatting")
+
+
+_FORMAT_FIELD_RE = re.compile(r"\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
+
+
+def _check_str_format(fmt: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """``fmt.format(...)`` within the size limit: no huge widths, literal or nested."""
+    nested = False
+    for match in _FORMAT_FIELD_RE.finditer(fmt):
+        _, colon, spec = match.group(1).partition(":")
+        if not colon:
+            continue
+        nested = nested or "{" in spec
+        for number in re.findall(r"\d+", spec):
+            if len(number) > 9 or int(number) > MAX_RENDERED_CHARS:
+                raise _refuse(f"str.format with width {number[:12]}")
+    if nested:
+        for v in (*args, *kwargs.values()):
+            _size(v, "str.format with a nested width")
+    _bounded((args, kwargs), "str.format")
+
+
+def _check_replace(s: Any, old: Any, new: Any, count: Any = None) -> None:
+    if isinstance(s, str) and isinstance(old, str) and isinstance(new, str):
+        hits = len(s) + 1 if not old else s.count(old)
+        if isinstance(count, int) and count >= 0:
+            hits = min(hits, count)
+        if len(s) + hits * len(new) > MAX_RENDERED_CHARS:
+            raise _refuse("replace()")
+
+
+def _check_join(sep: Any, items: Any) -> list[Any]:
+    """The items as a list, once the joined text is known to fit."""
+    listed = list(_bounded(items, "join()") if isinstance(items, list | tuple) else items)
+    _bounded(listed, "join()")
+    if isinstance(sep, str) and len(sep) * len(listed) > MAX_RENDERED_CHARS:
+        raise _refuse("join()")
+    return listed
+
+
+def _str_method_check(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Checks before a ``str`` method that can make a much longer string than its input."""
+    s, name = method.__self__, method.__name__
+    if name in ("center", "ljust", "rjust", "zfill"):
+        for v in (*args[:1], *kwargs.values()):
+            _size(v, f"str.{name}()")
+    elif name == "expandtabs":
+        tab = args[0] if args else kwargs.get("tabsize", 8)
+        if isinstance(tab, int) and tab * (s.count("\t") + 1) > MAX_RENDERED_CHARS:
+            raise _refuse("str.expandtabs()")
+    elif name == "replace":
+        _check_replace(s, *args[:3])
+    elif name == "join" and args:
+        _check_join(s, args[0])
+    elif name not in _LINEAR_STR_METHODS:
+        if len(s) * (1 + _weight((args, kwargs))) > MAX_RENDERED_CHARS:
+            raise _refuse(f"str.{name}()")
+
+
+_LINEAR_STR_METHODS = frozenset(
+    """capitalize casefold count encode endswith find index isalnum isalpha isascii
+    isdecimal isdigit isidentifier islower isnumeric isprintable isspace istitle isupper
+    lower lstrip partition removeprefix removesuffix rfind rindex rpartition rsplit rstrip
+    split splitlines startswith strip swapcase title upper""".split()
+)
+
+
+def _filter_check(name: str, bound: inspect.BoundArguments) -> None:
+    """Checks before a jinja2 filter that can make much more than it is given."""
+    a = bound.arguments
+    if name == "center":
+        _size(a.get("width", 80), "center")
+    elif name == "indent":
+        width, s = a.get("width", 4), a.get("s")
+        lines = s.count("\n") + 1 if isinstance(s, str) else 1
+        each = len(width) if isinstance(width, str) else width if isinstance(width, int) else 0
+        if each * lines > MAX_RENDERED_CHARS:
+            raise _refuse("indent")
+    elif name == "wordwrap":
+        s, width, wrap = a.get("s"), a.get("width", 79), a.get("wrapstring") or "\n"
+        if isinstance(s, str) and isinstance(width, int) and isinstance(wrap, str):
+            lines = len(s) // max(width, 1) + s.count("\n") + 1
+            if len(s) + lines * len(wrap) > MAX_RENDERED_CHARS:
+                raise _refuse("wordwrap")
+    elif name == "replace":
+        _check_replace(a.get("s"), a.get("old"), a.get("new"), a.get("count"))
+    elif name == "format":
+        if isinstance(a.get("value"), str):
+            _check_percent(a["value"], a.get("kwargs") or tuple(a.get("args", ())))
+    elif name == "join":
+        value = a.get("value")
+        if isinstance(value, list | tuple):
+            _check_join(a.get("d", ""), value)
+    elif name == "batch":
+        _size(a.get("linecount"), "batch")
+    elif name == "slice":
+        slices = a.get("slices")
+        if isinstance(slices, int) and slices > _MAX_RANGE:
+            raise SecurityError(f"slice into more than {_MAX_RANGE:,} parts")
+    elif name == "tojson":
+        _size(a.get("indent"), "tojson")
+    elif name == "sum":
+        items = a.get("iterable")
+        if isinstance(items, list | tuple) and not all(isinstance(x, int | float) for x in items):
+            _bounded(items, "sum")
+            if len(items) > 1000:  # each step copies the sum so far
+                raise SecurityError("sum of more than 1,000 sequences")
+
+
+_CONSTANT_TIME_FILTERS = frozenset(("length", "count", "first", "last", "default", "d", "attr"))
+"""Filters that neither build nor print their input: no need to weigh it (a loop calling
+``items|length`` stays linear)."""
+
+_SIZE_CHECKED_FILTERS = frozenset(
+    ("center", "indent", "wordwrap", "replace", "format", "join", "batch", "slice")
+    + ("tojson", "sum")
+)
+
+
+def _guard_filter(name: str, func: Any) -> Any:
+    """``func`` (a filter) with the size limit checked on its arguments and result."""
+    signature = inspect.signature(func) if name in _SIZE_CHECKED_FILTERS else None
+    # jinja2's async-variant filters take an eval context their signature does not show
+    skip = 0
+    if signature is not None and getattr(func, "jinja_pass_arg", None) is not None:
+        first = next(iter(signature.parameters), None)
+        skip = 0 if first in ("environment", "eval_ctx", "context", "env") else 1
+
+    weigh_input = name not in _CONSTANT_TIME_FILTERS
+
+    @functools.wraps(func)  # keeps ``jinja_pass_arg`` (pass_context etc.)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        _tick()
+        if weigh_input:
+            _bounded((args, kwargs), f"the input of filter {name!r}")
+        if signature is not None:
+            try:
+                bound = signature.bind(*args[skip:], **kwargs)
+            except TypeError:
+                pass  # the filter itself raises the proper error
+            else:
+                _filter_check(name, bound)
+        result = func(*args, **kwargs)
+        if isinstance(result, str | list | tuple | dict | set):
+            _bounded(result, f"the result of filter {name!r}")
+        return result
+
+    return guarded
+
+
+def _safe_range(*args: int) -> range:
+    _tick()
+    numbers = range(*args)
+    if len(numbers) > _MAX_RANGE:
+        raise SecurityError(f"range() of {len(numbers):,} numbers; at most {_MAX_RANGE:,}")
+    return numbers
+
+
+def _safe_lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002
+    if n > 100 or max > 1000:
+        raise SecurityError("lipsum() of more than 100 paragraphs of 1000 words")
+    return str(generate_lorem_ipsum(n, html, min, max))
+
+
+class _Namespace(Namespace):
+    """``namespace()``: a value set on it must fit the size limit (no doubling in loops)."""
+
+    def __init__(*args: Any, **kwargs: Any) -> None:  # noqa: N805 - as jinja2's
+        _bounded((args[1:], kwargs), "namespace()")
+        Namespace.__init__(*args, **kwargs)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        _tick()
+        super().__setitem__(name, _bounded(value, f"namespace attribute {name!r}"))
+
+
+def _finalize(value: Any) -> Any:
+    """Every ``{{ ... }}`` output passes here before it is turned into text."""
+    _tick()
+    if not isinstance(value, str):
+        _bounded(value, "an output")
+    return value
+
+
+def _concat(parts: Iterable[str]) -> str:
+    """``"".join`` for all output (the template, macros, blocks), stopping at the limit."""
+    buffer: list[str] = []
+    total = 0
+    for part in parts:
+        total += len(part)
+        if total > MAX_RENDERED_CHARS:
+            raise _refuse("the rendered text")
+        buffer.append(part)
+    return "".join(buffer)
+
+
+class _LoopTicks(CodeGenerator):
+    """Compiles every ``{% for %}`` to check the render's deadline as it goes round."""
+
+    def visit_Template(self, node: nodes.Template, frame: Frame | None = None) -> None:
+        for loop in node.find_all(nodes.For):
+            loop.iter = nodes.Filter(
+                loop.iter, "_harness_loop", [], [], None, None, lineno=loop.iter.lineno
+            )
+        super().visit_Template(node, frame)
+
+
+def _loop_ticks(iterable: Any) -> Iterator[Any]:
+    for n, item in enumerate(iterable):
+        if not n & 255:
+            _tick()
+        yield item
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The jinja2 environment every suite template and ``llm_judge`` rubric renders in.
+
+    jinja2's immutable sandbox (no ``__`` attributes, no calls that reach Python
+    internals, no mutation of lists and dicts), plus bounds on what a render may build:
+    ``MAX_RENDERED_CHARS`` for any value and the output, ``MAX_RENDER_SECONDS`` for time.
+    A breach raises ``SecurityError``.
+    """
+
+    code_generator_class = _LoopTicks
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def __init__(self) -> None:
+        super().__init__(
+            undefined=StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+            finalize=_finalize,
+        )
+        self.concat = _concat  # type: ignore[method-assign]
+        self.globals.update(range=_safe_range, lipsum=_safe_lipsum, namespace=_Namespace)
+        self.filters = {name: _guard_filter(name, f) for name, f in self.filters.items()}
+        self.filters["_harness_loop"] = _loop_ticks
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        """``*``, ``**``, ``+`` and ``%`` with their results' sizes checked first."""
+        _tick()
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int):
+                    if times > 0 and _weight(seq) * times > MAX_RENDERED_CHARS:
+                        raise _refuse("a repetition ('*')")
+        elif operator == "+":
+            if isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
+                if _weight(left) + _weight(right) > MAX_RENDERED_CHARS:
+                    raise _refuse("a concatenation ('+')")
+        elif operator == "**":
+            if (
+                isinstance(left, int)
+                and isinstance(right, int)
+                and abs(left) > 1
+                and right * left.bit_length() > 100_000
+            ):
+                raise SecurityError("a power ('**') of more than 100,000 bits")
+        elif operator == "%" and isinstance(left, str):
+            _check_percent(left, right)
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        """A call from a template (a macro, a global, a method), its size checked."""
+        _tick()
+        if isinstance(__obj, types.BuiltinMethodType) and isinstance(__obj.__self__, str):
+            _str_method_check(__obj, args, kwargs)
+        else:
+            _bounded((args, kwargs), "the arguments of a call")
+        result = super().call(__context, __obj, *args, **kwargs)
+        if isinstance(result, str | list | tuple | dict | set):
+            _bounded(result, "the result of a call")
+        return result
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """``str.format`` / ``format_map``, sandboxed by jinja2 and size-checked here."""
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        fmt: str = value.__self__
+        is_map = value.__name__ == "format_map"
+
+        @functools.wraps(wrapped)
+        def checked(*args: Any, **kwargs: Any) -> str:
+            _tick()
+            if is_map and len(args) == 1 and isinstance(args[0], dict):
+                _check_str_format(fmt, (), args[0])
+            else:
+                _check_str_format(fmt, args, kwargs)
+            return _bounded(wrapped(*args, **kwargs), "str.format")  # type: ignore[no-any-return]
+
+        return checked
+
+
+_ENV = _Sandbox()
+
+
+def render_template(template: Template | str, variables: Mapping[str, Any]) -> str:
+    """Render a suite template (or a rubric) in the sandbox, within its size and time bounds.
+
+    Args:
+        template: a template compiled by this module's environment, or its source.
+        variables: the variables it sees.
+
+    Returns:
+        The rendered text.
+
+    Raises:
+        jinja2.TemplateError: ``SecurityError`` for anything unsafe (a sandbox breach, a
+            value past ``MAX_RENDERED_CHARS``, a render past ``MAX_RENDER_SECONDS``),
+            ``UndefinedError`` for a missing variable, ``TemplateSyntaxError`` for bad
+            source; other exceptions the template's own operations raise propagate.
+    """
+    compiled = _ENV.from_string(template) if isinstance(template, str) else template
+    token = _DEADLINE.set(time.monotonic() + MAX_RENDER_SECONDS)
+    try:
+        return compiled.render(variables)
+    finally:
+        _DEADLINE.reset(token)
+
+
 # --------------------------------------------------------------------------- templates
 
 
@@ -680,7 +1203,9 @@ def _render_one(
     field: str,
 ) -> str:
     try:
-        return template.render(variables)
+        return render_template(template, variables)
+    except SecurityError as exc:
+        raise ctx.error(f"unsafe template: {exc}{w.note}", w.line, w.case_id, field) from None
     except UndefinedError as exc:
         text = exc.message or str(exc)
         match = _UNDEFINED_RE.match(text)
@@ -965,7 +1490,8 @@ def _read_rows(ctx: _Loading, data: _LineDict) -> tuple[str, list[dict[str, Any]
             None,
             "vars_file",
         )
-    file = Path(value) if os.path.isabs(value) else ctx.path.parent / value
+    absolute = os.path.isabs(value)
+    file = Path(value) if absolute else ctx.path.parent / value
     suffix = file.suffix.lower()
     if suffix not in (".csv", ".jsonl", ".ndjson"):
         raise ctx.error(
@@ -975,14 +1501,36 @@ def _read_rows(ctx: _Loading, data: _LineDict) -> tuple[str, list[dict[str, Any]
             "vars_file",
         )
     try:
-        text = file.read_bytes().decode("utf-8-sig")
+        root = _vars_root(ctx.path, ctx.root)
+        resolved = file.resolve()  # follows symlinks and ``..``
+        exists, regular = resolved.exists(), resolved.is_file()
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise ctx.error(
+            f"cannot read {value!r}: {_os_problem(exc)}", line, None, "vars_file"
+        ) from None
+    allowed = absolute and os.environ.get(ALLOW_ABSOLUTE_VARS_FILE) == "1"
+    if not allowed and not resolved.is_relative_to(root):
+        raise ctx.error(
+            f"{value!r} is outside the project root {root}: a vars_file must be a file "
+            f"under it (an absolute path elsewhere needs {ALLOW_ABSOLUTE_VARS_FILE}=1)",
+            line,
+            None,
+            "vars_file",
+        )
+    if exists and not regular:  # a folder, or a FIFO or device that could block or not end
+        raise ctx.error(f"{value!r} is not a regular file", line, None, "vars_file")
+    try:
+        raw = resolved.read_bytes()
     except OSError as exc:
         raise ctx.error(
-            f"cannot read {value!r}: {exc.strerror or exc}", line, None, "vars_file"
+            f"cannot read {value!r}: {_os_problem(exc)}", line, None, "vars_file"
         ) from None
+    try:
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        offset, at_line = _decode_error_at(raw, exc)
         raise ctx.error(
-            f"{value!r} is not UTF-8 text: {exc.reason} at byte {exc.start}",
+            f"{value!r} is not UTF-8 text: {exc.reason} at byte {offset} (line {at_line})",
             line,
             None,
             "vars_file",
@@ -992,6 +1540,10 @@ def _read_rows(ctx: _Loading, data: _LineDict) -> tuple[str, list[dict[str, Any]
         return value, reader(text)
     except _RowError as exc:
         raise ctx.error(f"{value!r}: {exc}", line, None, "vars_file") from None
+
+
+def _os_problem(exc: Exception) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
 
 
 class _RowError(ValueError):
@@ -1030,6 +1582,8 @@ def _jsonl_rows(text: str) -> list[dict[str, Any]]:
             row = json.loads(raw)
         except ValueError as exc:
             raise _RowError(f"line {lineno}: invalid JSON: {exc}") from None
+        except RecursionError:
+            raise _RowError(f"line {lineno}: invalid JSON: nested too deeply") from None
         if not isinstance(row, dict):
             raise _RowError(f"line {lineno}: expected a JSON object of vars, got {_type_name(row)}")
         rows.append(row)
@@ -1101,15 +1655,31 @@ def _read_text(path: Path, where: str) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
+        offset, line = _decode_error_at(raw, exc)
         raise SuiteError(
-            f"not UTF-8 text: {exc.reason} at byte {exc.start}", path=where, line=line
+            f"not UTF-8 text: {exc.reason} at byte {offset}", path=where, line=line
         ) from None
+
+
+def _decode_error_at(raw: bytes, exc: UnicodeDecodeError) -> tuple[int, int]:
+    """The byte offset in ``raw`` and the 1-based line of a ``utf-8-sig`` decoding error."""
+    offset = exc.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
+    return offset, raw[:offset].count(b"\n") + 1
+
+
+def _load_yaml(text: str) -> Any:
+    loader = _Loader(text)
+    try:
+        if "&" in text:  # no anchor, no alias
+            loader.text_size = len(text)
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def _parse_yaml(text: str, where: str) -> Any:
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        return _load_yaml(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -1126,7 +1696,9 @@ def _parse_yaml(text: str, where: str) -> Any:
         raise SuiteError(f"invalid YAML: {type(exc).__name__}: {exc}", path=where) from None
 
 
-def load_suite(path: str | os.PathLike[str]) -> Suite:
+def load_suite(
+    path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None
+) -> Suite:
     """Load, validate and render a suite file.
 
     Every case is rendered here, so a template error or an undefined variable fails when
@@ -1134,6 +1706,8 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
 
     Args:
         path: the suite file; a relative ``vars_file`` is resolved against its folder.
+        root: the project root a ``vars_file`` must be under. Default: the working
+            directory, or the suite file's own folder when the file is outside it.
 
     Returns:
         The ``Suite``, with cases in file order (inline cases, then ``vars_file`` rows).
@@ -1146,7 +1720,7 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
     where = os.fspath(path)
     text = _read_text(file, where)
     data = _parse_yaml(text, where)
-    ctx = _Loading(file, where)
+    ctx = _Loading(file, where, root)
     try:
         top = _top_level(ctx, data)
         shared = _shared(ctx, top)
@@ -1174,6 +1748,19 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
         message_templates=shared.templates.message_sources,
         source_text_lines=tuple(text.splitlines()),
     )
+
+
+def _vars_root(file: Path, root: str | os.PathLike[str] | None) -> Path:
+    """The folder a ``vars_file`` must be under.
+
+    That is ``root`` if given, else the working directory, else (for a suite file outside
+    the working directory) the suite file's own folder.
+    """
+    if root is not None:
+        return Path(root).resolve()
+    cwd = Path.cwd().resolve()
+    here = file.resolve().parent
+    return cwd if here.is_relative_to(cwd) else here
 
 
 def dump_suite(suite: Suite) -> dict[str, Any]:

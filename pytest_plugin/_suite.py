@@ -72,7 +72,7 @@ class SuiteFile(pytest.File):
         if root not in sys.path:  # so that ``python: module:function`` checks import
             sys.path.insert(0, root)
         try:
-            suite = load_suite(self.path)
+            suite = load_suite(self.path, root=self.config.rootpath)
         except SuiteError as exc:
             raise self.CollectError(str(exc)) from None
         models = list(state.settings.models) or list(suite.models or [])

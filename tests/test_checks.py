@@ -3,6 +3,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import re
 import textwrap
 
 import pytest
@@ -754,6 +755,31 @@ def test_llm_judge_rubric_with_undefined_var_is_a_spec_error():
     with pytest.raises(CheckSpecError, match="cannot render the rubric.*'city' is undefined"):
         llm_judge("x", "Mentions {{ city }}?", model="mock/j", harness=stub, vars={"a": 1})  # type: ignore[arg-type]
     assert stub.calls == []
+
+
+@pytest.mark.parametrize(
+    ("rubric", "problem"),
+    [
+        (
+            "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+            "unsafe rubric template: access to attribute '__init__'",
+        ),
+        ("{{ 'x' * 10**10 }}", "unsafe rubric template: a repetition ('*') would be longer"),
+        ("{{ 1 / 0 }}", "cannot render the rubric: ZeroDivisionError"),
+    ],
+)
+def test_llm_judge_rubric_renders_in_the_sandbox(rubric, problem):
+    stub = RecordingJudge("1")
+    with pytest.raises(CheckSpecError, match=re.escape(f"check 'llm_judge': {problem}")):
+        llm_judge("x", rubric, model="mock/j", harness=stub, vars={})  # type: ignore[arg-type]
+    assert stub.calls == []
+
+
+def test_llm_judge_rubric_still_renders_vars():
+    stub = RecordingJudge("1")
+    rubric = "Names {{ city|upper }}?"
+    assert llm_judge("x", rubric, model="mock/j", harness=stub, vars={"city": "Oslo"})  # type: ignore[arg-type]
+    assert "<rubric>\nNames OSLO?\n</rubric>" in stub.calls[0][1][1]["content"]
 
 
 def test_parse_judge_reply_raises_value_error_for_garbage():

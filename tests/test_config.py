@@ -142,7 +142,10 @@ def test_no_config_file_means_empty_defaults(tmp_path: Path, monkeypatch):
         ("[defaults]\nretries = -1\n", r"\[defaults\].retries: expected an integer >= 0"),
         ("[default]\nretries = 1\n", r"unknown top-level key\(s\) default"),
         ("[models\nfast", "invalid TOML"),
-        ("[models.m]\nmodel = 'mock/x'\nttft_ms = 'soon'\n", r"\[models.m\].ttft_ms: expected a non-negative number"),
+        (
+            "[models.m]\nmodel = 'mock/x'\nttft_ms = 'soon'\n",
+            r"\[models.m\].ttft_ms: expected a non-negative number",
+        ),
         ("models = 3\n", r"\[models\]: expected a table"),
     ],
 )
@@ -185,3 +188,176 @@ def test_broken_cache_table_is_named(tmp_path: Path, toml, message):
     path.write_text(toml)
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+# --------------------------------------------------------------------------- hardening
+
+
+@pytest.mark.parametrize(
+    ("raw", "offset", "line"),
+    [
+        (b"[defaults]\n# caf\xe9\n", 16, 2),
+        (b"\xef\xbb\xbfa = \xff\n", 7, 1),  # the offset counts the BOM
+    ],
+)
+def test_a_config_file_that_is_not_utf8_names_the_byte(tmp_path: Path, raw, offset, line):
+    path = tmp_path / "harness.toml"
+    path.write_bytes(raw)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: not UTF-8 text: ")
+    assert str(info.value).endswith(f"at byte {offset} (line {line})")
+
+
+def test_a_pyproject_that_is_not_utf8_is_a_config_error_when_it_configures_harness(
+    tmp_path: Path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_bytes(b'[tool.harness.models.m]\nmodel = "mock/m"  # \xff\n')
+    with pytest.raises(
+        ConfigError, match=r"pyproject.toml: not UTF-8 text: .* at byte 44 \(line 2\)"
+    ):
+        load_config()
+    # a broken pyproject that does not mention tool.harness is none of the harness's business
+    pyproject.write_bytes(b'[project]\nname = "\xff"\n')
+    assert load_config() == HarnessConfig()
+    pyproject.write_bytes(b"[tool.harness\n")  # invalid TOML is reported, no longer ignored
+    with pytest.raises(ConfigError, match="pyproject.toml: invalid TOML"):
+        load_config()
+
+
+def test_a_pyproject_whose_tool_is_not_a_table_is_a_config_error(tmp_path: Path):
+    path = tmp_path / "pyproject.toml"
+    path.write_text("tool = 3\n")
+    with pytest.raises(ConfigError, match=r"pyproject.toml: \[tool\]: expected a table, got int"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    "toml",
+    [
+        "a = " + "[" * 5000,  # tomllib recurses
+        "a = " + "1" * 5000,  # more digits than int() takes
+    ],
+)
+def test_toml_the_parser_chokes_on_is_a_config_error(tmp_path: Path, toml):
+    path = tmp_path / "harness.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(path)
+
+
+_MODEL = "[models.m]\nmodel = 'mock/m'\n"
+
+
+@pytest.mark.parametrize(
+    ("toml", "field", "problem"),
+    [
+        ("[defaults]\ntimeout = nan\n", "[defaults].timeout", "above 0 and at most 86400, got nan"),
+        ("[defaults]\ntimeout = inf\n", "[defaults].timeout", "got inf"),
+        ("[defaults]\ntimeout = 0\n", "[defaults].timeout", "got 0"),
+        ("[defaults]\ntimeout = -1.5\n", "[defaults].timeout", "got -1.5"),
+        ("[defaults]\ntimeout = 1e300\n", "[defaults].timeout", "got 1e+300"),
+        ("[defaults]\nretries = -1\n", "[defaults].retries", "expected an integer >= 0"),
+        ("[defaults]\nretries = 100000\n", "[defaults].retries", "from 0 to 100, got 100000"),
+        ("[defaults]\nretries = nan\n", "[defaults].retries", "got nan"),
+        ("[defaults]\nmax_concurrency = 0\n", "[defaults].max_concurrency", ">= 1, got 0"),
+        (_MODEL + "timeout = nan\n", "[models.m].timeout", "got nan"),
+        (_MODEL + "timeout = -inf\n", "[models.m].timeout", "got -inf"),
+        (_MODEL + "retries = -3\n", "[models.m].retries", ">= 0, got -3"),
+        (_MODEL + "max_concurrency = -1\n", "[models.m].max_concurrency", ">= 1, got -1"),
+        (_MODEL + "rpm = 0\n", "[models.m].rpm", ">= 1, got 0"),
+        (_MODEL + "tpm = -5\n", "[models.m].tpm", ">= 1, got -5"),
+        (_MODEL + "tpm = 1" + "0" * 30 + "\n", "[models.m].tpm", "from 1 to 9223372036854775807"),
+        (_MODEL + "latency_ms = nan\n", "[models.m].latency_ms", "non-negative number, got nan"),
+        (_MODEL + "ttft_ms = -1\n", "[models.m].ttft_ms", "non-negative number, got -1"),
+        (_MODEL + "ttft_ms = 1e20\n", "[models.m].ttft_ms", "at most 8.64e+07"),
+        (
+            _MODEL + "price = { input_per_mtok = nan }\n",
+            "[models.m].price.input_per_mtok",
+            "non-negative number, got nan",
+        ),
+        (
+            _MODEL + "price = { output_per_mtok = inf }\n",
+            "[models.m].price.output_per_mtok",
+            "got inf",
+        ),
+        (
+            _MODEL + "price = { cached_input_per_mtok = -0.1 }\n",
+            "[models.m].price.cached_input_per_mtok",
+            "got -0.1",
+        ),
+        (
+            '[prices."openai/x"]\ninput_per_mtok = -inf\n',
+            "[prices.'openai/x'].input_per_mtok",
+            "got -inf",
+        ),
+        (
+            '[prices."openai/x"]\noutput_per_mtok = nan\n',
+            "[prices.'openai/x'].output_per_mtok",
+            "got nan",
+        ),
+        (
+            "[defaults]\nmax_response_bytes = 1023\n",
+            "[defaults].max_response_bytes",
+            ">= 1024, got 1023",
+        ),
+        (
+            "[defaults]\nmax_response_bytes = 2048.0\n",
+            "[defaults].max_response_bytes",
+            "got 2048.0",
+        ),
+        (
+            _MODEL + "max_response_bytes = -1\n",
+            "[models.m].max_response_bytes",
+            ">= 1024, got -1",
+        ),
+        (
+            _MODEL + "max_response_bytes = 'big'\n",
+            "[models.m].max_response_bytes",
+            "got 'big'",
+        ),
+    ],
+)
+def test_bad_numbers_are_refused_naming_the_field(tmp_path: Path, toml, field, problem):
+    path = tmp_path / "harness.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {field}: expected ")
+    assert problem in message
+
+
+def test_max_response_bytes_in_defaults_and_per_model(tmp_path: Path):
+    path = tmp_path / "harness.toml"
+    path.write_text(
+        "[defaults]\nmax_response_bytes = 33_554_432\n\n"
+        "[models.big]\nmodel = 'mock/big'\nmax_response_bytes = 1024\n\n"
+        "[models.plain]\nmodel = 'mock/plain'\n"
+    )
+    config = load_config(path)
+    assert config.max_response_bytes == 32 * 1024 * 1024
+    assert config.resolve("big").max_response_bytes == 1024
+    assert config.resolve("plain").max_response_bytes is None
+    assert HarnessConfig().max_response_bytes is None
+    assert HarnessConfig.from_dict({}).max_response_bytes is None
+
+
+def test_valid_edge_numbers_still_load(tmp_path: Path):
+    path = tmp_path / "harness.toml"
+    path.write_text(
+        "[defaults]\ntimeout = 86400\nretries = 0\n\n"
+        "[models.m]\nmodel = 'mock/m'\ntimeout = 0.001\nretries = 100\nlatency_ms = 0\n"
+        "price = { input_per_mtok = 0, output_per_mtok = 1e3 }\n"
+    )
+    config = load_config(path)
+    assert (config.timeout, config.retries) == (86400.0, 0)
+    spec = config.resolve("m")
+    assert (spec.timeout, spec.retries, spec.mock["latency_ms"]) == (0.001, 100, 0.0)
+
+
+def test_non_string_keys_from_python_are_named_not_a_type_error():
+    with pytest.raises(ConfigError, match=r"unknown top-level key\(s\) 1, x"):
+        HarnessConfig.from_dict({1: {}, "x": {}})  # type: ignore[dict-item]

@@ -152,3 +152,112 @@ def test_openai_sdk_message_objects_are_accepted():
 def test_an_object_that_is_not_a_message_is_named_in_the_error():
     with pytest.raises(BadRequestError, match=r"messages\[1\]: .* got int"):
         validate_messages([{"role": "user", "content": "x"}, 3])
+
+
+# --------------------------------------------------------------------------- JSON values
+
+
+class _Opaque:
+    pass
+
+
+_cyclic: list[object] = ["x"]
+_cyclic.append(_cyclic)
+_deep: list[object] = []
+_cursor = _deep
+for _ in range(5000):
+    _cursor.append([])
+    _cursor = _cursor[0]  # type: ignore[assignment]
+
+
+def _user(**extra: object) -> dict[str, object]:
+    return {"role": "user", "content": "hi", **extra}
+
+
+@pytest.mark.parametrize(
+    ("messages", "expected"),
+    [
+        (
+            [
+                _user(),
+                _user(),
+                {"role": "user", "content": [{"type": "image_url", "image_url": b"\x89PNG"}]},
+            ],
+            "messages[2].content[0].image_url: not JSON-serialisable (bytes)",
+        ),
+        ([_user(meta={1, 2})], "messages[0].meta: not JSON-serialisable (set)"),
+        ([_user(meta=_Opaque())], "messages[0].meta: not JSON-serialisable (_Opaque)"),
+        (
+            [_user(meta=[1.0, float("nan")])],
+            "messages[0].meta[1]: not JSON-serialisable (float nan)",
+        ),
+        (
+            [_user(meta={"a b": float("inf")})],
+            "messages[0].meta['a b']: not JSON-serialisable (float inf)",
+        ),
+        ([_user(meta={3: "x"})], "messages[0].meta: key 3 is not a string"),
+        ([_user(meta=_cyclic)], "messages[0].meta[1]: not JSON-serialisable (it contains itself)"),
+        ([_user(meta=_deep)], "nested more than 100 levels deep"),
+        (
+            [
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "1",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": b"{}"},
+                        }
+                    ],
+                }
+            ],
+            "messages[0].tool_calls[0].function.arguments: not JSON-serialisable (bytes)",
+        ),
+        ([_user(name=b"bob")], "messages[0].name: not JSON-serialisable (bytes)"),
+    ],
+)
+def test_values_that_are_not_json_are_a_bad_request_naming_the_path(messages, expected):
+    with pytest.raises(BadRequestError) as info:
+        validate_messages(messages)
+    assert expected in str(info.value)
+
+
+def test_json_values_of_every_kind_pass():
+    import collections
+    import enum
+
+    class Level(enum.IntEnum):
+        HIGH = 2
+
+    class Text(str):
+        pass
+
+    message = _user(
+        name="bob",
+        meta={"n": 1, "x": 1.5, "b": True, "none": None, "list": [1, "a"], "tuple": (1, 2)},
+        subclasses=collections.OrderedDict(level=Level.HIGH, text=Text("t"), deep=[[[[{}]]]]),
+    )
+    assert validate_messages([message]) == [message]
+    json.dumps(message, allow_nan=False)
+
+
+def test_plain_messages_come_back_as_the_same_dicts():
+    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+    out = validate_messages(messages)
+    assert out == messages and all(a is b for a, b in zip(out, messages, strict=True))
+
+
+def test_a_not_json_value_is_refused_before_any_request():
+    import httpx
+
+    from harness import Harness
+
+    sent: list[httpx.Request] = []
+    h = Harness(transport=httpx.MockTransport(lambda r: sent.append(r) or httpx.Response(200)))
+    with pytest.raises(BadRequestError, match=r"messages\[0\].content\[0\].image_url"):
+        h.completion(
+            "ollama/llama3.2",
+            [{"role": "user", "content": [{"type": "image_url", "image_url": {1, 2}}]}],
+        )
+    assert sent == []

@@ -742,7 +742,10 @@ _VALUES = st.one_of(
     st.text(alphabet=st.characters(exclude_characters=_NOT_YAML_SAFE, exclude_categories=("Cs",))),
     st.integers(),
 )
-_LITERALS = st.text(alphabet=st.characters(exclude_characters="{}%#" + _NOT_YAML_SAFE, exclude_categories=("Cs",)), max_size=12)
+_LITERALS = st.text(
+    alphabet=st.characters(exclude_characters="{}%#" + _NOT_YAML_SAFE, exclude_categories=("Cs",)),
+    max_size=12,
+)
 
 
 @st.composite
@@ -925,3 +928,275 @@ def test_mock_responses_per_model(tmp_path: Path) -> None:
     path.write_text("prompt: hi\ncases:\n  - id: a\n    mock_responses: { quick: 3 }\n")
     with pytest.raises(SuiteError, match=r"mock_responses.quick: expected a string or a mapping"):
         load_suite(path)
+
+
+# --------------------------------------------------------------------------- hardening: input files
+
+
+def test_a_suite_file_with_a_bom_names_the_true_byte_offset(tmp_path: Path) -> None:
+    path = tmp_path / "suite.yaml"
+    path.write_bytes(b"\xef\xbb\xbfprompt: hi\ncases: [\xff]\n")
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    assert str(info.value) == f"{path}:2: not UTF-8 text: invalid start byte at byte 22"
+
+
+def test_vars_file_not_utf8_names_byte_and_line(tmp_path: Path) -> None:
+    (tmp_path / "c.csv").write_bytes(b"a\nok\n\xff\n")
+    err = fails(tmp_path, "prompt: hi\nvars_file: c.csv\n")
+    assert str(err) == (
+        f"{tmp_path / 'suite.yaml'}:2: vars_file: 'c.csv' is not UTF-8 text: "
+        "invalid start byte at byte 5 (line 3)"
+    )
+
+
+def test_vars_file_jsonl_nested_too_deeply(tmp_path: Path) -> None:
+    (tmp_path / "c.jsonl").write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    err = fails(tmp_path, "prompt: hi\nvars_file: c.jsonl\n")
+    assert str(err).endswith("vars_file: 'c.jsonl': line 1: invalid JSON: nested too deeply")
+
+
+_LAUGHS = """\
+prompt: {prompt}
+vars:
+  lol1: &lol1 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+  lol2: &lol2 [*lol1,*lol1,*lol1,*lol1,*lol1,*lol1,*lol1,*lol1,*lol1]
+  lol3: &lol3 [*lol2,*lol2,*lol2,*lol2,*lol2,*lol2,*lol2,*lol2,*lol2]
+  lol4: &lol4 [*lol3,*lol3,*lol3,*lol3,*lol3,*lol3,*lol3,*lol3,*lol3]
+  lol5: &lol5 [*lol4,*lol4,*lol4,*lol4,*lol4,*lol4,*lol4,*lol4,*lol4]
+  lol6: &lol6 [*lol5,*lol5,*lol5,*lol5,*lol5,*lol5,*lol5,*lol5,*lol5]
+  lol7: &lol7 [*lol6,*lol6,*lol6,*lol6,*lol6,*lol6,*lol6,*lol6,*lol6]
+  lol8: &lol8 [*lol7,*lol7,*lol7,*lol7,*lol7,*lol7,*lol7,*lol7,*lol7]
+  lol9: &lol9 [*lol8,*lol8,*lol8,*lol8,*lol8,*lol8,*lol8,*lol8,*lol8]
+cases: [{{id: a}}]
+"""
+
+
+@pytest.mark.parametrize("prompt", ["hi", "'{{ lol9 }}'"])
+def test_an_alias_bomb_fails_at_load_time_fast(tmp_path: Path, prompt: str) -> None:
+    import time
+
+    start = time.monotonic()
+    err = fails(tmp_path, _LAUGHS.format(prompt=prompt))
+    assert time.monotonic() - start < 1.0
+    assert err.line == 8  # lol6: the first value that expands past the limit
+    assert "invalid YAML: aliases expand this value by more than 1,000,000 nodes" in str(err)
+
+
+def test_a_recursive_alias_is_refused(tmp_path: Path) -> None:
+    err = fails(tmp_path, "prompt: hi\nvars: &v\n  self: *v\ncases: [{id: a}]\n")
+    assert err.line == 2  # the anchored value (PyYAML does not keep where an alias is used)
+    assert "this value contains an alias of itself (a recursive structure)" in str(err)
+
+
+def test_aliases_within_the_limit_still_load(tmp_path: Path) -> None:
+    rows = "\n".join(f"  - {{id: c{i}, vars: *v, assert: *checks}}" for i in range(2000))
+    text = (
+        "prompt: '{{ a }}'\ncases:\n"
+        "  - {id: first, vars: &v {a: '"
+        + "y" * 200
+        + "'}, assert: &checks [{icontains: y}]}\n"
+        + rows
+        + "\n"
+    )
+    suite = load_suite(write(tmp_path, text))
+    assert len(suite.cases) == 2001
+    assert suite.cases[-1].messages[0]["content"] == "y" * 200
+
+
+# --------------------------------------------------------------------------- hardening: templates
+
+
+def test_a_template_cannot_reach_python_internals(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    text = f"""\
+    prompt: "{{{{ cycler.__init__.__globals__.os.system('touch {marker}') }}}}"
+    cases:
+      - id: attack
+    """
+    err = fails(tmp_path, text)
+    assert not marker.exists()
+    assert str(err).startswith(
+        f"{tmp_path / 'suite.yaml'}:3: case 'attack': prompt: unsafe template: "
+    )
+    assert "unsafe" in err.problem and "__init__" in err.problem
+
+
+def test_message_templates_are_sandboxed_too(tmp_path: Path) -> None:
+    text = """\
+    messages:
+      - role: user
+        content:
+          - {type: text, text: "{{ ''.__class__.__mro__ }}"}
+    cases: [{id: a}]
+    """
+    err = fails(tmp_path, text)
+    assert where(err) == (5, "a", "messages[0].content[0].text")
+    assert err.problem.startswith("unsafe template: ")
+
+
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [
+        ("{{ 'x' * 10**10 }}", "a repetition ('*') would be longer than 10,000,000 characters"),
+        ("{{ [1, 2] * 10**9 }}", "a repetition ('*')"),
+        ("{{ range(10**10)|list }}", "range() of 10,000,000,000 numbers; at most 100,000"),
+        ("{{ 'x'|center(10**10) }}", "center would be longer"),
+        ("{{ 'x'.ljust(10**10) }}", "str.ljust() would be longer"),
+        ("{{ '%10000000000s' % 'x' }}", "'%' formatting with width 10000000000"),
+        ("{{ '{:>10000000000}'.format('x') }}", "str.format with width 10000000000"),
+        ("{{ 2 ** 1000000 }}", "a power ('**') of more than 100,000 bits"),
+        (
+            "{% set ns = namespace(s='xx') %}{% for i in range(64) %}"
+            "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
+            "namespace attribute 's' would be longer",
+        ),
+        (
+            "{% macro twice(s, n) %}{% if n %}{{ twice(s ~ s, n - 1) }}{% else %}{{ s }}"
+            "{% endif %}{% endmacro %}{{ twice('x', 64) }}",
+            "the arguments of a call would be longer",
+        ),
+        (
+            "{% for i in range(100000) %}{% for j in range(1000) %}xx{% endfor %}{% endfor %}",
+            "the rendered text would be longer than 10,000,000 characters",
+        ),
+        ("{{ ([text] * 1000)|join }}", "a repetition ('*') would be longer"),
+        ("{{ ([text] * 60)|join(text * 30) }}", "join() would be longer"),
+        ("{{ [[text] * 60] * 60 }}", "a repetition ('*') would be longer"),
+    ],
+)
+def test_a_template_cannot_exhaust_memory(tmp_path: Path, template: str, problem: str) -> None:
+    text = (
+        "prompt: |\n  " + template + "\nvars: {text: '" + "t" * 100_000 + "'}\ncases: [{id: a}]\n"
+    )
+    err = fails(tmp_path, text)
+    assert where(err) == (4, "a", "prompt")
+    assert err.problem.startswith("unsafe template: " + problem), err.problem
+
+
+def test_a_template_cannot_loop_forever(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setattr("harness.suites.MAX_RENDER_SECONDS", 0.2)
+    text = """\
+    prompt: "{% set r = range(100000)|list %}{% for a in r %}{% for b in r %}{% endfor %}{% endfor %}"
+    cases: [{id: a}]
+    """
+    start = time.monotonic()
+    err = fails(tmp_path, text)
+    assert time.monotonic() - start < 5
+    assert err.problem == "unsafe template: rendering took longer than 0.2 s"
+
+
+def test_ordinary_templates_render_as_before(tmp_path: Path) -> None:
+    text = """\
+    prompt: >-
+      {% for w in words %}{{ loop.index }}:{{ w|upper }}{{ ', ' if not loop.last }}{% endfor %}
+      | {{ '%05.1f'|format(pi) }} | {{ '{:,}'.format(big) }} | {{ words|join('+') }}
+      | {{ (words * 2)|length }} | {{ 'ab' * 3 }} | {{ 2 ** 10 }} | {{ cfg.name }} | {{ n % 3 }}
+      {%- set ns = namespace(total=0) %}{% for i in range(4) %}{% set ns.total = ns.total + i %}{% endfor %}
+      | {{ ns.total }} | {{ text|wordwrap(5)|length }} | {{ words|batch(2)|list|length }}
+    vars: {words: [a, b, c], pi: 3.14159, big: 1234567890123, cfg: {name: demo}, n: 7, text: "a b c d e f g"}
+    cases: [{id: a}]
+    """
+    [case] = load_suite(write(tmp_path, text)).cases
+    assert case.messages[0]["content"] == (
+        "1:A, 2:B, 3:C | 003.1 | 1,234,567,890,123 | a+b+c | 6 | ababab | 1024 | demo | 1"
+        " | 6 | 13 | 2"
+    )
+
+
+# --------------------------------------------------------------------------- hardening: vars_file
+
+
+def _rows(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("q\nhello\n", encoding="utf-8")
+    return path
+
+
+def test_vars_file_may_not_climb_out_of_the_root(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "suites").mkdir(parents=True)
+    _rows(tmp_path / "secret.csv")
+    suite = write(project / "suites", "prompt: '{{ q }}'\nvars_file: ../../secret.csv\n")
+    with pytest.raises(SuiteError) as info:
+        load_suite(suite, root=project)
+    assert str(info.value) == (
+        f"{suite}:2: vars_file: '../../secret.csv' is outside the project root "
+        f"{project.resolve()}: a vars_file must be a file under it "
+        "(an absolute path elsewhere needs HARNESS_ALLOW_ABSOLUTE_VARS_FILE=1)"
+    )
+
+
+def test_vars_file_up_a_folder_but_inside_the_root_is_fine(tmp_path: Path) -> None:
+    (tmp_path / "suites").mkdir()
+    _rows(tmp_path / "data" / "rows.csv")
+    suite = write(tmp_path / "suites", "prompt: '{{ q }}'\nvars_file: ../data/rows.csv\n")
+    assert load_suite(suite, root=tmp_path).cases[0].messages[0]["content"] == "hello"
+
+
+def test_vars_file_default_root_is_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "project" / "suites").mkdir(parents=True)
+    _rows(tmp_path / "project" / "data" / "rows.csv")
+    _rows(tmp_path / "outside.csv")
+    good = write(
+        tmp_path / "project" / "suites", "prompt: '{{ q }}'\nvars_file: ../data/rows.csv\n"
+    )
+    bad = write(
+        tmp_path / "project" / "suites", "prompt: hi\nvars_file: ../../outside.csv\n", "bad.yaml"
+    )
+    monkeypatch.chdir(tmp_path / "project")
+    assert load_suite(good).ids == ["row-1"]
+    with pytest.raises(SuiteError, match="is outside the project root"):
+        load_suite(bad)
+    # a suite file outside the working directory: its own folder is the root
+    monkeypatch.chdir(tmp_path / "project" / "data")
+    with pytest.raises(SuiteError, match="is outside the project root"):
+        load_suite(good)
+
+
+def test_vars_file_absolute_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "project"
+    inside = _rows(project / "rows.csv")
+    outside = _rows(tmp_path / "elsewhere" / "rows.csv")
+    ok = write(project, f"prompt: '{{{{ q }}}}'\nvars_file: {inside}\n", "ok.yaml")
+    assert load_suite(ok, root=project).ids == ["row-1"]
+    far = write(project, f"prompt: '{{{{ q }}}}'\nvars_file: {outside}\n", "far.yaml")
+    monkeypatch.delenv("HARNESS_ALLOW_ABSOLUTE_VARS_FILE", raising=False)
+    with pytest.raises(SuiteError, match="is outside the project root"):
+        load_suite(far, root=project)
+    monkeypatch.setenv("HARNESS_ALLOW_ABSOLUTE_VARS_FILE", "1")
+    assert load_suite(far, root=project).ids == ["row-1"]
+    # the switch is for absolute paths only: a relative path still may not climb out
+    climb = write(project, "prompt: hi\nvars_file: ../elsewhere/rows.csv\n", "climb.yaml")
+    with pytest.raises(SuiteError, match="is outside the project root"):
+        load_suite(climb, root=project)
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd.csv", "../../../../../../../etc/passwd.csv"])
+def test_vars_file_system_paths_are_refused(tmp_path: Path, target: str) -> None:
+    err = fails(tmp_path, f"prompt: hi\nvars_file: {target}\n")
+    assert where(err) == (2, None, "vars_file")
+    assert "is outside the project root" in err.problem
+
+
+def test_vars_file_symlink_out_of_the_root_is_refused(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "rows.csv").symlink_to(_rows(tmp_path / "secret.csv"))
+    suite = write(project, "prompt: hi\nvars_file: rows.csv\n")
+    with pytest.raises(SuiteError, match="'rows.csv' is outside the project root"):
+        load_suite(suite, root=project)
+
+
+def test_vars_file_must_be_a_regular_file(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "pipe.csv")  # reading it would block forever
+    (tmp_path / "dir.csv").mkdir()
+    for name in ("pipe.csv", "dir.csv"):
+        err = fails(tmp_path, f"prompt: hi\nvars_file: {name}\n")
+        assert err.problem == f"{name!r} is not a regular file"
