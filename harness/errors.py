@@ -22,6 +22,7 @@
     │   ├── TimeoutError               the call or the server timed out (408, 504; retried)
     │   ├── APIConnectionError         could not connect, or the connection broke (retried)
     │   └── InvalidResponseError       a body that does not parse as the provider's format
+    │       └── ResponseTooLargeError  a body past max_response_bytes (read no further)
     ├── ReplayMissError                replay mode found no recorded answer
     ├── BudgetExceededError            the session's cost cap was reached; the request was not sent
     └── AllModelsFailed                every model of a race failed; carries each model's error
@@ -68,6 +69,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ReplayMissError",
+    "ResponseTooLargeError",
     "ServiceUnavailableError",
     "Timeout",
     "TimeoutError",
@@ -120,11 +122,22 @@ _CREDENTIAL_HEADER = re.compile(r"(?i)auth|key|token|secret|password|cookie|cred
 
 
 def secret_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """``headers`` with every credential-looking value (by its name) made a ``Secret``."""
-    return {
-        name: secret(value) if _CREDENTIAL_HEADER.search(name) and value else value
-        for name, value in headers.items()
-    }
+    """``headers`` with every credential-looking value (by its name) made a ``Secret``.
+
+    The credential itself is registered for scrubbing: the value after an auth scheme
+    (``Bearer``, ``Basic``, ``Token``), so scrubbed text reads ``Bearer ***``.
+    """
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        if value and _CREDENTIAL_HEADER.search(name):
+            scheme, _, rest = value.partition(" ")
+            register_secret(rest if rest and scheme.lower() in _AUTH_SCHEMES else value)
+            value = Secret(value)
+        out[name] = value
+    return out
+
+
+_AUTH_SCHEMES = ("bearer", "basic", "token", "key")
 
 
 def register_secret(value: str | None) -> None:
@@ -343,6 +356,16 @@ class APIConnectionError(APIError):
 
 class InvalidResponseError(APIError):
     """The provider's body could not be parsed into a response."""
+
+
+class ResponseTooLargeError(InvalidResponseError):
+    """The answer's body (or a stream's bytes) went past ``max_response_bytes``; not retried.
+
+    ``limit`` is the limit in bytes. Raise it per model or per call when answers that large
+    are expected.
+    """
+
+    limit: int | None = None
 
 
 Timeout = TimeoutError

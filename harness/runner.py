@@ -61,7 +61,13 @@ from harness.errors import (
 from harness.http import ClientCache, RawStream, Send, TransportKind
 from harness.limits import CostBudget, SharedLimiter
 from harness.messages import validate_conversations, validate_messages
-from harness.providers.base import Call, ResponseStream, get_provider, response_chunks
+from harness.providers.base import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    Call,
+    ResponseStream,
+    get_provider,
+    response_chunks,
+)
 from harness.retry import RetryPolicy
 from harness.types import Contestant, ModelResponse, RaceInfo, StreamChunk
 
@@ -85,6 +91,7 @@ _HARNESS_PARAMS = frozenset(
         "request_timeout",
         "num_retries",
         "max_retries",
+        "max_response_bytes",
         "mock_response",
         "mock_timeout",
         "mock_latency_ms",
@@ -121,7 +128,15 @@ class _Plan:
         """The same settings for another conversation (a batch resolves them once)."""
         c = self.call
         call = Call(
-            c.spec, messages, c.params, c.api_key, c.api_base, c.headers, 0, c.mock_response
+            c.spec,
+            messages,
+            c.params,
+            c.api_key,
+            c.api_base,
+            c.headers,
+            0,
+            c.mock_response,
+            max_response_bytes=c.max_response_bytes,
         )
         return _Plan(
             call, self.family, self.timeout, self.policy, self.cache_mode, self.repeat, self.stream
@@ -338,6 +353,12 @@ class Harness:
             else _with_retries(self._policy, int(retries))
         )
         headers = secret_headers(harness_args.get("extra_headers") or {})
+        limit = _first(
+            harness_args.get("max_response_bytes"),
+            spec.max_response_bytes,
+            self.config.max_response_bytes,
+            DEFAULT_MAX_RESPONSE_BYTES,
+        )
         call = Call(
             spec=spec,
             messages=messages,
@@ -346,6 +367,7 @@ class Harness:
             api_base=api_base,
             headers=MappingProxyType(headers),
             mock_response=mock_response,
+            max_response_bytes=_byte_limit(limit),
         )
         repeat = int(harness_args.get("harness_repeat", 0))
         stream = bool(params.get("stream"))
@@ -1083,6 +1105,13 @@ def _unexpected(plan: _Plan, exc: Exception) -> HarnessError:
     error = plan.call.error(HarnessError, f"unexpected {type(exc).__name__}: {exc}")
     error.__cause__ = exc
     return error
+
+
+def _byte_limit(value: Any) -> int:
+    """``max_response_bytes`` checked (a call parameter is not validated by the config)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1024:
+        raise ConfigError(f"max_response_bytes: expected an integer >= 1024, got {value!r}")
+    return value
 
 
 def _first(*values: Any) -> Any:

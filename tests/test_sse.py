@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.providers.sse import (
+    SSEDecodeError,
     SSEDecoder,
     SSELineSplitter,
     aiter_sse,
@@ -185,3 +186,69 @@ async def test_async_twins_agree_with_the_sync_ones() -> None:
     assert [e async for e in aiter_sse(_alines(lines))] == events
     # Lines that still carry their line end (a caller's own splitting) parse the same.
     assert [e async for e in aiter_sse(_alines([line + "\r\n" for line in lines]))] == events
+
+
+# Bytes that look like a stream, with arbitrary bytes mixed in (some not UTF-8).
+stream_bytes = st.lists(
+    st.sampled_from(
+        [
+            b"data: ",
+            b"data:",
+            b"event: ",
+            b": ",
+            b"id: 1",
+            b"\n",
+            b"\r\n",
+            b"\r",
+            b"x",
+            b"{}",
+            "é".encode(),
+            "☃".encode(),
+            b"\xef\xbb\xbf",
+            b"\xff",
+            b"\xe2\x98",
+            b"\x80",
+        ]
+    )
+    | st.binary(max_size=6),
+    max_size=30,
+).map(b"".join)
+
+
+@given(data=st.binary(max_size=200) | stream_bytes, sizes=st.lists(st.integers(1, 9), max_size=40))
+@settings(max_examples=2000, deadline=None)
+def test_any_bytes_give_events_or_a_decode_error(data: bytes, sizes: list[int]) -> None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        with pytest.raises(SSEDecodeError) as info:
+            parse_bytes(list(cut(data, sizes)))
+        assert info.value.position == exc.start  # the offset of the first bad byte
+        return
+    events = parse_bytes(list(cut(data, sizes)))
+    # The same events as the text parsed whole (one leading byte-order mark is dropped).
+    assert events == list(iter_sse(iter_sse_lines([text])))
+    for name, payload in events:
+        assert isinstance(payload, str) and (name is None or isinstance(name, str))
+
+
+def test_bytes_that_are_not_utf8_raise_with_their_offset() -> None:
+    splitter = SSELineSplitter()
+    assert splitter.feed(b"data: caf\xc3") == []  # half a character: wait for the rest
+    with pytest.raises(SSEDecodeError, match="invalid UTF-8 at byte 9") as info:
+        splitter.feed(b"(\n\n")
+    assert info.value.position == 9
+    with pytest.raises(SSEDecodeError, match="at byte 6"):
+        list(iter_sse_lines([b"data: \xe2\x98"]))  # cut off inside a character at the end
+
+
+def test_replacement_is_still_available() -> None:
+    splitter = SSELineSplitter(errors="replace")
+    assert splitter.feed(b"data: \xff\n") == ["data: \ufffd"]
+
+
+def test_the_decoder_counts_the_events_it_delivers() -> None:
+    decoder = SSEDecoder()
+    for line in ["data: a", "", ": comment", "", "event: x", "", "data: b", ""]:
+        decoder.feed(line)
+    assert decoder.events == 2

@@ -236,7 +236,8 @@ class AnthropicStreamParser(StreamParser):
     blocks stream as text, thinking (reasoning) and tool-call chunks, each ``tool_use``
     block's ``partial_json`` joined and parsed at ``content_block_stop``;
     ``message_delta`` gives the stop reason and the cumulative output tokens; the stream
-    ends at ``message_stop``. An ``error`` event raises the mapped error.
+    ends at ``message_stop`` (one that ends after the stop reason without it is complete
+    too). An ``error`` event raises the mapped error.
     """
 
     def __init__(
@@ -365,13 +366,21 @@ class AnthropicStreamParser(StreamParser):
         "message_stop": _message_stop,
     }
 
+    def finished(self) -> bool:
+        """``message_stop`` arrived, or a ``message_delta`` gave the ``stop_reason``.
+
+        The ``message_delta`` with the stop reason carries the final usage too; a stream
+        that ends after it without ``message_stop`` has sent the whole answer.
+        """
+        return self.done or self._stop_reason is not None
+
     def finish(self) -> ModelResponse:
         """The ``message`` the events add up to, parsed as the unstreamed answer.
 
         Raises:
-            APIConnectionError: no ``message_stop`` arrived.
+            APIConnectionError: neither ``message_stop`` nor the ``stop_reason`` arrived.
         """
-        if not self.done:
+        if not self.finished():
             raise self.truncated()
         message = {
             "id": self.id,

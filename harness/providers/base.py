@@ -15,6 +15,12 @@ method that does the I/O for every HTTP adapter, ``stream(call, send_stream)``, 
 returns a ``ResponseStream``: an async iterator of chunks that measures time to first token
 and exposes the assembled answer as ``.response`` once the stream is complete.
 
+Every request carries its call's ``max_response_bytes`` as a request extension
+(``harness.http.MAX_RESPONSE_BYTES_EXTENSION``), which the transports enforce while reading;
+whatever a server sends, a call fails only with a ``HarnessError``: a body past the limit, a
+body that does not decode, a stream answered with HTML or plain text, or stream bytes that
+are not UTF-8 are ``InvalidResponseError``s naming what was wrong.
+
 Retries, timeouts, concurrency and cost belong to the runner, never to a provider.
 Adapters register themselves by family name (``openai``, ``anthropic``, …) when their
 module is imported; ``get_provider`` imports them lazily.
@@ -48,11 +54,12 @@ from harness.errors import (
     HarnessError,
     InternalServerError,
     InvalidResponseError,
+    ResponseTooLargeError,
     ServiceUnavailableError,
     TimeoutError,
     error_from_status,
 )
-from harness.providers.sse import SSEDecoder, SSELineSplitter
+from harness.providers.sse import SSEDecodeError, SSEDecoder, SSELineSplitter
 from harness.types import (
     ChunkChoice,
     Delta,
@@ -65,6 +72,7 @@ from harness.types import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "Call",
     "Clock",
     "HTTPProvider",
@@ -99,6 +107,11 @@ SendStream = _http.SendStream
 Clock = Callable[[], float]
 """Seconds from an arbitrary origin (``time.perf_counter``); tests inject a fake one."""
 
+DEFAULT_MAX_RESPONSE_BYTES = _http.DEFAULT_MAX_RESPONSE_BYTES
+"""The largest response body a call accepts unless it says otherwise (32 MiB)."""
+
+_LIMIT_EXTENSION = _http.MAX_RESPONSE_BYTES_EXTENSION
+
 
 @dataclass(slots=True)
 class Call:
@@ -115,9 +128,14 @@ class Call:
     """0 for the first attempt; retries count up."""
     mock_response: Any = None
     """The per-call scripted answer for offline models (``mock_response=``)."""
-    raw_body: bytes | None = None
+    raw_body: bytes | None = field(default=None, repr=False)
     """The provider's raw answer body, set by ``HTTPProvider.generate`` (the response store
-    keeps it beside the normalised answer)."""
+    keeps it beside the normalised answer); never shown in ``repr`` (a server may echo a
+    key into it)."""
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    """The largest response body accepted, in bytes (the sum of a stream's bytes, and of a
+    compressed body once decompressed); past it the call fails with
+    ``ResponseTooLargeError``."""
 
     @property
     def provider(self) -> str:
@@ -222,16 +240,21 @@ class HTTPProvider(Provider):
         return await self._generate_one(call, send)
 
     async def _generate_one(self, call: Call, send: Send) -> Any:
-        response = await send(self.build_request(call))
+        request = self.build_request(call)
+        request.extensions[_LIMIT_EXTENSION] = call.max_response_bytes
+        try:
+            response = await send(request)
+        except (httpx.TransportError, httpx.DecodingError, OSError) as exc:
+            raise _transport_error(call, exc, streaming=False) from exc
         body = call.raw_body = response.content
         if response.status_code >= 400:
             raise self.parse_error(call, response.status_code, body, response.headers)
         try:
             data = json.loads(body)
-        except ValueError:
+        except ValueError as exc:
             raise call.error(
                 InvalidResponseError,
-                f"response body is not JSON (HTTP {response.status_code})",
+                _not_json(exc, body, response.headers),
                 status=response.status_code,
                 body=body,
             ) from None
@@ -318,35 +341,44 @@ class HTTPProvider(Provider):
         parser = self.stream_parser(call)  # before sending: an adapter may refuse to stream
         stream.parser = parser
         request = self.build_stream_request(call)
+        request.extensions[_LIMIT_EXTENSION] = call.max_response_bytes
         stream.mark_sent()
         try:
             response = await send_stream(request)
-        except (httpx.TransportError, OSError) as exc:
+        except (httpx.TransportError, httpx.DecodingError, OSError) as exc:
             raise _transport_error(call, exc) from exc
+        if isinstance(response, httpx.Response):  # a sender handing httpx's response over
+            response = _http.bounded_stream(response, call.max_response_bytes)
         try:
             stream.mark_headers()
             status, headers = response.status_code, response.headers
             if status >= 400:
                 raise self.parse_error(call, status, await _read(call, response), headers)
-            body: AsyncIterator[bytes]
-            if headers.get("content-type", "").startswith("application/json"):
-                content = await _read(call, response)
-                if stream.record:
-                    stream.raw.append(content)
-                data = _json_or_none(content)
-                if isinstance(data, Mapping):  # the server ignored "stream": one JSON answer
-                    result = self._parse_checked(call, data, content, status, headers)
-                    for chunk in _replayed(result, stream):
-                        yield chunk
-                    stream.complete(result, request_id(headers))
-                    return
-                body = _once(content)  # labelled JSON but not JSON: read it as events
-            else:
-                body = response.aiter_bytes()
+            body: AsyncIterator[bytes] = response.aiter_bytes()
+            ctype = headers.get("content-type", "")
+            if not ctype.startswith("text/event-stream"):
+                media = ctype.partition(";")[0].strip().lower()
+                if media == "application/json":
+                    content = await _read(call, response)
+                    if stream.record:
+                        stream.raw.append(content)
+                    data = _json_or_none(content)
+                    if isinstance(data, Mapping):  # the server ignored "stream": one answer
+                        result = self._parse_checked(call, data, content, status, headers)
+                        for chunk in _replayed(result, stream):
+                            yield chunk
+                        stream.complete(result, request_id(headers))
+                        return
+                    body = _once(content)  # labelled JSON but not JSON: read it as events
+                elif media and media != "text/event-stream":
+                    body = await _events_or_refuse(call, body, ctype, status)
             parser.headers = headers
             splitter, decoder = SSELineSplitter(), SSEDecoder()
+            first: bytes | None = None
             try:
                 async for raw in body:
+                    if first is None:
+                        first = raw
                     if stream.record:
                         stream.raw.append(raw)
                     chunks = _feed_lines(call, parser, decoder, splitter.feed(raw), stream)
@@ -358,11 +390,28 @@ class HTTPProvider(Provider):
                     lines = [*splitter.flush(), ""]
                     for chunk in _feed_lines(call, parser, decoder, lines, stream):
                         yield chunk
-            except (httpx.TransportError, httpx.DecodingError, OSError) as exc:
+            except (httpx.TransportError, OSError) as exc:
+                # A connection that breaks after every choice has finished lost nothing of
+                # the answer (only the terminal event); before that, the answer is cut off.
+                if isinstance(exc, _TIMEOUTS) or not parser.finished():
+                    raise _transport_error(call, exc) from exc
+            except httpx.DecodingError as exc:
                 raise _transport_error(call, exc) from exc
+            except SSEDecodeError as exc:
+                raise call.error(
+                    InvalidResponseError, f"stream body is not UTF-8: {exc}", status=status
+                ) from None
             stream.mark_end()
             if parser.done:
                 await _drain(response, body)
+            elif decoder.events == 0 and first is not None and not parser.finished():
+                raise call.error(
+                    InvalidResponseError,
+                    f"the stream (content type {ctype or 'none'!r}) holds no server-sent "
+                    f"events: {_excerpt(first)!r}",
+                    status=status,
+                    body=first,
+                )
             try:
                 result = parser.finish()
             except HarnessError:
@@ -379,6 +428,107 @@ class HTTPProvider(Provider):
 
 _SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError)
 """What a parser raises on data of an unexpected shape (reported as ``InvalidResponseError``)."""
+
+_TIMEOUTS = (httpx.TimeoutException, builtins.TimeoutError)
+
+SNIFF_BYTES = 64
+"""Bytes read, at most, to tell whether a stream answered with another content type holds
+server-sent events all the same."""
+EXCERPT_BYTES = 1024
+"""Bytes read, at most, for the excerpt in the error about a body that is not a stream."""
+
+
+async def _events_or_refuse(
+    call: Call, body: AsyncIterator[bytes], ctype: str, status: int
+) -> AsyncIterator[bytes]:
+    """The body of a stream answered with another content type, if it holds events anyway.
+
+    Some servers label a real event stream ``text/plain``; its first bytes tell. Anything
+    else (an HTML page, a proxy's plain-text error) is refused with an excerpt.
+
+    Raises:
+        InvalidResponseError: the body does not start like server-sent events.
+    """
+    seen: list[bytes] = []
+    size = 0
+    try:
+        async for raw in body:
+            seen.append(raw)
+            size += len(raw)
+            if size >= SNIFF_BYTES or b"\n" in raw:
+                break
+    except (httpx.TransportError, httpx.DecodingError, OSError) as exc:
+        raise _transport_error(call, exc) from exc
+    head = b"".join(seen)
+    if _looks_like_events(head):
+        return _chain(seen, body)
+    try:  # a little more, for a useful excerpt; the body is refused either way
+        async with asyncio.timeout(DRAIN_TIMEOUT):
+            async for raw in body:
+                head += raw
+                if len(head) >= EXCERPT_BYTES:
+                    break
+    except (builtins.TimeoutError, httpx.TransportError, httpx.DecodingError, OSError):
+        pass
+    shown = _excerpt(head)
+    message = (
+        f"the server answered a stream request with content type {ctype!r}, not "
+        "text/event-stream"
+    )
+    message += f": {shown!r}" if shown else ", and an empty body"
+    raise call.error(InvalidResponseError, message, status=status, body=head)
+
+
+_EVENT_STARTS = (b"data:", b"event:", b"id:", b"retry:", b":")
+
+
+def _looks_like_events(head: bytes) -> bool:
+    """Whether the first bytes of a body start like server-sent events."""
+    return head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(_EVENT_STARTS)
+
+
+async def _chain(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for raw in first:
+        yield raw
+    async for raw in rest:
+        yield raw
+
+
+_TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.S | re.I)
+_SPACES = re.compile(r"\s+")
+
+
+def _excerpt(body: bytes, limit: int = 200) -> str:
+    """A short one-line excerpt of a body; an HTML page gives its title and text."""
+    text = body[: limit * 8].decode("utf-8", "replace")
+    if _is_html(text):
+        title = _TITLE.search(text)
+        plain = _SPACES.sub(" ", _TAGS.sub(" ", text)).strip()
+        heading = _SPACES.sub(" ", title.group(1)).strip() if title else ""
+        if heading:  # the title, then the text without its repeats (an <h1> often is one)
+            rest = _SPACES.sub(" ", plain.replace(heading, " ")).strip()
+            text = f"{heading}: {rest}" if rest else heading
+        else:
+            text = plain
+    text = _SPACES.sub(" ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _is_html(text: str) -> bool:
+    start = text.lstrip()[:15].lower()
+    return start.startswith(("<!doctype html", "<html", "<head", "<body", "<!--", "<title"))
+
+
+def _not_json(exc: ValueError, body: bytes, headers: Mapping[str, str]) -> str:
+    """The message for a (non-error) answer whose body is not JSON (the error has the status)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"response body is not valid UTF-8: {exc.reason} at byte {exc.start}"
+    ctype = headers.get("content-type") or "none"
+    shown = _excerpt(body)
+    if not shown:
+        return f"response body is empty, not JSON (content type {ctype!r})"
+    return f"response body is not JSON (content type {ctype!r}): {shown!r}"
 
 
 # --- streaming ---------------------------------------------------------------------------
@@ -423,6 +573,17 @@ class StreamParser(ABC):
         Raises:
             APIConnectionError: the stream ended before its finish signal.
         """
+
+    def finished(self) -> bool:
+        """Whether the answer is complete, though the stream may not have ended yet.
+
+        True once the terminal event arrived (``done``); adapters whose streams carry every
+        choice's finish reason before the terminal event (OpenAI's ``finish_reason`` before
+        ``[DONE]``, Anthropic's ``stop_reason`` before ``message_stop``) also say True
+        then, so a stream that ends, or whose connection breaks, after the finish and
+        before the terminal event is complete rather than truncated.
+        """
+        return self.done
 
     def usage_so_far(self) -> Usage | None:
         """The token counts the provider has reported so far, or ``None`` if none yet.
@@ -876,20 +1037,38 @@ def _replayed(response: ModelResponse, stream: ResponseStream) -> list[StreamChu
     return chunks
 
 
-def _transport_error(call: Call, exc: BaseException) -> HarnessError:
-    """The harness error for an httpx/socket failure while streaming."""
+def _transport_error(call: Call, exc: BaseException, *, streaming: bool = True) -> HarnessError:
+    """The harness error for an httpx/socket failure while sending or streaming."""
+    if isinstance(exc, _http.ResponseTooLarge):
+        error = call.error(ResponseTooLargeError, str(exc))
+        error.limit = exc.limit  # type: ignore[attr-defined]
+        return error
     if isinstance(exc, httpx.DecodingError):
-        return call.error(InvalidResponseError, f"cannot decode the stream: {exc}")
-    if isinstance(exc, httpx.TimeoutException | builtins.TimeoutError):
-        return call.error(TimeoutError, f"{type(exc).__name__}: {exc}")
-    return call.error(APIConnectionError, f"stream broke: {type(exc).__name__}: {exc}")
+        what = "stream" if streaming else "response body"
+        return call.error(InvalidResponseError, f"cannot decode the {what}: {exc}")
+    if isinstance(exc, _TIMEOUTS):
+        return call.error(TimeoutError, _described(exc))
+    prefix = "stream broke: " if streaming else ""
+    return call.error(APIConnectionError, prefix + _described(exc))
+
+
+def _described(exc: BaseException) -> str:
+    """``Type: message``; an exception without a message borrows its cause's."""
+    text = str(exc)
+    cause = exc.__cause__ or exc.__context__
+    for _ in range(4):
+        if text or cause is None:
+            break
+        text = f"{type(cause).__name__}: {cause}" if str(cause) else ""
+        cause = cause.__cause__ or cause.__context__
+    return f"{type(exc).__name__}: {text or '(no detail)'}"
 
 
 async def _read(call: Call, response: httpx.Response | _http.RawStream) -> bytes:
     """The whole body of a streamed response (an error body, or a JSON answer)."""
     try:
         return await response.aread()
-    except (httpx.TransportError, OSError) as exc:
+    except (httpx.TransportError, httpx.DecodingError, OSError) as exc:
         raise _transport_error(call, exc) from exc
 
 
@@ -1013,7 +1192,10 @@ def error_details(body: bytes | str) -> tuple[str, str | None]:
     try:
         data = json.loads(body)
     except (ValueError, TypeError):
-        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+        raw = body if isinstance(body, bytes) else str(body).encode("utf-8", "replace")
+        text = raw[:2400].decode("utf-8", "replace")
+        if _is_html(text):  # a proxy's or load balancer's error page
+            return "HTML error page: " + _excerpt(raw), None
         return text.strip()[:300], None
     if isinstance(data, list) and data and isinstance(data[0], Mapping):
         data = data[0]

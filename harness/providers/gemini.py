@@ -322,16 +322,23 @@ class GeminiStreamParser(StreamParser):
         )
         return ChunkChoice(index, delta, finish)
 
+    def finished(self) -> bool:
+        """Every candidate has its ``finishReason`` (or the prompt was blocked).
+
+        Gemini's stream has no terminal event: the chunk with the last finish reason ends
+        it, so a connection that breaks after that chunk lost nothing.
+        """
+        return self._feedback is not None or (
+            bool(self._candidates) and all(c.finish for c in self._candidates.values())
+        )
+
     def finish(self) -> ModelResponse:
         """The ``GenerateContentResponse`` the chunks add up to, parsed as unstreamed.
 
         Raises:
             APIConnectionError: a candidate never got its ``finishReason`` (or no chunk came).
         """
-        complete = self._feedback is not None or (
-            bool(self._candidates) and all(c.finish for c in self._candidates.values())
-        )
-        if not complete:
+        if not self.finished():
             raise self.truncated()
         data: dict[str, Any] = {
             "candidates": [

@@ -377,7 +377,8 @@ class OpenAIStreamParser(StreamParser):
 
     Each chunk is normalised (finish reasons mapped, tool-call fragments indexed, reasoning
     under ``reasoning_content``); chunks with neither choices nor usage (Azure's first) are
-    skipped. ``[DONE]`` ends the stream; the assembled body goes through the adapter's
+    skipped. ``[DONE]`` ends the stream; a stream that ends without it after every choice's
+    ``finish_reason`` is complete too. The assembled body goes through the adapter's
     ``parse_response``, so a streamed answer equals the same answer unstreamed.
     """
 
@@ -508,14 +509,30 @@ class OpenAIStreamParser(StreamParser):
             out.append(partial)
         return out
 
+    def finished(self) -> bool:
+        """``[DONE]`` arrived, or every choice (``n`` of them) has its ``finish_reason``.
+
+        Servers that close the stream after the last ``finish_reason`` without ``[DONE]``
+        (or whose connection then breaks) have sent the whole answer; only the usage chunk
+        that may follow it is missing then.
+        """
+        if self.done:
+            return True
+        choices = self._choices
+        return (
+            len(choices) >= (self.call.params.get("n") or 1)
+            and all(buf.finish is not None for buf in choices.values())
+        )
+
     def finish(self) -> ModelResponse:
         """The ``chat.completion`` the chunks add up to, parsed as the unstreamed answer.
 
         Raises:
-            APIConnectionError: no ``[DONE]`` arrived.
+            APIConnectionError: neither ``[DONE]`` nor every choice's ``finish_reason``
+                arrived.
             InvalidResponseError: the stream had no choices.
         """
-        if not self.done:
+        if not self.done and not self.finished():
             raise self.truncated()
         body: dict[str, Any] = {
             "id": self.id,

@@ -6,7 +6,9 @@ This module owns the two layers below the adapters' stream parsers:
   ``\n`` and ``\r`` end a line (a ``\r\n`` split across two network chunks is one line
   end). httpx's ``aiter_lines()`` also splits on ``\x85``, ``\u2028``, ``\u2029`` and other
   characters that JSON strings may hold unescaped, which would cut an event in two, so the
-  streaming path reads bytes and splits them here;
+  streaming path reads bytes and splits them here. Bytes that are not UTF-8 raise
+  ``SSEDecodeError`` (the specification would replace them with U+FFFD, which would let a
+  corrupted answer pass for a good one);
 * turning lines into ``(event, data)`` pairs (providers.md §5.5): comment lines (``:``) such as
   keep-alives are ignored, several ``data:`` lines of one event are joined with ``\n``, a
   blank line ends an event, an event without data is dropped, and an event left without
@@ -22,6 +24,7 @@ import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 
 __all__ = [
+    "SSEDecodeError",
     "SSEDecoder",
     "SSELineSplitter",
     "aiter_sse",
@@ -37,20 +40,57 @@ ServerSentEvent = tuple[str | None, str]
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
+class SSEDecodeError(ValueError):
+    """The bytes of an event stream are not valid UTF-8.
+
+    The only error the splitter raises: any bytes either split into lines or raise this.
+    ``position`` is the offset in the stream of the first byte that is not UTF-8, when known.
+    """
+
+    def __init__(self, message: str, position: int | None = None) -> None:
+        super().__init__(message)
+        self.position = position
+
+
 class SSELineSplitter:
-    """Incrementally splits text (or UTF-8 bytes) into SSE lines, without their line ends."""
+    """Incrementally splits text (or UTF-8 bytes) into SSE lines, without their line ends.
 
-    __slots__ = ("_decoder", "_pending", "_skip_lf", "_started")
+    Bytes that are not UTF-8 raise ``SSEDecodeError`` (``errors="replace"`` substitutes
+    U+FFFD instead, as the SSE specification has it).
+    """
 
-    def __init__(self) -> None:
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    __slots__ = ("_consumed", "_decoder", "_pending", "_skip_lf", "_started")
+
+    def __init__(self, errors: str = "strict") -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors=errors)
         self._pending: list[str] = []
         self._skip_lf = False
         self._started = False
+        self._consumed = 0
+
+    def _error(self, exc: UnicodeDecodeError) -> SSEDecodeError:
+        held = len(self._decoder.getstate()[0])  # bytes of the previous chunk's tail
+        where = self._consumed - held + exc.start
+        return SSEDecodeError(
+            f"invalid UTF-8 at byte {where} of the stream: "
+            f"{bytes(exc.object[exc.start : exc.start + 8])!r}",
+            where,
+        )
 
     def feed(self, chunk: bytes | str) -> list[str]:
-        """The lines completed by ``chunk``; a partial last line waits for the next chunk."""
-        text = self._decoder.decode(chunk) if isinstance(chunk, bytes) else chunk
+        """The lines completed by ``chunk``; a partial last line waits for the next chunk.
+
+        Raises:
+            SSEDecodeError: ``chunk`` holds bytes that are not UTF-8.
+        """
+        if isinstance(chunk, bytes):
+            try:
+                text = self._decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                raise self._error(exc) from None
+            self._consumed += len(chunk)
+        else:
+            text = chunk
         if not text:
             return []
         if not self._started:
@@ -71,8 +111,15 @@ class SSELineSplitter:
         return lines
 
     def flush(self) -> list[str]:
-        """The unterminated last line, if the stream ended without a line end."""
-        tail = self._decoder.decode(b"", final=True)
+        """The unterminated last line, if the stream ended without a line end.
+
+        Raises:
+            SSEDecodeError: the stream ended inside a UTF-8 sequence.
+        """
+        try:
+            tail = self._decoder.decode(b"", True)
+        except UnicodeDecodeError as exc:
+            raise self._error(exc) from None
         if tail:
             self._pending.append(tail)
         text = "".join(self._pending)
@@ -81,13 +128,14 @@ class SSELineSplitter:
 
 
 class SSEDecoder:
-    """Turns SSE lines into events, one line at a time."""
+    """Turns SSE lines into events, one line at a time; ``events`` counts those delivered."""
 
-    __slots__ = ("_data", "_event")
+    __slots__ = ("_data", "_event", "events")
 
     def __init__(self) -> None:
         self._event: str | None = None
         self._data: list[str] = []
+        self.events = 0
 
     def feed(self, line: str) -> ServerSentEvent | None:
         """Take one line (without its line end); return the event it completes, if any."""
@@ -114,6 +162,7 @@ class SSEDecoder:
         self._event, self._data = None, []
         if not data:
             return None
+        self.events += 1
         return event, "\n".join(data)
 
 

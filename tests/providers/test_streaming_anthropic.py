@@ -237,11 +237,20 @@ async def test_invalid_request_error_event_is_a_bad_request() -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("keep", [0, 2, 5, 7])
+@pytest.mark.parametrize("keep", [0, 2, 5, 6])
 async def test_truncated_stream_is_a_connection_error(keep: int) -> None:
-    events = split_events(TEXT_STREAM)[:keep]  # message_stop (the 8th event) never arrives
+    events = split_events(TEXT_STREAM)[:keep]  # message_delta (the 7th event) never arrives
     with pytest.raises(errors.APIConnectionError, match="stream ended before"):
         await run_stream(ANTHROPIC, make_call(MODEL), b"".join(events))
+
+
+@pytest.mark.asyncio
+async def test_a_stream_that_ends_after_the_stop_reason_without_message_stop_is_complete() -> None:
+    events = split_events(TEXT_STREAM)[:7]  # message_delta with stop_reason; no message_stop
+    _, stream, _ = await run_stream(ANTHROPIC, make_call(MODEL), b"".join(events))
+    assert stream.response is not None
+    assert stream.response.model_dump()["choices"][0]["message"]["content"] == "Stockholm"
+    assert stream.response.usage.completion_tokens == 6
 
 
 @pytest.mark.asyncio

@@ -25,6 +25,7 @@ from harness import errors
 from harness.config import ModelSpec, parse_model_string
 from harness.http import ClientCache
 from harness.providers.base import (
+    DEFAULT_MAX_RESPONSE_BYTES,
     Call,
     HTTPProvider,
     Provider,
@@ -692,3 +693,131 @@ async def test_a_body_that_does_not_decode_is_an_invalid_response() -> None:
     with pytest.raises(errors.InvalidResponseError, match="cannot decode"):
         await run_stream(OpenAIProvider(), make_call("openai/gpt-4o-mini"),
                          Pieces(b"not gzip at all"), headers={"content-encoding": "gzip"})
+
+
+# --- what a misbehaving server sends (see also tests/faults) ------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_connection_that_breaks_after_the_finish_reason_keeps_the_answer() -> None:
+    class BrokenAfterFinish(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield TEXT_SSE.split(b"data: [DONE]")[0]  # every event up to [DONE]
+            raise httpx.ReadError("connection reset by peer")
+
+    _, stream, _ = await run_stream(
+        OpenAIProvider(), make_call("openai/gpt-4o-mini"), BrokenAfterFinish()
+    )
+    assert stream.response is not None and stream.response.content == "Stockholm"
+
+
+@pytest.mark.asyncio
+async def test_a_timeout_after_the_finish_reason_is_still_a_timeout() -> None:
+    class StalledAfterFinish(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield TEXT_SSE.split(b"data: [DONE]")[0]
+            raise httpx.ReadTimeout("no bytes for 300 s")
+
+    with pytest.raises(errors.TimeoutError):
+        await run_stream(OpenAIProvider(), make_call("openai/gpt-4o-mini"), StalledAfterFinish())
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("ctype", "body", "shown"),
+    [
+        ("text/html", b"<html><head><title>Just a moment...</title></head></html>", "Just a moment"),
+        ("text/plain; charset=utf-8", b"rate limited, try later", "rate limited, try later"),
+        ("application/octet-stream", b"", "an empty body"),
+    ],
+)
+async def test_a_stream_answered_with_another_content_type_is_refused(
+    ctype: str, body: bytes, shown: str
+) -> None:
+    with pytest.raises(errors.InvalidResponseError, match="not text/event-stream") as info:
+        await run_stream(
+            OpenAIProvider(),
+            make_call("openai/gpt-4o-mini"),
+            Pieces(body, 5),
+            headers={"content-type": ctype},
+        )
+    assert repr(ctype) in str(info.value) and shown in str(info.value)
+    assert info.value.status == 200 and not info.value.retryable
+
+
+@pytest.mark.asyncio
+async def test_events_under_another_content_type_are_still_read() -> None:
+    _, stream, _ = await run_stream(
+        OpenAIProvider(),
+        make_call("openai/gpt-4o-mini"),
+        Pieces(b"\n: keep-alive\n\n" + TEXT_SSE, 4),
+        headers={"content-type": "text/plain"},
+    )
+    assert stream.response is not None and stream.response.content == "Stockholm"
+
+
+@pytest.mark.asyncio
+async def test_stream_bytes_that_are_not_utf8_are_an_invalid_response() -> None:
+    body = TEXT_SSE.replace(b"Stock", b"St\xf0\x28ck")
+    with pytest.raises(errors.InvalidResponseError, match="not UTF-8: invalid UTF-8 at byte"):
+        await run_stream(OpenAIProvider(), make_call("openai/gpt-4o-mini"), Pieces(body, 7))
+
+
+@pytest.mark.asyncio
+async def test_a_body_without_any_event_is_an_invalid_response() -> None:
+    with pytest.raises(errors.InvalidResponseError, match="holds no server-sent events"):
+        await run_stream(
+            OpenAIProvider(), make_call("openai/gpt-4o-mini"), b"Service Unavailable\n"
+        )
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("gzipped", [False, True])
+async def test_the_call_limit_holds_for_a_response_handed_over_by_httpx(gzipped: bool) -> None:
+    import gzip
+
+    call = make_call("openai/gpt-4o-mini")
+    call.max_response_bytes = 1000
+    body = TEXT_SSE.split(b"data: [DONE]")[0] * 20  # about 9 KB of events, never [DONE]
+    headers = {"content-encoding": "gzip"} if gzipped else {}
+    with pytest.raises(errors.InvalidResponseError, match="max_response_bytes=1000") as info:
+        await run_stream(
+            OpenAIProvider(),
+            call,
+            Pieces(gzip.compress(body) if gzipped else body, 100),
+            headers=headers,
+        )
+    assert ("decompressed" in str(info.value)) is gzipped
+    assert "(1000 bytes); raise it with max_response_bytes=" in str(info.value)
+
+
+@pytest.mark.asyncio
+async def test_the_limit_rides_on_every_request() -> None:
+    seen: list[object] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions.get("harness.max_response_bytes"))
+        if b'"stream":true' in request.content:
+            return httpx.Response(200, content=TEXT_SSE, headers={"content-type": "text/event-stream"})
+        return httpx.Response(200, json=json.loads(json.dumps(_chat_answer())))
+
+    client = ClientCache(httpx.MockTransport(answer))
+    call = make_call("openai/gpt-4o-mini")
+    call.max_response_bytes = 12345
+    await OpenAIProvider().generate(call, client.sender())
+    await collect(OpenAIProvider().stream(call, client.stream_sender()))
+    assert seen == [12345, 12345]
+    assert make_call("openai/x").max_response_bytes == DEFAULT_MAX_RESPONSE_BYTES == 32 << 20
+
+
+def _chat_answer() -> dict[str, Any]:
+    return {
+        "id": "c",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "x"}}
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }

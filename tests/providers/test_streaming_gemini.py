@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 
 from harness import errors
@@ -217,4 +219,15 @@ async def test_pieces_crlf_and_keep_alives() -> None:
 @pytest.mark.asyncio
 async def test_last_event_without_blank_line_is_read() -> None:
     _, stream, _ = await run_stream(GEMINI, make_call(MODEL), TEXT_STREAM.rstrip(b"\n"))
+    assert stream.response is not None and stream.response.content == "Stockholm"
+
+
+@pytest.mark.asyncio
+async def test_a_connection_that_breaks_after_the_last_finish_reason_keeps_the_answer() -> None:
+    class BrokenAfterFinish(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield TEXT_STREAM
+            raise httpx.ReadError("connection reset by peer")
+
+    _, stream, _ = await run_stream(GEMINI, make_call(MODEL), BrokenAfterFinish())
     assert stream.response is not None and stream.response.content == "Stockholm"

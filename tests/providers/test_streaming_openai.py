@@ -315,11 +315,40 @@ async def test_failed_finish_reason_without_error_object_raises() -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("cut_at", [1, 3, 5])
+@pytest.mark.parametrize("cut_at", [1, 3])
 async def test_truncated_stream_is_a_connection_error(cut_at: int) -> None:
-    events = split_events(TEXT_STREAM)[:cut_at]
+    events = split_events(TEXT_STREAM)[:cut_at]  # before the finish_reason
     with pytest.raises(errors.APIConnectionError, match="stream ended before"):
         await run_stream(OPENAI, make_call("openai/gpt-4o-mini"), b"".join(events))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("cut_at", [4, 5])
+async def test_a_stream_that_ends_after_the_finish_reason_without_done_is_complete(
+    cut_at: int,
+) -> None:
+    events = split_events(TEXT_STREAM)[:cut_at]  # the finish_reason, then no [DONE]
+    _, stream, _ = await run_stream(OPENAI, make_call("openai/gpt-4o-mini"), b"".join(events))
+    assert stream.response is not None
+    assert stream.response.content == "Stockholm"
+    assert stream.response.choices[0].finish_reason == "stop"
+    # The usage chunk comes after the finish_reason: kept when it arrived.
+    assert stream.response.usage.total_tokens == (USAGE["total_tokens"] if cut_at == 5 else 0)
+
+
+@pytest.mark.asyncio
+async def test_every_choice_must_finish_before_a_stream_without_done_is_complete() -> None:
+    body = sse(
+        chunk(delta(index=0, role="assistant", content="A")),
+        chunk(delta(index=1, role="assistant", content="B")),
+        chunk(delta("stop", index=0)),  # choice 1 never finishes
+    )
+    with pytest.raises(errors.APIConnectionError, match="stream ended before"):
+        await run_stream(OPENAI, make_call("openai/gpt-4o-mini", n=2), body)
+    # n=2 but only one choice ever seen: cut off as well.
+    one = sse(chunk(delta(role="assistant", content="A")), chunk(delta("stop")))
+    with pytest.raises(errors.APIConnectionError, match="stream ended before"):
+        await run_stream(OPENAI, make_call("openai/gpt-4o-mini", n=2), one)
 
 
 @pytest.mark.asyncio
