@@ -4,17 +4,26 @@
 
     harness report results.json [--baseline old.json] [--out DIR] [--format html,md,json]
     harness compare old.json new.json [--alpha 0.05]     # exit 1 on a significant regression
+    harness power --cases 200 --repeats 3 --pass-rate 0.8 [--drop 10pp] [--power 0.8,0.9]
     harness merge a.json b.json ... --out merged.json      # sharded CI jobs → one run
     harness demo                                           # the offline three-shapes demo
     harness cache stats|prune --older-than 7d|export F|import F   # the response store
 
 Exit status: 0 on success, 1 when ``compare`` finds a significant regression, 2 on bad
-input (a missing or malformed results file), with one line on stderr saying which.
+input (a missing or malformed results file, an out-of-range ``power`` argument), with one
+line on stderr saying which.
+
+``compare``'s α is the gate's family-wise error rate: comparing two runs with no real
+change exits 1 with probability at most α, over every model and case together
+(``harness.report.compare``). ``power`` sizes a suite for that gate: the smallest drop in
+pass rate it detects with the given power, and with ``--drop`` the repeats needed
+(``harness.stats.gate_power`` states the scenario; ``docs/statistics.md`` the validation).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,13 +60,137 @@ def _parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser("compare", help="the regression table of two runs")
     cmp_.add_argument("baseline", type=Path)
     cmp_.add_argument("current", type=Path)
-    cmp_.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
+    cmp_.add_argument(
+        "--alpha",
+        type=float,
+        default=0.05,
+        help="the gate's false-alarm rate: with no real change, exit 1 at most this often (0.05)",
+    )
+    pow_ = sub.add_parser(
+        "power",
+        help="the smallest drop in pass rate the gate detects, or the repeats a drop needs",
+        description=(
+            "Power of the regression gate for a suite shape. Assumes every case passes with "
+            "the same probability and a drop shifts every case (a mix of reliable and flaky "
+            "cases at the same mean pass rate gives more power). Rates accept 0.8, 80 or 80%; "
+            "drops 0.1, 10, 10% or 10pp."
+        ),
+    )
+    pow_.add_argument("--cases", help="cases per model in the suite")
+    pow_.add_argument("--repeats", help="repeats per case in each run")
+    pow_.add_argument("--pass-rate", help="the baseline pass rate of a case")
+    pow_.add_argument("--alpha", default="0.05", help="the gate's alpha (0.05)")
+    pow_.add_argument("--drop", help="a drop to size the repeats for")
+    pow_.add_argument("--power", default="0.8,0.9", help="comma-separated powers (0.8,0.9)")
+    pow_.add_argument("--models", default="1", help="models compared at once (1)")
+    pow_.add_argument(
+        "--max-repeats", default="100", help="the most repeats to consider with --drop (100)"
+    )
     mer = sub.add_parser("merge", help="merge runs from sharded jobs into one")
     mer.add_argument("inputs", type=Path, nargs="+")
     mer.add_argument("--out", type=Path, required=True, help="the merged results.json")
     sub.add_parser("demo", help="the offline demo of the three call shapes")
     sub.add_parser("cache", help="the response store: stats, prune, export, import", add_help=False)
     return ap
+
+
+class _BadInput(ValueError):
+    """An out-of-range ``power`` argument: one line on stderr, exit 2."""
+
+
+def _count(value: str | None, name: str, low: int = 1) -> int:
+    if value is None:
+        raise _BadInput(f"{name} is required")
+    try:
+        number = int(value)
+    except ValueError:
+        raise _BadInput(f"{name} must be a whole number, got {value!r}") from None
+    if number < low:
+        raise _BadInput(f"{name} must be at least {low}, got {number}")
+    return number
+
+
+def _fraction(value: str | None, name: str, *, units: tuple[str, ...] = ("%",)) -> float:
+    """``0.8``, ``80``, ``80%`` (or ``10pp`` for a drop) → 0.8; a bare number > 1 is a percent."""
+    if value is None:
+        raise _BadInput(f"{name} is required")
+    text = value.strip().lower()
+    percent = False
+    for unit in units:
+        if text.endswith(unit):
+            text, percent = text[: -len(unit)].strip(), True
+            break
+    try:
+        number = float(text)
+    except ValueError:
+        raise _BadInput(f"{name} must be a number such as 0.8 or 80%, got {value!r}") from None
+    if not math.isfinite(number):
+        raise _BadInput(f"{name} must be a finite number, got {value!r}")
+    if percent or number > 1:
+        number /= 100
+    if not 0 < number <= 1:
+        raise _BadInput(f"{name} must be above 0 and at most 100%, got {value!r}")
+    return number
+
+
+def _power(args: argparse.Namespace) -> int:
+    """``harness power``: the detectable drop for a suite shape, and the repeats a drop needs."""
+    from harness.stats import detectable_drop, gate_power, repeats_needed
+
+    try:
+        cases = _count(args.cases, "--cases")
+        repeats = _count(args.repeats, "--repeats")
+        pass_rate = _fraction(args.pass_rate, "--pass-rate")
+        alpha = _fraction(args.alpha, "--alpha")
+        if alpha >= 0.5:
+            raise _BadInput(f"--alpha must be below 0.5, got {args.alpha!r}")
+        models = _count(args.models, "--models")
+        max_repeats = _count(args.max_repeats, "--max-repeats")
+        powers = [_fraction(p, "--power") for p in str(args.power).split(",") if p.strip()]
+        if not powers or any(p >= 1 for p in powers):
+            raise _BadInput(f"--power must be powers below 100%, got {args.power!r}")
+        drop = None
+        if args.drop is not None:
+            drop = _fraction(args.drop, "--drop", units=("pp", "%"))
+            if drop > pass_rate:
+                raise _BadInput(
+                    f"--drop {args.drop} is more than the pass rate {pass_rate:.0%}: "
+                    "a pass rate cannot fall below 0"
+                )
+    except _BadInput as exc:
+        print(f"harness power: {exc}", file=sys.stderr)
+        return 2
+    shape = (
+        f"{cases:,} case(s) × {repeats} repeat(s) per run, pass rate {pass_rate:.0%}, "
+        f"alpha={alpha:g}" + (f", {models} models" if models > 1 else "")
+    )
+    print(f"Regression gate power for {shape}:")
+    for power in powers:
+        smallest = detectable_drop(cases, repeats, pass_rate, power, alpha=alpha, models=models)
+        if smallest is None:
+            print(f"  {power:.0%} power: no drop is detected that often (not even to 0%)")
+        else:
+            print(
+                f"  {power:.0%} power: a drop of {smallest * 100:.1f} pp "
+                f"({pass_rate:.0%} → {(pass_rate - smallest):.1%})"
+            )
+    if drop is not None:
+        print(f"Repeats per case to detect a drop of {drop * 100:.1f} pp with {cases:,} case(s):")
+        for power in powers:
+            needed = repeats_needed(
+                cases, pass_rate, drop, power, alpha=alpha, models=models, max_repeats=max_repeats
+            )
+            if needed is None:
+                print(f"  {power:.0%} power: not within {max_repeats} repeats — add cases")
+            else:
+                reached = gate_power(cases, needed, pass_rate, drop, alpha=alpha, models=models)
+                print(f"  {power:.0%} power: {needed} repeat(s) (power {reached:.0%})")
+    print(
+        "Assumes every case passes with that probability and the drop shifts every case "
+        "(normal approximation of the stratified test); a mix of reliable and flaky cases "
+        "at the same mean gives more power. See docs/statistics.md."
+    )
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,8 +227,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(format_table(comparison))
             return 1 if comparison.has_significant_regression else 0
+        if args.command == "power":
+            return _power(args)
         if args.command == "merge":
             merged = merge_documents([load_document(p) for p in args.inputs])
+            replaced = merged["run"].get("merge_replaced") or []
+            if replaced:
+                more = f", … {len(replaced) - 5} more" if len(replaced) > 5 else ""
+                shown = ", ".join(replaced[:5]) + more
+                print(
+                    f"harness merge: warning: {len(replaced)} item(s) in more than one input; "
+                    f"the later input's results were kept (the earlier ones are in history): "
+                    f"{shown}",
+                    file=sys.stderr,
+                )
             print(
                 f"wrote {write_document(merged, args.out)} "
                 f"({len(merged['records'])} records from {len(args.inputs)} runs)"

@@ -166,6 +166,29 @@ def _schedule(max_repeats: int, need: int, level: float) -> dict[tuple[int, int]
     return plan
 
 
+@lru_cache(maxsize=64)
+def _endings(max_repeats: int, need: int, level: float) -> dict[tuple[int, int], int]:
+    """For every state the plan stops in: how many pass/fail sequences end there.
+
+    Judging one answer at a time and stopping at the first decided state gives the same
+    endings as the batch schedule: inside a batch no state is decided (that is how
+    ``next_batch`` chooses its size).
+    """
+    paths: dict[tuple[int, int], int] = {(0, 0): 1}
+    endings: dict[tuple[int, int], int] = {}
+    for repeats in range(max_repeats + 1):
+        for passes in range(repeats + 1):
+            count = paths.pop((passes, repeats), 0)
+            if not count:
+                continue
+            if _decide(passes, repeats, max_repeats, need, level).verdict is not None:
+                endings[(passes, repeats)] = count
+                continue
+            for state in ((passes + 1, repeats + 1), (passes, repeats + 1)):
+                paths[state] = paths.get(state, 0) + count
+    return endings
+
+
 def _binomials(n: int, ps: Sequence[float]) -> list[list[float]]:
     """``out[j][i] = P[Binomial(n, ps[i]) = j]``."""
     return [[math.comb(n, j) * p**j * (1.0 - p) ** (n - j) for p in ps] for j in range(n + 1)]
@@ -346,6 +369,17 @@ class SequentialPlan:
         self._check(passes, repeats)
         reach = _reach_probability(passes, repeats, self.max_repeats, self.required)
         return min(reach, 1.0 - reach)
+
+    def outcome_counts(self) -> dict[tuple[int, int], int]:
+        """Where the plan can stop, and in how many ways.
+
+        ``{(passes, repeats): sequences}``: for every state at which the plan stops, the
+        number of pass/fail sequences that end there. The run with pass probability ``p``
+        ends in ``(k, n)`` with probability ``sequences · p^k (1 − p)^(n − k)``; the
+        regression tests (``harness.stats.Design``) condition on this, because with
+        adaptive repeats how many repeats ran depends on their outcomes.
+        """
+        return dict(_endings(self.max_repeats, self.required, self.level))
 
     def agreement(self, p: float) -> float:
         """The exact probability that the adaptive verdict equals the fixed-``N`` one.

@@ -426,3 +426,18 @@ def test_a_bad_adaptive_repeat_names_the_line_and_field(project, repeat, message
     )
     result = project.runpytest("suites")
     result.stdout.fnmatch_lines([f"*suites/demo.yaml:4*defaults.{message}*"])
+
+
+def test_harness_merge_warns_about_an_item_in_two_inputs(tmp_path, capsys):
+    from harness.cli import main
+    from harness.report.results import build_document, write_document
+
+    record = {"test_id": "t.py::test_a", "model": "m", "repeat": 0, "passed": True}
+    first = write_document(build_document([record]), tmp_path / "a.json")
+    second = write_document(build_document([{**record, "passed": False}]), tmp_path / "b.json")
+    assert main(["merge", str(first), str(second), "--out", str(tmp_path / "m.json")]) == 0
+    err = capsys.readouterr().err
+    assert "1 item(s) in more than one input" in err and "t.py::test_a" in err
+    merged = json.loads((tmp_path / "m.json").read_text())
+    assert [r["passed"] for r in merged["records"]] == [False]
+    assert len(merged["history"]) == 1

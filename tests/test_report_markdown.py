@@ -390,16 +390,30 @@ def test_regressions_section_only_with_a_comparison():
     ]
     comparison = compare(document(base_recs), document(cur_recs))
     md = render_markdown(document(cur_recs), comparison=comparison)
-    assert md.split("\n")[0].endswith("— 1 significant regression")
+    # the model's stratified test sees c3's 10/10 → 0/10 too: model and case both regress
+    assert md.split("\n")[0].endswith("— 2 significant regressions")
     assert "### Compared with the baseline" in md
-    assert "**1 significant regression** (α=0.05)." in md
+    assert (
+        "**2 significant regressions** (α=0.05: a run with no real change fails this gate "
+        "with probability at most 5%)." in md
+    )
     assert_tables_well_formed(md)
     change = tables(md)[1]
-    assert cells(change[0])[:5] == ["model", "baseline", "current", "change", "McNemar"]
+    assert cells(change[0])[:7] == [
+        "model", "baseline", "current", "change", "CMH p", "adj. p", "verdict"
+    ]
     row = cells(change[2])
-    assert row[:6] == ["fair", "100.0%", "75.0%", "-25.0 pp", "p=1.000", "unchanged"]
-    assert "Significant case regressions:" in md
-    assert "- s.yaml::c3 (fair): passed 10/10 → 0/10 repeats (Fisher p&lt;0.001)" in md
+    assert row[:7] == [
+        "fair", "100.0%", "75.0%", "-25.0 pp", "p<0.001", "p<0.001",
+        "**regression (significant)**",
+    ]
+    assert "Changed cases (1)" in md
+    case_table = tables(md)[2]
+    assert cells(case_table[0])[-3:] == ["Fisher p", "adj. p", "verdict"]
+    assert cells(case_table[2]) == [
+        "s.yaml::c3", "fair", "regression", "10/10", "0/10", "p<0.001", "p<0.001",
+        "**regression (significant)**",
+    ]
     # the regression is marked in the failing rows
     assert cells(tables(md)[-1][2])[2].startswith("regression; ")
 
@@ -408,7 +422,11 @@ def test_no_significant_regression_is_said_plainly():
     base = document([record("c", "m", passed=True)])
     cur = document([record("c", "m", passed=False)])
     md = render_markdown(cur, comparison=compare(base, cur))
-    assert "No significant regressions (α=0.05; 1 case went pass → fail within noise)." in md
+    assert (
+        "No significant regressions (α=0.05: a run with no real change fails this gate with "
+        "probability at most 5%; 1 case went pass → fail, not significant)." in md
+    )
+    assert "changed, not significant" in md
     assert "Significant case regressions" not in md
     assert_tables_well_formed(md)
 

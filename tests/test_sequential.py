@@ -202,3 +202,37 @@ def test_the_uncalibrated_predictive_rule_would_break_the_guarantee():
     naive = _run(20, plan.required, 0.05, [0.8])[0][0]
     assert naive < 0.9
     assert plan.level < 0.05 and plan.agreement(0.8) >= 0.95
+
+
+# --------------------------------------------------------------------------- where plans stop
+
+
+@pytest.mark.parametrize("threshold", THRESHOLDS)
+@pytest.mark.parametrize("max_repeats", MAX_REPEATS)
+def test_outcome_counts_are_the_plans_endings(threshold, max_repeats):
+    plan = SequentialPlan(max_repeats, threshold)
+    counts = plan.outcome_counts()
+    # every ending is a decided state, and the endings' probabilities sum to 1 for any p
+    assert all(plan.decide(k, n).verdict is not None for k, n in counts)
+    for p in (0.0, 0.13, 0.5, 0.8, 0.97, 1.0):
+        total = sum(w * p**k * (1 - p) ** (n - k) for (k, n), w in counts.items())
+        assert total == pytest.approx(1.0)
+    # and they match what a runner sees
+    rng = random.Random(max_repeats)
+    for _ in range(200):
+        passes = repeats = 0
+        while (batch := plan.next_batch(passes, repeats)) > 0:
+            passes += sum(rng.random() < 0.75 for _ in range(batch))
+            repeats += batch
+        assert (passes, repeats) in counts
+
+
+def test_stopping_at_the_first_failure_has_one_sequence_per_ending():
+    assert SequentialPlan(5, 1.0).outcome_counts() == {
+        (0, 1): 1,
+        (1, 2): 1,
+        (2, 3): 1,
+        (3, 4): 1,
+        (4, 5): 1,
+        (5, 5): 1,
+    }

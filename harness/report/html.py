@@ -18,8 +18,11 @@ into a single HTML file that opens from disk. In order, the page shows:
    the tokens and cost it reported;
 5. the comparison matrix: one row per case, one column per model (see below);
 6. with ``baseline_comparison`` (``harness.report.compare.Comparison.to_dict()``, or the
-   ``Comparison`` itself): the per-model change in pass rate with its p-value, latency and
-   cost deltas, and the lists of regressed, fixed, new and removed cases.
+   ``Comparison`` itself): what α promises, the per-model change in pass rate with its
+   stratified (CMH) p-value, adjusted p-value, verdict, latency and cost deltas, and the
+   lists of regressed, fixed, new and removed cases, each case with its one-sided Fisher
+   p-value, adjusted p-value and verdict (``regression (significant)`` — significant after
+   correction — or ``changed, not significant``).
 
 Sections 1–4 and 6 are rendered here in Python (Jinja2 with autoescaping, charts as SVG
 strings) and need no JavaScript. The matrix is rendered by the page's script from a data
@@ -844,6 +847,31 @@ def _matrix_rows(
 # --------------------------------------------------------------------------- baseline
 
 
+def _model_verdict(model: Mapping[str, Any]) -> str:
+    """The verdict of a comparison dict written before ``verdict`` was stored."""
+    direction = str(model.get("direction") or "unchanged")
+    if direction != "unchanged":
+        return f"{direction} (significant)"
+    changed = model.get("regressions") or model.get("fixes")
+    return "changed, not significant" if changed else "unchanged"
+
+
+def _case_verdict(case: Mapping[str, Any]) -> str:
+    """The same for a case: ``regression (significant)``, ``changed, not significant`` etc."""
+    status = str(case.get("status"))
+    if status not in ("regression", "fix"):
+        return status
+    return f"{status} (significant)" if case.get("significant") else "changed, not significant"
+
+
+def _alpha_text(alpha: Any) -> str:
+    if not isinstance(alpha, int | float) or isinstance(alpha, bool):
+        return ""
+    from harness.report.compare import alpha_sentence
+
+    return alpha_sentence(float(alpha))
+
+
 def _baseline(comparison: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if comparison is None:
         return None
@@ -857,8 +885,10 @@ def _baseline(comparison: Mapping[str, Any] | None) -> dict[str, Any] | None:
                 "current": _pct(m.get("current_pass_rate")),
                 "delta": "—" if delta is None else f"{delta * 100:+.1f} pp",
                 "p": _p(m.get("p_value")),
+                "adjusted": _p(m.get("adjusted_p_value")),
                 "significant": bool(m.get("significant")),
                 "direction": str(m.get("direction") or "unchanged"),
+                "verdict": str(m.get("verdict") or _model_verdict(m)),
                 "regressions": _int(m.get("regressions")),
                 "fixes": _int(m.get("fixes")),
                 "new": _int(m.get("new")),
@@ -880,7 +910,9 @@ def _baseline(comparison: Mapping[str, Any] | None) -> dict[str, Any] | None:
                     "baseline": _pct(c.get("baseline_pass_rate"), 0),
                     "current": _pct(c.get("current_pass_rate"), 0),
                     "p": _p(c.get("p_value")),
+                    "adjusted": _p(c.get("adjusted_p_value")),
                     "significant": bool(c.get("significant")),
+                    "verdict": str(c.get("verdict") or _case_verdict(c)),
                 }
             )
     for group in groups.values():
@@ -906,6 +938,8 @@ def _baseline(comparison: Mapping[str, Any] | None) -> dict[str, Any] | None:
     ]
     return {
         "alpha": comparison.get("alpha"),
+        "meaning": _alpha_text(comparison.get("alpha")),
+        "notes": [str(n) for n in comparison.get("notes") or []],
         "models": models,
         "lists": lists,
         "significant": significant,

@@ -6,8 +6,10 @@ r"""``report.md``: the run as GitHub-flavoured markdown, sized for PR comments a
 2. the per-model table (from ``harness.report.summary.summary_rows``, shared with the terminal),
    with a "replayed" column (answers replayed from the response store, the cost saved) only
    when something was replayed;
-3. with a baseline ``Comparison``: the per-model change with its McNemar p-value and the
-   list of significant case regressions;
+3. with a baseline ``Comparison``: a line saying what α promises, the per-model change
+   with its stratified (CMH) p-value, adjusted p-value and verdict, and the changed cases
+   with theirs, each labelled ``regression (significant)`` (significant after correction)
+   or ``changed, not significant``;
 4. when records carry races: per model its races, wins, late finishes, cancellations and
    failures, and the tokens and cost it consumed while losing, then the total the losers
    consumed;
@@ -40,7 +42,15 @@ from typing import Any
 
 from tabulate import tabulate
 
-from harness.report.compare import MODEL_HEADERS, Comparison, model_rows
+from harness.report.compare import (
+    CASE_HEADERS,
+    MODEL_HEADERS,
+    Comparison,
+    alpha_sentence,
+    case_rows,
+    changed_cases,
+    model_rows,
+)
 from harness.report.results import case_key
 from harness.report.summary import (
     losers_text,
@@ -226,7 +236,8 @@ RACE_HEADERS = (
     "cost while losing",
 )
 
-_COMPARE_ALIGN = ("left", "right", "right", "right", "right", "left") + ("right",) * 6
+_COMPARE_ALIGN = ("left",) + ("right",) * 5 + ("left",) + ("right",) * 6
+_CASE_ALIGN = ("left", "left", "left", "right", "right", "right", "right", "left")
 
 
 class _Pointer:
@@ -281,13 +292,15 @@ def _add_comparison(out: _Builder, comparison: Comparison, html_name: str) -> No
     if not out.add("### Compared with the baseline"):
         return
     regressions = comparison.significant_regressions
-    alpha = f"α={comparison.alpha:g}"
+    meaning = alpha_sentence(comparison.alpha)
     if regressions:
-        out.add(f"**{_plural(len(regressions), 'significant regression')}** ({alpha}).")
+        out.add(f"**{_plural(len(regressions), 'significant regression')}** ({meaning}).")
     else:
         flips = sum(c.status == "regression" for c in comparison.cases)
-        note = f"; {_plural(flips, 'case')} went pass → fail within noise" if flips else ""
-        out.add(f"No significant regressions ({alpha}{note}).")
+        note = f"; {_plural(flips, 'case')} went pass → fail, not significant" if flips else ""
+        out.add(f"No significant regressions ({meaning}{note}).")
+    for line in comparison.notes:
+        out.add(f"Note: {escape_markdown(line)}.")
     _add_table(
         out,
         MODEL_HEADERS,
@@ -295,17 +308,17 @@ def _add_comparison(out: _Builder, comparison: Comparison, html_name: str) -> No
         _COMPARE_ALIGN,
         _Pointer("models", html_name),
     )
-    lines = [
-        f"- {escape_markdown(r.case)} ({escape_markdown(r.model)}): {escape_markdown(r.reason)}"
-        for r in regressions
-        if r.case is not None
-    ]
-    if lines:
-        _add_lines(
+    changed = changed_cases(comparison)
+    if changed and out.add(
+        f"Changed cases ({len(changed)}): one-sided Fisher p on the repeats, adjusted p after "
+        "Holm across every case × model; *significant* means significant after correction."
+    ):
+        _add_table(
             out,
-            "Significant case regressions:",
-            lines,
-            _Pointer("significant case regressions", html_name),
+            CASE_HEADERS,
+            case_rows(changed, escape_markdown, lambda text: f"**{text}**"),
+            _CASE_ALIGN,
+            _Pointer("changed cases", html_name),
         )
 
 
