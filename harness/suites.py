@@ -10,7 +10,7 @@ A suite file holds cases; the pytest plugin turns each (case, model) into one te
     vars: { audience: adult }        # suite-level vars; case vars override
     vars_file: data/cases.csv        # more cases from CSV (header = var names) or JSONL rows
     assert: [ { max_words: 50 } ]    # checks applied to every case, before the case's own
-    defaults: { repeat: 3, threshold: 0.67, params: { temperature: 0 } }
+    defaults: { repeat: 3, threshold: 0.66, params: { temperature: 0 } }
     cases:
       - id: sun
         vars: { audience: child, text: "The sun is a star ..." }

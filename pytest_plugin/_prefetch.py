@@ -68,9 +68,9 @@ class Prefetcher:
     def _settle(self, item: SuiteItem, deadline: float | None) -> None:
         """Ask ``item`` in batches until its verdict is decided (or the deadline passes)."""
         while self._advance(item):
-            self._sweep()
+            self._sweep(but=item.nodeid)
             futures = self._futures[item.nodeid]
-            pending = futures[len(item._judged)]
+            pending = futures[len(item._judged)]  # undecided: an answer is on the way
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return
@@ -101,13 +101,13 @@ class Prefetcher:
             futures.extend(self._state.harness.submit_many(item.requests(judged, more)))
         return True
 
-    def _sweep(self) -> None:
-        """Advance every adaptive item whose answers have arrived (never waits).
+    def _sweep(self, but: str) -> None:
+        """Advance every other adaptive item whose answers have arrived (never waits).
 
         A check that raises is left for the item itself to raise when it runs.
         """
         for nodeid, other in list(self._adaptive.items()):
-            if nodeid not in self._futures:
+            if nodeid == but or nodeid not in self._futures:
                 continue
             try:
                 if not self._advance(other):

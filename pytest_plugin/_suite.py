@@ -155,7 +155,11 @@ class SuiteItem(pytest.Item):
 
     def first_batch(self) -> int:
         """How many repeats to ask for before anything is known."""
-        return self.repeat if self.plan is None else self.plan.next_batch(0, 0)
+        if self.plan is None:
+            return self.repeat
+        # At least one: a threshold of 0 is decided before asking, but an item with no
+        # answer would not show in any report.
+        return max(1, self.plan.next_batch(0, 0))
 
     def judge(self, repeat: int, result: Any) -> tuple[list[Any], bool]:
         """The checks of one repeat's answer and whether it passed (run once, then kept)."""
