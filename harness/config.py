@@ -51,7 +51,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, secret_headers
 from harness.prices import Price, builtin_price
 
 __all__ = [
@@ -445,7 +445,7 @@ def _model_from_table(alias: str, table: Any, where: str) -> ModelSpec:
         api_key_env=_opt_str(table.get("api_key_env"), f"{ctx}.api_key_env"),
         api_version=_opt_str(table.get("api_version"), f"{ctx}.api_version"),
         params=MappingProxyType(dict(_table(table.get("params", {}), f"{ctx}.params"))),
-        headers=MappingProxyType({str(k): str(v) for k, v in headers.items()}),
+        headers=MappingProxyType(secret_headers({str(k): str(v) for k, v in headers.items()})),
         max_concurrency=(
             _int(table["max_concurrency"], f"{ctx}.max_concurrency", 1)
             if "max_concurrency" in table

@@ -147,6 +147,22 @@ def test_a_prepared_call_never_shows_its_key(monkeypatch):
     assert call.api_key == OPENAI_KEY  # still the key where it is used
 
 
+def test_a_credential_header_in_the_config_never_shows(tmp_path):
+    from harness.config import load_config
+    from harness.errors import scrub
+
+    path = tmp_path / "harness.toml"
+    path.write_text(
+        '[models.gw]\nmodel = "openai/gpt-4o-mini"\n'
+        f'headers = {{ "X-Gateway-Key" = "{CUSTOM_TOKEN}", "X-Team" = "evals" }}\n'
+    )
+    spec = load_config(path).models["gw"]
+    shown = repr(spec)
+    assert CUSTOM_TOKEN not in shown and "'X-Team': 'evals'" in shown
+    assert spec.headers["X-Gateway-Key"] == CUSTOM_TOKEN  # still sent as configured
+    assert CUSTOM_TOKEN not in scrub(f"the gateway said: bad key {CUSTOM_TOKEN}")
+
+
 def test_harness_log_lines_are_scrubbed(caplog):
     from harness.errors import get_logger, register_secret
 
