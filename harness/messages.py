@@ -132,21 +132,13 @@ def _plain_json(value: Any, depth: int) -> bool:
     container are checked in line, so a message costs one call per container.
     """
     kind = type(value)
-    if kind is dict:
+    if kind is dict or kind is list or kind is tuple:
         if depth >= _MAX_DEPTH:
             return False
-        for key, item in value.items():
-            if type(key) is not str:
+        if kind is dict:
+            if any(type(key) is not str for key in value):
                 return False
-            kind = type(item)
-            if kind is str or item is None or kind is bool or kind is int:
-                continue
-            if not _plain_json(item, depth + 1):
-                return False
-        return True
-    if kind is list or kind is tuple:
-        if depth >= _MAX_DEPTH:
-            return False
+            value = value.values()
         for item in value:
             kind = type(item)
             if kind is str or item is None or kind is bool or kind is int:

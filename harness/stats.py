@@ -467,19 +467,33 @@ def stratified_test(
     observed = floor + statistic if alternative == "less" else floor - statistic
     min_p = math.exp(log_min_p)
     # the exact tail is cheap when few values lie on the tail's side: truncate there
+    exact = None
     if _convolution_cost([len(p) for p in pmfs], statistic) <= exact_budget:
-        p_value = _truncated_convolution(pmfs, statistic)
-        method: Literal["exact", "normal"] = "exact"
-    else:
+        exact = _truncated_convolution(pmfs, statistic)
+    return _stratified_result(exact, observed, expected, variance, alternative, len(pmfs), min_p)
+
+
+def _stratified_result(
+    exact: float | None,
+    observed: float,
+    expected: float,
+    variance: float,
+    alternative: Alternative,
+    informative: int,
+    min_p: float,
+) -> StratifiedTest:
+    """The test's result: the exact tail if computed, else the normal approximation (±½)."""
+    method: Literal["exact", "normal"] = "exact"
+    p_value = exact
+    if p_value is None:
         shift = observed - expected if alternative == "less" else expected - observed
-        p_value = normal_cdf((shift + 0.5) / math.sqrt(variance))
-        method = "normal"
+        p_value, method = normal_cdf((shift + 0.5) / math.sqrt(variance)), "normal"
     return StratifiedTest(
         p_value=max(min(p_value, 1.0), 0.0),
         statistic=observed,
         expected=expected,
         variance=variance,
-        informative=len(pmfs),
+        informative=informative,
         method=method,
         min_p=min_p,
     )
@@ -526,20 +540,9 @@ def _general_stratified_test(
         log_min_p += math.log(dists[-1][1][0])
     if not dists:
         return StratifiedTest(1.0, 0, 0.0, 0.0, 0, "none", 1.0)
-    method: Literal["exact", "normal"] = "exact"
-    p_value = _fraction_convolution(dists, cutoff, min(exact_budget, EXACT_BUDGET_ADAPTIVE))
-    if p_value is None:
-        method = "normal"
-        shift = observed - expected if alternative == "less" else expected - observed
-        p_value = normal_cdf((shift + 0.5) / math.sqrt(variance))
-    return StratifiedTest(
-        p_value=max(min(p_value, 1.0), 0.0),
-        statistic=observed,
-        expected=expected,
-        variance=variance,
-        informative=len(dists),
-        method=method,
-        min_p=math.exp(log_min_p),
+    exact = _fraction_convolution(dists, cutoff, min(exact_budget, EXACT_BUDGET_ADAPTIVE))
+    return _stratified_result(
+        exact, observed, expected, variance, alternative, len(dists), math.exp(log_min_p)
     )
 
 

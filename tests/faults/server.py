@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tests.local_server import read_request
+
 ANSWER = "Hello world"
 TRICKLE_INTERVAL = 0.005
 """Seconds between the bytes of a trickling answer."""
@@ -539,19 +541,10 @@ class FaultServer:
         conn = Conn(reader, writer)
         try:
             while True:
-                try:
-                    raw = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                parts = await read_request(reader)
+                if parts is None:
                     return
-                lines = raw.decode("latin-1").split("\r\n")
-                method, path, _ = lines[0].split(" ", 2)
-                headers = {}
-                for line in lines[1:]:
-                    if ":" in line:
-                        name, _, value = line.partition(":")
-                        headers[name.strip().lower()] = value.strip()
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
-                request = Request(method, path, headers, body)
+                request = Request(*parts)
                 self.requests.append(request)
                 handler = FAULTS.get(request.fault, ok)
                 if not await handler(conn, request):
