@@ -352,10 +352,6 @@ class HarnessConfig:
         price = self.prices.get(spec.full_name) if self.prices else None
         return spec if price is None else replace(spec, price=price)
 
-    def with_models(self, **specs: ModelSpec) -> HarnessConfig:
-        """A copy with more aliases."""
-        return replace(self, models=MappingProxyType({**self.models, **specs}))
-
 
 def parse_model_string(name: str, known_aliases: tuple[str, ...] = ()) -> ModelSpec:
     """Parse ``provider/model`` into a bare ``ModelSpec`` (no config applied)."""

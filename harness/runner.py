@@ -15,12 +15,16 @@ promise:
 
 Every argument is checked (models resolved, messages validated, keys found) before the
 first request is sent, so bad input fails fast with one precise error.
+
+This module owns planning a call (``_plan``: params split, endpoint and key, timeout and
+retries), the attempt loop with retries, timeouts, limits, budget and the response store,
+the batch and all-responses shapes, background submission (``submit_many``) and the sync
+twins. The race's own logic is ``harness.race``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import builtins
 import concurrent.futures
 import contextlib
 import functools
@@ -48,16 +52,15 @@ from harness.cache import (
 )
 from harness.config import HarnessConfig, ModelSpec, load_config
 from harness.errors import (
-    AllModelsFailed,
     APIConnectionError,
     BudgetExceededError,
     ConfigError,
     HarnessError,
     RateLimitError,
-    TimeoutError,
     secret,
     secret_headers,
 )
+from harness.errors import TimeoutError as HarnessTimeoutError
 from harness.http import ClientCache, RawStream, Send, TransportKind
 from harness.limits import CostBudget, SharedLimiter
 from harness.messages import validate_conversations, validate_messages
@@ -68,8 +71,9 @@ from harness.providers.base import (
     get_provider,
     response_chunks,
 )
+from harness.race import Entrant, Race
 from harness.retry import RetryPolicy
-from harness.types import Contestant, ModelResponse, RaceInfo, StreamChunk
+from harness.types import Contestant, ModelResponse, StreamChunk
 
 __all__ = ["Harness", "Result", "get_default_harness", "set_default_harness"]
 
@@ -169,6 +173,8 @@ class Harness:
             ``rpm`` and ``tpm`` shared by every process using it (pytest-xdist workers). By
             default limits are per event loop, and a shared file is opened at
             ``.harness/limits.sqlite`` only when a model configures ``rpm``/``tpm``.
+        sleep: how to wait between retries (default ``asyncio.sleep``); a test passes a
+            function that records the delays and returns at once.
     """
 
     def __init__(
@@ -185,6 +191,7 @@ class Harness:
         cache_mode: str | CacheMode | None = None,
         limits: SharedLimiter | str | os.PathLike[str] | None = None,
         budget: CostBudget | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self._config_arg = config
         self._config: HarnessConfig | None = config if isinstance(config, HarnessConfig) else None
@@ -203,8 +210,7 @@ class Harness:
         self._limits_path = None if isinstance(limits, SharedLimiter) else limits
         if self._limits_path is not None:
             self._shared = SharedLimiter(self._limits_path)
-        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-        """Waits between retries; tests replace it to observe the delays without waiting."""
+        self._sleep: Callable[[float], Awaitable[None]] = sleep or asyncio.sleep
         self._limits: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]
         ] = weakref.WeakKeyDictionary()
@@ -281,17 +287,8 @@ class Harness:
     def _plan(
         self, spec: ModelSpec, messages: list[dict[str, Any]], params: Mapping[str, Any]
     ) -> _Plan:
-        merged: dict[str, Any] = dict(spec.params)
-        harness_args: dict[str, Any] = {}
-        for key, value in params.items():
-            if value is None or key == "stream":
-                continue
-            if key == "stream_options" and not params.get("stream"):
-                continue  # only valid with a stream
-            if key in _HARNESS_PARAMS:
-                harness_args[key] = value
-            else:
-                merged[key] = value
+        """Everything one call needs, checked: provider params, key, base URL, limits."""
+        merged, harness_args = _split_params(spec, params)
         mock_response = harness_args.get("mock_response")
         if harness_args.get("mock_timeout"):
             mock_response = {"stall": True}  # never answers: the call's timeout ends it
@@ -314,25 +311,34 @@ class Harness:
                     merged[name] = harness_args[name]
             api_base = api_key = None
         else:
-            chosen_base = harness_args.get("api_base") or harness_args.get("base_url")
-            api_base = spec.resolve_api_base(chosen_base)
-            try:
-                api_key = spec.resolve_api_key(harness_args.get("api_key"), api_base)
-            except ConfigError:
-                if not replaying:  # replay never sends, so it needs no key
-                    raise
-                api_key = None
-            if api_key is not None:
-                api_key = secret(api_key)
-                if (
-                    not harness_args.get("api_key")
-                    and not (chosen_base or spec.api_base)
-                    and _in_clear(api_base)
-                ):
-                    _warn_unsent_key(spec, api_base)
-                    api_key = None
+            api_base, api_key = _endpoint(spec, harness_args, replaying)
         if harness_args.get("api_version"):
             spec = replace(spec, api_version=str(harness_args["api_version"]))
+        timeout, policy = self._limits_for(spec, harness_args)
+        limit = _first(
+            harness_args.get("max_response_bytes"),
+            spec.max_response_bytes,
+            self.config.max_response_bytes,
+            DEFAULT_MAX_RESPONSE_BYTES,
+        )
+        call = Call(
+            spec=spec,
+            messages=messages,
+            params=merged,
+            api_key=api_key,
+            api_base=api_base,
+            headers=MappingProxyType(secret_headers(harness_args.get("extra_headers") or {})),
+            mock_response=mock_response,
+            max_response_bytes=_byte_limit(limit),
+        )
+        repeat = int(harness_args.get("harness_repeat", 0))
+        stream = bool(params.get("stream"))
+        return _Plan(call, family, timeout, policy, cache_mode, repeat, stream)
+
+    def _limits_for(
+        self, spec: ModelSpec, harness_args: Mapping[str, Any]
+    ) -> tuple[float, RetryPolicy]:
+        """The call's timeout and retry policy: call, then ``Harness``, model, config."""
         timeout = _first(
             harness_args.get("timeout"),
             harness_args.get("request_timeout"),
@@ -352,26 +358,7 @@ class Harness:
             if retries == self._policy.retries
             else _with_retries(self._policy, int(retries))
         )
-        headers = secret_headers(harness_args.get("extra_headers") or {})
-        limit = _first(
-            harness_args.get("max_response_bytes"),
-            spec.max_response_bytes,
-            self.config.max_response_bytes,
-            DEFAULT_MAX_RESPONSE_BYTES,
-        )
-        call = Call(
-            spec=spec,
-            messages=messages,
-            params=merged,
-            api_key=api_key,
-            api_base=api_base,
-            headers=MappingProxyType(headers),
-            mock_response=mock_response,
-            max_response_bytes=_byte_limit(limit),
-        )
-        repeat = int(harness_args.get("harness_repeat", 0))
-        stream = bool(params.get("stream"))
-        return _Plan(call, family, float(timeout), policy, cache_mode, repeat, stream)
+        return float(timeout), policy
 
     def _semaphore(self, spec: ModelSpec, limit: int | None) -> asyncio.Semaphore | None:
         if not limit:
@@ -432,10 +419,10 @@ class Harness:
                 response, start = await self._attempt(plan, provider, send)
             except HarnessError as exc:
                 error: HarnessError = exc
-            except builtins.TimeoutError:
-                error = call.error(TimeoutError, f"no answer within {plan.timeout:g} s")
+            except TimeoutError:
+                error = call.error(HarnessTimeoutError, f"no answer within {plan.timeout:g} s")
             except httpx.TimeoutException as exc:
-                error = call.error(TimeoutError, f"{type(exc).__name__}: {exc}")
+                error = call.error(HarnessTimeoutError, f"{type(exc).__name__}: {exc}")
             except (httpx.TransportError, OSError) as exc:
                 error = call.error(APIConnectionError, f"{type(exc).__name__}: {exc}")
             else:
@@ -720,93 +707,27 @@ class Harness:
         if first_token:
             params = {**params, "stream": True}
         plans = self._plans_for_models(models, messages, params)
-        names = [p.call.spec.name for p in plans]
-        loop = asyncio.get_running_loop()
-        t0 = time.perf_counter()
-        ended: dict[int, float] = {}
-        firsts: dict[int, float] = {}
-        signalled = asyncio.Event()
-        tasks: list[asyncio.Task[ModelResponse]] = []
+        return await Race([self._entrant(plan) for plan in plans], first_token=first_token).run()
 
-        async def contest(i: int, plan: _Plan) -> ModelResponse:
-            # The finish time is taken inside the task, so it is known as soon as the task is
-            # done: a done-callback may not have run yet when the race looks at the tasks (a
-            # contestant finishing one loop iteration after another).
-            try:
-                return await self._run_typed(plan)
-            finally:
-                ended[i] = time.perf_counter()
+    def _entrant(self, plan: _Plan) -> Entrant:
+        """``plan`` as a race contestant."""
 
-        def first_output(i: int) -> Callable[[], object]:
-            def mark() -> None:
-                firsts.setdefault(i, time.perf_counter())
-                signalled.set()
+        def start(on_first_output: Callable[[], None] | None) -> Awaitable[ModelResponse]:
+            plan.on_first_token = on_first_output
+            return self._run_typed(plan)
 
-            return mark
+        def first_byte() -> bool | None:
+            return None if plan.live is None else plan.live.ttfb_ms is not None
 
-        for i, plan in enumerate(plans):
-            if first_token:
-                plan.on_first_token = first_output(i)
-            tasks.append(loop.create_task(contest(i, plan)))
-        winner: int | None = None
-        pending: set[asyncio.Task[ModelResponse]] = set(tasks)
-        try:
-            while pending and winner is None:
-                waiters: set[asyncio.Future[Any]] = set(pending)
-                signal = loop.create_task(signalled.wait()) if first_token else None
-                if signal is not None:
-                    waiters.add(signal)
-                try:
-                    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    if signal is not None:
-                        signal.cancel()
-                pending = {t for t in pending if not t.done()}
-                ok = [
-                    i
-                    for i, t in enumerate(tasks)
-                    if t.done() and not t.cancelled() and t.exception() is None
-                ]
-                if firsts:
-                    winner = min(firsts, key=lambda i: firsts[i])
-                elif ok:
-                    winner = min(ok, key=lambda i: ended[i])
-        finally:
-            losers = [t for t in pending if winner is None or t is not tasks[winner]]
-            for task in losers:
-                task.cancel()
-            if losers:
-                await asyncio.wait(losers)
-        if winner is not None and not tasks[winner].done():
-            await asyncio.wait([tasks[winner]])  # read the winning stream to its end
-        contestants = []
-        for i, task in enumerate(tasks):
-            finished_at = ended.get(i, t0)  # a task cancelled before it started has no time
-            entry = Contestant(names[i], "finished", (finished_at - t0) * 1e3)
-            live = plans[i].live
-            entry.ttft_ms = (firsts[i] - t0) * 1000.0 if i in firsts else None
-            entry.first_byte = None if live is None else live.ttfb_ms is not None
-            if task.cancelled():
-                entry.outcome = "cancelled"
-            elif task.exception() is not None:
-                exc = task.exception()
-                entry.outcome, entry.error = "failed", f"{type(exc).__name__}: {exc}"
-            elif i == winner:
-                entry.outcome = "winner"
-            self._account_contestant(entry, plans[i], task)
-            contestants.append(entry)
-        if winner is not None and tasks[winner].exception() is not None:
-            raise tasks[winner].exception()  # type: ignore[misc]
-        if winner is None:
-            raise AllModelsFailed(
-                _unique((c.model, tasks[i].exception()) for i, c in enumerate(contestants))
-            )
-        response = tasks[winner].result()
-        response.harness.race = RaceInfo(names[winner], contestants)
-        return response
+        return Entrant(
+            plan.call.spec.name,
+            start,
+            first_byte,
+            functools.partial(self._account_contestant, plan=plan),
+        )
 
     def _account_contestant(
-        self, entry: Contestant, plan: _Plan, task: asyncio.Task[ModelResponse]
+        self, entry: Contestant, task: asyncio.Task[ModelResponse], *, plan: _Plan
     ) -> None:
         """Fill in the tokens and cost a contestant consumed, as far as they were reported.
 
@@ -884,7 +805,7 @@ class Harness:
                     future.set_result(plan)
                     continue
                 task = asyncio.ensure_future(self._run_safe(plan))
-                task.add_done_callback(functools.partial(_settle, future))
+                task.add_done_callback(functools.partial(_resolve_future, future))
                 # Cancelling the future (a caller that stopped waiting) cancels the call.
                 future.add_done_callback(functools.partial(_cancel_task, loop, task))
                 _running.add(task)
@@ -944,6 +865,52 @@ class Harness:
 
 
 DEFAULT_LIMITS_PATH = ".harness/limits.sqlite"
+
+
+def _split_params(
+    spec: ModelSpec, params: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The provider's params (the model's own, then the call's) and the harness's own."""
+    merged: dict[str, Any] = dict(spec.params)
+    harness_args: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None or key == "stream":
+            continue
+        if key == "stream_options" and not params.get("stream"):
+            continue  # only valid with a stream
+        if key in _HARNESS_PARAMS:
+            harness_args[key] = value
+        else:
+            merged[key] = value
+    return merged, harness_args
+
+
+def _endpoint(
+    spec: ModelSpec, harness_args: Mapping[str, Any], replaying: bool
+) -> tuple[str | None, str | None]:
+    """The base URL and key of a network call.
+
+    No key when replaying without one (replay never sends), or when it would travel in
+    clear to a host the user did not choose.
+    """
+    chosen_base = harness_args.get("api_base") or harness_args.get("base_url")
+    api_base = spec.resolve_api_base(chosen_base)
+    try:
+        api_key = spec.resolve_api_key(harness_args.get("api_key"), api_base)
+    except ConfigError:
+        if not replaying:  # replay never sends, so it needs no key
+            raise
+        return api_base, None
+    if api_key is None:
+        return api_base, None
+    if (
+        not harness_args.get("api_key")
+        and not (chosen_base or spec.api_base)
+        and _in_clear(api_base)
+    ):
+        _warn_unsent_key(spec, api_base)
+        return api_base, None
+    return api_base, secret(api_key)
 
 
 def _estimate_tokens(call: Call) -> int:
@@ -1046,7 +1013,10 @@ def _cancel_task(
         loop.call_soon_threadsafe(task.cancel)
 
 
-def _settle(future: concurrent.futures.Future[Result], task: asyncio.Task[Result]) -> None:
+def _resolve_future(
+    future: concurrent.futures.Future[Result], task: asyncio.Task[Result]
+) -> None:
+    """Hand a finished task's outcome to the caller's future (unless it gave up)."""
     if future.cancelled():
         return
     if task.cancelled():
@@ -1123,15 +1093,6 @@ def _first(*values: Any) -> Any:
 
 def _with_retries(policy: RetryPolicy, retries: int) -> RetryPolicy:
     return replace(policy, retries=retries)
-
-
-def _unique(pairs: Any) -> list[tuple[str, BaseException]]:
-    seen: dict[str, int] = {}
-    out = []
-    for name, exc in pairs:
-        seen[name] = seen.get(name, 0) + 1
-        out.append((name if seen[name] == 1 else f"{name}#{seen[name]}", exc))
-    return out
 
 
 _default: Harness | None = None

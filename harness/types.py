@@ -503,13 +503,6 @@ class RaceInfo(_Mapping):
     winner: str
     contestants: list[Contestant]
 
-    @property
-    def margin_ms(self) -> float | None:
-        """How much sooner the winner answered than the next successful contestant."""
-        win = next(c for c in self.contestants if c.outcome == "winner")
-        others = [c.latency_ms for c in self.contestants if c.outcome == "finished"]
-        return min(others) - win.latency_ms if others else None
-
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data."""
         return {"winner": self.winner, "contestants": [c.to_dict() for c in self.contestants]}

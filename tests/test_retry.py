@@ -77,13 +77,12 @@ def _harness(responses: list[httpx.Response]) -> tuple[Harness, list[float], lis
         seen.append(request)
         return queue.pop(0)
 
-    h = Harness(transport=httpx.MockTransport(handler))
     waits: list[float] = []
 
     async def record(seconds: float) -> None:
         waits.append(seconds)
 
-    h._sleep = record
+    h = Harness(transport=httpx.MockTransport(handler), sleep=record)
     return h, waits, seen
 
 
@@ -123,12 +122,11 @@ def test_retries_can_be_turned_off_and_configured():
 
 
 def test_model_config_sets_the_retry_count():
-    h = Harness({"models": {"m": {"model": "mock/m", "retries": 3}}})
     waits: list[float] = []
 
     async def record(seconds: float) -> None:
         waits.append(seconds)
 
-    h._sleep = record
+    h = Harness({"models": {"m": {"model": "mock/m", "retries": 3}}}, sleep=record)
     [result] = h.batch_completion("m", [USER], mock_response=[{"error": 503}])
     assert result.attempts == 4 and len(waits) == 3

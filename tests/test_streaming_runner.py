@@ -71,13 +71,12 @@ def test_a_failed_stream_is_retried_and_the_error_typed():
         httpx.Response(429, headers={"retry-after": "0"}, json={"error": {"message": "slow"}}),
         httpx.Response(200, text=SSE, headers={"content-type": "text/event-stream"}),
     ]
-    h = Harness(transport=sse_transport(seen, responses))
     waits: list[float] = []
 
     async def record(seconds: float) -> None:
         waits.append(seconds)
 
-    h._sleep = record
+    h = Harness(transport=sse_transport(seen, responses), sleep=record)
     [answer] = h.batch_completion("openai/m", [USER], stream=True, api_key=KEY, num_retries=1)
     assert answer.content == "Stockholm" and answer.harness.attempts == 2 and len(seen) == 2
     seen.clear()
