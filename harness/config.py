@@ -255,7 +255,7 @@ _MODEL_KEYS = {
     "max_response_bytes",
 }
 _DEFAULT_KEYS = {"timeout", "retries", "max_concurrency", "max_response_bytes"}
-_TOP_KEYS = {"models", "defaults", "cache", "report", "suites", "prices"}
+_TOP_KEYS = {"models", "defaults", "cache", "report", "suites", "limits", "prices"}
 _PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok")
 
 MAX_TIMEOUT = 86_400.0
@@ -270,6 +270,42 @@ _MAX_INT = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
+class CacheSettings:
+    """``[cache]``: the response store. Its presence turns the store on for the library."""
+
+    mode: str | None = None
+    """``use``, ``replay``, ``record``, ``refresh-failed`` or ``off``; ``None``: not given
+    (``use``)."""
+    path: str | None = None
+    """The SQLite file; ``None``: not given (``harness.paths.DEFAULT_CACHE_PATH``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSettings:
+    """``[report]``: where the pytest plugin writes ``results.jsonl`` and the reports."""
+
+    dir: str | None = None
+    """The report directory, relative to the pytest rootdir; ``None``: ``reports``."""
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteSettings:
+    """``[suites]``: which files the pytest plugin collects as YAML suites."""
+
+    globs: tuple[str, ...] | None = None
+    """``glob``: one pattern, several separated by spaces, or a list; ``None``:
+    ``suites/**/*.yaml suites/**/*.yml``."""
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsSettings:
+    """``[limits]``: the SQLite file where processes share rate limits and the cost cap."""
+
+    path: str | None = None
+    """``None``: ``harness.paths.DEFAULT_LIMITS_PATH``."""
+
+
+@dataclass(frozen=True, slots=True)
 class HarnessConfig:
     """Aliases and defaults from ``harness.toml``, ``[tool.harness]``, or built in code."""
 
@@ -279,8 +315,14 @@ class HarnessConfig:
     max_concurrency: int | None = DEFAULT_MAX_CONCURRENCY
     source: str | None = None
     """Where the config came from (a file path), for error messages."""
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    """Other top-level tables (``cache``, ``report``, ``suites``) for the plugin and reporter."""
+    cache: CacheSettings | None = None
+    """``[cache]``; ``None`` when the config has no such table (no store, for the library)."""
+    report: ReportSettings = ReportSettings()
+    """``[report]``."""
+    suites: SuiteSettings = SuiteSettings()
+    """``[suites]``."""
+    limits: LimitsSettings = LimitsSettings()
+    """``[limits]``."""
     prices: Mapping[str, Price] = field(default_factory=dict)
     """``[prices."provider/model"]`` from the config: they override the built-in table
     (``harness.prices``) for those models; an alias's own ``price`` overrides both."""
@@ -325,18 +367,18 @@ class HarnessConfig:
             if "price" not in table and spec.full_name in prices:
                 spec = replace(spec, price=prices[spec.full_name])
             models[alias] = spec
-        extra = {k: data[k] for k in ("cache", "report", "suites") if k in data}
-        if "cache" in extra:
-            _check_cache_table(_table(extra["cache"], f"{where}: [cache]"), where)
         return cls(
             models,
             timeout,
             retries,
             max_conc,
             source,
-            MappingProxyType(extra),
-            MappingProxyType(prices),
+            prices=MappingProxyType(prices),
             max_response_bytes=max_bytes,
+            cache=_cache_settings(data["cache"], where) if "cache" in data else None,
+            report=ReportSettings(_opt_path(data, "report", "dir", where)),
+            suites=SuiteSettings(_suite_globs(data, where)),
+            limits=LimitsSettings(_opt_path(data, "limits", "path", where)),
         )
 
     def resolve(self, name: str) -> ModelSpec:
@@ -479,17 +521,50 @@ def _price_from_table(value: Any, ctx: str, *, model: str | None = None) -> Pric
 _CACHE_MODES = ("use", "replay", "record", "refresh-failed", "off")
 
 
-def _check_cache_table(table: Mapping[str, Any], where: str) -> None:
-    bad = set(table) - {"mode", "path"}
-    if bad:
-        raise ConfigError(f"{where}: [cache]: unknown key(s) {_names(bad)}; expected mode, path")
+def _cache_settings(value: Any, where: str) -> CacheSettings:
+    table = _table(value, f"{where}: [cache]")
+    _only(table, ("mode", "path"), f"{where}: [cache]")
     if "mode" in table and table["mode"] not in _CACHE_MODES:
         raise ConfigError(
             f"{where}: [cache].mode: {_short(table['mode'])} is not one of "
             f"{', '.join(_CACHE_MODES)}"
         )
-    if "path" in table:
-        _str(table["path"], f"{where}: [cache].path")
+    path = _str(table["path"], f"{where}: [cache].path") if "path" in table else None
+    return CacheSettings(table.get("mode"), path)
+
+
+def _opt_path(data: Mapping[str, Any], name: str, key: str, where: str) -> str | None:
+    """``[name] key``, a non-empty string, or ``None`` when not given."""
+    if name not in data:
+        return None
+    table = _table(data[name], f"{where}: [{name}]")
+    _only(table, (key,), f"{where}: [{name}]")
+    return _str(table[key], f"{where}: [{name}].{key}") if key in table else None
+
+
+def _suite_globs(data: Mapping[str, Any], where: str) -> tuple[str, ...] | None:
+    if "suites" not in data:
+        return None
+    table = _table(data["suites"], f"{where}: [suites]")
+    _only(table, ("glob",), f"{where}: [suites]")
+    if "glob" not in table:
+        return None
+    value, ctx = table["glob"], f"{where}: [suites].glob"
+    if isinstance(value, str):
+        globs = tuple(value.split())
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        globs = tuple(g for v in value for g in v.split())
+    else:
+        raise ConfigError(f"{ctx}: expected a string or a list of strings, got {_short(value)}")
+    if not globs:
+        raise ConfigError(f"{ctx}: expected at least one pattern")
+    return globs
+
+
+def _only(table: Mapping[str, Any], keys: tuple[str, ...], ctx: str) -> None:
+    bad = set(table) - set(keys)
+    if bad:
+        raise ConfigError(f"{ctx}: unknown key(s) {_names(bad)}; expected {', '.join(keys)}")
 
 
 def _names(keys: Iterable[Any]) -> str:

@@ -41,7 +41,6 @@ from typing import Any
 import httpx
 
 from harness._sync import run_sync, submit
-from harness.cache import DEFAULT_PATH as DEFAULT_CACHE_PATH
 from harness.cache import (
     CachedEntry,
     CacheMode,
@@ -64,6 +63,7 @@ from harness.errors import TimeoutError as HarnessTimeoutError
 from harness.http import ClientCache, RawStream, Send, TransportKind
 from harness.limits import CostBudget, SharedLimiter
 from harness.messages import validate_conversations, validate_messages
+from harness.paths import DEFAULT_CACHE_PATH, DEFAULT_LIMITS_PATH
 from harness.providers.base import (
     DEFAULT_MAX_RESPONSE_BYTES,
     Call,
@@ -171,8 +171,9 @@ class Harness:
             ``BudgetExceededError`` before sending (replayed answers still come back).
         limits: a ``SharedLimiter`` or the path of its SQLite file: per-model concurrency,
             ``rpm`` and ``tpm`` shared by every process using it (pytest-xdist workers). By
-            default limits are per event loop, and a shared file is opened at
-            ``.harness/limits.sqlite`` only when a model configures ``rpm``/``tpm``.
+            default limits are per event loop, and a shared file is opened (the config's
+            ``[limits] path``, else ``.harness/limits.sqlite``) only when a model configures
+            ``rpm``/``tpm``.
         sleep: how to wait between retries (default ``asyncio.sleep``); a test passes a
             function that records the delays and returns at once.
     """
@@ -235,9 +236,9 @@ class Harness:
         """The response store, opened on first use (None when caching is not set up)."""
         if not self._cache_resolved:
             arg = self._cache_arg
-            table = self.config.extra.get("cache") or {}
-            if arg is None and table:
-                arg = table.get("path", DEFAULT_CACHE_PATH)
+            table = self.config.cache
+            if arg is None and table is not None:
+                arg = table.path or DEFAULT_CACHE_PATH
             if isinstance(arg, ResponseCache) or arg is None:
                 self._cache = arg
             else:
@@ -246,12 +247,13 @@ class Harness:
         return self._cache
 
     def _cache_configured(self) -> bool:
-        return self._cache_arg is not None or bool(self.config.extra.get("cache"))
+        return self._cache_arg is not None or self.config.cache is not None
 
     @property
     def cache_mode(self) -> CacheMode:
         """The default cache mode of this harness (``off`` without a cache).
 
+        The ``cache_mode`` argument, else the config's ``[cache] mode``, else ``use``.
         Reading it does not open the store: that waits for the first call that needs it,
         so runs of offline models never touch the file.
         """
@@ -259,8 +261,8 @@ class Harness:
             return CacheMode.OFF
         if self._cache_mode_arg is not None:
             return self._cache_mode_arg
-        table = self.config.extra.get("cache") or {}
-        return parse_mode(table.get("mode", "use"))
+        table = self.config.cache
+        return parse_mode(table.mode if table is not None and table.mode else "use")
 
     def resolve(self, model: str, custom_llm_provider: str | None = None) -> ModelSpec:
         """The ``ModelSpec`` for an alias or ``provider/name`` string.
@@ -578,7 +580,9 @@ class Harness:
 
     def _shared_limiter(self, spec: ModelSpec) -> SharedLimiter | None:
         if self._shared is None and (spec.rpm or spec.tpm):
-            self._shared = SharedLimiter(self._limits_path or DEFAULT_LIMITS_PATH)
+            self._shared = SharedLimiter(
+                self._limits_path or self.config.limits.path or DEFAULT_LIMITS_PATH
+            )
         return self._shared
 
     async def _run_safe(self, plan: _Plan) -> Result:
@@ -862,9 +866,6 @@ class Harness:
     def close(self) -> None:
         """Drop every HTTP client this harness made (closes idle sockets)."""
         self._clients.close_all()
-
-
-DEFAULT_LIMITS_PATH = ".harness/limits.sqlite"
 
 
 def _split_params(

@@ -148,11 +148,11 @@ def _gave_up(
     future: concurrent.futures.Future[Result], item: SuiteItem, timeout: float
 ) -> Result:
     """Stop waiting for an answer: cancel its call and say why in its slot."""
-    from harness.errors import TimeoutError
+    from harness.errors import TimeoutError as HarnessTimeoutError
 
     if not future.cancel():  # it arrived meanwhile
         return future.result()
-    return TimeoutError(
+    return HarnessTimeoutError(
         f"no answer within {timeout:.3g} s, the time pytest-timeout leaves this item",
         provider=None,
         model=item.model,

@@ -1,18 +1,27 @@
 """Command-line and ini options, resolved once into a frozen ``Settings``.
 
-Precedence: command line, then ini, then default. Bad values raise ``pytest.UsageError``
-naming the option and what would be valid. Raw option values stay plain strings and
-numbers, because pytest-xdist ships them to the workers.
+Precedence: command line, then ini, then the harness config file (``[cache]``, ``[report]``,
+``[suites]``, ``[limits]``, typed by ``harness.config``), then default. The config file is
+read here once, with the rest (``load_harness_config``). Bad values raise
+``pytest.UsageError`` naming the option and what would be valid. Raw option values stay
+plain strings and numbers, because pytest-xdist ships them to the workers.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-__all__ = ["Settings", "add_options", "resolve_settings"]
+from harness.paths import DEFAULT_CACHE_PATH, DEFAULT_LIMITS_PATH
+
+if TYPE_CHECKING:
+    from harness.config import HarnessConfig
+
+__all__ = ["Settings", "add_options", "load_harness_config", "resolve_settings"]
 
 DEFAULT_SUITE_GLOB = "suites/**/*.yaml suites/**/*.yml"
 DEFAULT_NETWORK_CONCURRENCY = 32
@@ -38,7 +47,13 @@ class Settings:
     fail_on_regression: bool = False
     cache_mode: str | None = None
     """The store mode given on the command line or in ini; ``None``: the config file's
-    ``[cache] mode``, else ``use``."""
+    ``[cache] mode``, else ``use`` (the ``Harness`` reads the config's)."""
+    cache_path: Path = DEFAULT_CACHE_PATH
+    """The store's file: the config's ``[cache] path`` (relative to the rootdir), else
+    ``.harness/cache.sqlite`` under the rootdir."""
+    limits_path: Path = DEFAULT_LIMITS_PATH
+    """Where processes share limits and the cost cap: the config's ``[limits] path``, else
+    ``.harness/limits.sqlite`` under the rootdir."""
     stream: bool = True
     max_cost: float | None = None
     adaptive: bool = False
@@ -153,11 +168,11 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("harness_cache", "response store mode", default="")
     parser.addini("harness_baseline", "baseline results.json", default="")
     parser.addini("harness_models", "default models (comma-separated)", default="")
-    parser.addini("harness_report_dir", "report directory", default="reports")
+    parser.addini("harness_report_dir", "report directory (default reports)", default="")
     parser.addini(
         "harness_suite_glob",
-        "glob(s) of YAML suite files, space-separated",
-        default=DEFAULT_SUITE_GLOB,
+        f"glob(s) of YAML suite files, space-separated (default {DEFAULT_SUITE_GLOB})",
+        default="",
     )
     parser.addini("harness_offline", "refuse network calls", type="bool", default=False)
     parser.addini("harness_min_pass_rate", "session pass-rate gate (0..1)", default="")
@@ -187,8 +202,50 @@ def _int(value: str | None, flag: str, minimum: int) -> int | None:
     return number
 
 
-def resolve_settings(config: pytest.Config) -> Settings:
-    """Read and validate every option once."""
+def config_path(config: pytest.Config) -> Path | None:
+    """``--harness-config``, resolved against the invocation directory and checked."""
+    config_raw = _option(config, "harness_config")
+    if config_raw is None:
+        return None
+    path = Path(config_raw)
+    if not path.is_absolute():
+        path = Path(config.invocation_params.dir) / path
+    if not path.is_file():
+        raise pytest.UsageError(f"--harness-config: no such file: {config_raw}")
+    return path
+
+
+def load_harness_config(config: pytest.Config) -> HarnessConfig:
+    """The harness config file's contents (an error in it is a ``pytest.UsageError``).
+
+    ``--harness-config``, else the first config file found in the invocation directory,
+    then the rootdir; none: the empty config.
+    """
+    from harness.config import HarnessConfig, find_config_file, load_config
+    from harness.errors import ConfigError
+
+    try:
+        path = config_path(config)
+        if path is not None:
+            return load_config(path)
+        for where in (Path(config.invocation_params.dir), config.rootpath):
+            found = find_config_file(where)
+            if found is not None:
+                return load_config(found)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"harness config: {exc.message}") from None
+    return HarnessConfig()
+
+
+def resolve_settings(config: pytest.Config, file: HarnessConfig | None = None) -> Settings:
+    """Read and validate every option once.
+
+    ``file`` is the harness config: its tables fill in what neither the command line nor
+    ini gave.
+    """
+    from harness.config import HarnessConfig
+
+    file = file if file is not None else HarnessConfig()
     models_raw = _option(config, "harness_models", "harness_models") or ""
     models = tuple(m.strip() for m in models_raw.split(",") if m.strip())
     rate_raw = _option(config, "harness_min_pass_rate", "harness_min_pass_rate")
@@ -203,22 +260,20 @@ def resolve_settings(config: pytest.Config) -> Settings:
                 "--harness-min-pass-rate: expected a number from 0 to 1 (e.g. 0.9), "
                 f"got {rate_raw!r}"
             )
-    config_raw = _option(config, "harness_config")
-    config_path = None
-    if config_raw is not None:
-        config_path = Path(config_raw)
-        if not config_path.is_absolute():
-            config_path = Path(config.invocation_params.dir) / config_path
-        if not config_path.is_file():
-            raise pytest.UsageError(f"--harness-config: no such file: {config_raw}")
-    report_dir = Path(_option(config, "harness_report_dir", "harness_report_dir") or "reports")
-    if not report_dir.is_absolute():
-        report_dir = config.rootpath / report_dir
+    report_dir = _under(
+        config.rootpath,
+        _option(config, "harness_report_dir", "harness_report_dir") or file.report.dir,
+        "reports",
+    )
+    cache_given = file.cache.path if file.cache is not None else None
+    cache_path = _under(config.rootpath, cache_given, DEFAULT_CACHE_PATH)
+    limits_path = _under(config.rootpath, file.limits.path, DEFAULT_LIMITS_PATH)
     offline_flag = config.getoption("harness_offline")
     offline = (
         bool(offline_flag) if offline_flag is not None else bool(config.getini("harness_offline"))
     )
-    globs = tuple(str(config.getini("harness_suite_glob") or DEFAULT_SUITE_GLOB).split())
+    ini_globs = str(config.getini("harness_suite_glob") or "").split()
+    globs = tuple(ini_globs) or file.suites.globs or tuple(DEFAULT_SUITE_GLOB.split())
     baseline_raw = _option(config, "harness_baseline", "harness_baseline")
     baseline = None
     if baseline_raw is not None:
@@ -251,7 +306,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         )
     return Settings(
         models=models,
-        config_path=config_path,
+        config_path=config_path(config),
         report_dir=report_dir,
         repeat=repeat,
         adaptive=adaptive,
@@ -267,10 +322,18 @@ def resolve_settings(config: pytest.Config) -> Settings:
         baseline=baseline,
         fail_on_regression=fail_on_regression,
         cache_mode=cache_mode,
+        cache_path=cache_path,
+        limits_path=limits_path,
         stream=_stream(config),
         max_cost=_max_cost(_option(config, "harness_max_cost")),
         gate=gate,
     )
+
+
+def _under(root: Path, given: str | None, default: str | os.PathLike[str]) -> Path:
+    """``given`` (else ``default``) as a path, relative ones under ``root``."""
+    path = Path(given if given else default)
+    return path if path.is_absolute() else root / path
 
 
 def _repeat(value: str | None) -> tuple[int | None, bool]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -27,6 +26,8 @@ class State:
 
     settings: Settings
     config: pytest.Config
+    file: HarnessConfig
+    """The harness config file's contents (``_settings.load_harness_config``)."""
     _harness: Harness | None = None
     _prefetcher: Prefetcher | None = None
     markers: set[str] = field(default_factory=set)
@@ -35,25 +36,19 @@ class State:
     def harness(self) -> Harness:
         """The session's ``Harness``, configured from the options (made on first use)."""
         if self._harness is None:
-            from harness import Harness, load_config
+            from harness import Harness
 
             s = self.settings
-            config = load_config(s.config_path) if s.config_path else _find_config(self.config)
-            cache_table = config.extra.get("cache") or {}
-            cache_path = Path(cache_table.get("path", ".harness/cache.sqlite"))
-            if not cache_path.is_absolute():
-                cache_path = self.config.rootpath / cache_path
-            # The config file's [cache] mode means what it means to the library; only an
-            # option given on the command line or in ini overrides it.
-            cache_mode = s.cache_mode or cache_table.get("mode") or "use"
             self._harness = Harness(
-                config,
+                self.file,
                 max_concurrency=s.max_concurrency,
                 offline=s.offline,
-                cache=None if cache_mode == "off" else cache_path,
-                cache_mode=cache_mode,
+                # Under pytest the store is on by default; its mode is the option's, else
+                # the config file's (the Harness reads it), else use.
+                cache=None if s.cache_mode == "off" else s.cache_path,
+                cache_mode=s.cache_mode,
                 # One file for every xdist worker: per-model limits hold across them.
-                limits=self.config.rootpath / ".harness" / "limits.sqlite",
+                limits=s.limits_path,
                 budget=self._budget(),
             )
         return self._harness
@@ -65,8 +60,7 @@ class State:
 
         # One budget per session, shared by xdist's workers (they share the run id).
         key = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"session-{uuid.uuid4().hex}"
-        path = self.config.rootpath / ".harness" / "limits.sqlite"
-        return CostBudget(self.settings.max_cost, path=path, key=key)
+        return CostBudget(self.settings.max_cost, path=self.settings.limits_path, key=key)
 
     @property
     def prefetcher(self) -> Prefetcher:
@@ -76,16 +70,6 @@ class State:
 
             self._prefetcher = Prefetcher(self)
         return self._prefetcher
-
-
-def _find_config(config: pytest.Config) -> HarnessConfig:
-    from harness.config import HarnessConfig, find_config_file, load_config
-
-    for where in (Path(config.invocation_params.dir), config.rootpath):
-        found = find_config_file(where)
-        if found is not None:
-            return load_config(found)
-    return HarnessConfig()
 
 
 state_key = pytest.StashKey[State]()

@@ -25,7 +25,7 @@ from pytest_plugin._fixtures import (
     race,
     records_key,
 )
-from pytest_plugin._settings import add_options, resolve_settings
+from pytest_plugin._settings import add_options, load_harness_config, resolve_settings
 from pytest_plugin._state import State, get_state, state_key
 from pytest_plugin._suite import SuiteFile, matches_suite_glob
 
@@ -41,8 +41,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Resolve the options, load the config, register markers and the collector."""
-    from harness.errors import ConfigError
-
     config.addinivalue_line(
         "markers",
         "models(*names, replace=False): run this test with these models "
@@ -56,12 +54,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "harness(**params): call parameters for this test's harness fixtures"
     )
-    settings = resolve_settings(config)
-    state = State(settings=settings, config=config)
-    try:
-        state.harness.config  # noqa: B018 - load the config file now, to fail early
-    except ConfigError as exc:
-        raise pytest.UsageError(f"harness config: {exc.message}") from None
+    file = load_harness_config(config)  # read now, so that a mistake in it fails early
+    settings = resolve_settings(config, file)
+    state = State(settings=settings, config=config, file=file)
     config.stash[state_key] = state
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
         baseline = None

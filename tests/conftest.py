@@ -3,8 +3,14 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
 
 from harness import set_default_harness
+
+# No hypothesis deadlines: a busy machine must not turn a slow example into a failure
+# (timings belong in tests/benchmarks/).
+settings.register_profile("harness", deadline=None)
+settings.load_profile("harness")
 
 
 @pytest.fixture(autouse=True)

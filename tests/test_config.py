@@ -361,3 +361,42 @@ def test_valid_edge_numbers_still_load(tmp_path: Path):
 def test_non_string_keys_from_python_are_named_not_a_type_error():
     with pytest.raises(ConfigError, match=r"unknown top-level key\(s\) 1, x"):
         HarnessConfig.from_dict({1: {}, "x": {}})  # type: ignore[dict-item]
+
+
+def test_the_settings_tables_are_typed_when_the_config_loads():
+    from harness.config import CacheSettings, LimitsSettings, ReportSettings, SuiteSettings
+
+    config = HarnessConfig.from_dict({
+        "cache": {"mode": "replay"},
+        "report": {"dir": "out"},
+        "suites": {"glob": "evals/*.yaml more/*.yml"},
+        "limits": {"path": "/tmp/limits.sqlite"},
+    })
+    assert config.cache == CacheSettings(mode="replay", path=None)
+    assert config.report == ReportSettings(dir="out")
+    assert config.suites == SuiteSettings(globs=("evals/*.yaml", "more/*.yml"))
+    assert config.limits == LimitsSettings(path="/tmp/limits.sqlite")
+    empty = HarnessConfig.from_dict({})
+    assert empty.cache is None and empty.report.dir is None and empty.suites.globs is None
+    assert HarnessConfig.from_dict({"suites": {"glob": ["a/*.yaml", "b/*.yaml"]}}).suites.globs == (
+        "a/*.yaml",
+        "b/*.yaml",
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"report": {"directory": "x"}}, "config: [report]: unknown key(s) directory; expected dir"),
+        ({"report": {"dir": 3}}, "config: [report].dir: expected a string, got int 3"),
+        ({"suites": {"glob": 3}}, "config: [suites].glob: expected a string or a list of strings"),
+        ({"suites": {"glob": " "}}, "config: [suites].glob: expected at least one pattern"),
+        ({"limits": {"path": ["x"]}}, "config: [limits].path: expected a string"),
+        ({"limits": "x"}, "config: [limits]: expected a table"),
+        ({"cache": {"mode": "sometimes"}}, "config: [cache].mode: 'sometimes' is not one of"),
+    ],
+)
+def test_a_bad_settings_table_names_the_table_and_key(data, message):
+    with pytest.raises(ConfigError) as info:
+        HarnessConfig.from_dict(data)
+    assert str(info.value).startswith(message)

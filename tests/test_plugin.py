@@ -402,6 +402,50 @@ def test_report_dir_option_and_repeat_override(project):
     result.stdout.fnmatch_lines(["results: *out/runs/results.jsonl"])
 
 
+def test_the_config_files_tables_set_what_no_option_gives(project):
+    project.makepyprojecttoml(CONFIG + textwrap.dedent("""
+        [tool.harness.report]
+        dir = "out/cfg"
+
+        [tool.harness.suites]
+        glob = ["evals/**/*.yaml"]
+
+        [tool.harness.cache]
+        path = "store/answers.sqlite"
+
+        [tool.harness.limits]
+        path = "store/limits.sqlite"
+    """))
+    (project.path / "evals").mkdir()
+    (project.path / "suites" / "demo.yaml").rename(project.path / "evals" / "demo.yaml")
+    (project.path / "suites" / "other.yaml").write_text(SUITE)  # not under the glob now
+    project.makepyfile(test_paths="""
+        from pathlib import Path
+
+        def test_the_store_and_the_limits_are_where_the_file_says(harness, request):
+            root = request.config.rootpath
+            assert harness.cache.path == root / "store" / "answers.sqlite"
+            assert harness.cache_mode.value == "use"
+            assert harness.budget is not None  # --harness-max-cost: its file is [limits] path
+            assert (root / "store" / "limits.sqlite").is_file()
+    """)
+    result = project.runpytest("-k", "good or paths", "--harness-max-cost", "5")
+    result.assert_outcomes(passed=3)
+    assert (project.path / "out" / "cfg" / "results.jsonl").is_file()
+    assert not (project.path / "reports").exists()
+    # the command line (and ini) still win over the file
+    result = project.runpytest("-k", "good", "--harness-report-dir", "out/cli")
+    result.assert_outcomes(passed=2)
+    assert (project.path / "out" / "cli" / "results.jsonl").is_file()
+
+
+def test_a_mistake_in_the_config_files_tables_stops_the_session(project):
+    project.makepyprojecttoml(CONFIG + '\n[tool.harness.suites]\nglobs = "evals/*.yaml"\n')
+    result = project.runpytest("suites")
+    result.stderr.fnmatch_lines(["*[[]suites[]]: unknown key(s) globs; expected glob*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
 def test_async_tests_await_the_fixtures(project):
     project.makepyfile(test_async="""
         import pytest

@@ -12,13 +12,13 @@ from harness.errors import LITELLM_NAMES
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _python_blocks(section: str) -> list[str]:
-    """The ```python blocks of one ``## `` section of the README."""
+def _python_blocks(section: str, language: str = "python") -> list[str]:
+    """The ```python (or other ``language``) blocks of one ``## `` section of the README."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     start = text.index(f"## {section}\n")
     end = text.find("\n## ", start + 1)
     body = text[start : end if end != -1 else len(text)]
-    return re.findall(r"```python\n(.*?)```", body, flags=re.S)
+    return re.findall(rf"```{language}\n(.*?)```", body, flags=re.S)
 
 
 def test_the_streaming_example_runs_as_written(tmp_path):
@@ -40,3 +40,15 @@ def test_the_litellm_page_maps_every_litellm_error_name():
     for litellm_name, ours in LITELLM_NAMES.items():
         assert f"`{litellm_name}`" in page, litellm_name
         assert f"`{ours}`" in page, ours
+
+
+def test_the_configuration_example_loads(tmp_path):
+    from harness.config import load_config
+
+    [example] = _python_blocks("Configuration", "toml")
+    path = tmp_path / "harness.toml"
+    path.write_text(example, encoding="utf-8")
+    config = load_config(path)
+    assert set(config.models) == {"fast", "local", "scripted"}
+    assert config.cache is not None and config.cache.mode == "use"
+    assert config.report.dir == "reports" and config.limits.path == ".harness/limits.sqlite"
