@@ -53,11 +53,13 @@ from harness.checks import (
     run_check,
     run_checks,
     similar,
+    similarity,
     starts_with,
     token_f1,
     tokens,
     validate_check_spec,
 )
+from harness.checks import registry as check_registry
 
 BUILTINS = {
     "contains",
@@ -122,9 +124,10 @@ class RecordingJudge:
 @pytest.fixture
 def registry():
     """Let a test register checks and scorers; restore both registries afterwards."""
-    saved = (dict(checks._REGISTRY), dict(checks._PUBLIC), dict(checks._SCORERS))
+    live_maps = (check_registry._REGISTRY, check_registry._PUBLIC, similarity._SCORERS)
+    saved = tuple(dict(live) for live in live_maps)
     yield
-    for live, old in zip((checks._REGISTRY, checks._PUBLIC, checks._SCORERS), saved, strict=True):
+    for live, old in zip(live_maps, saved, strict=True):
         live.clear()
         live.update(old)
 
