@@ -82,7 +82,8 @@ arguments, returning the same kinds of value as a ``python`` check).
 The package: ``core`` (results, the context, evaluation, ``assert_passes``), ``registry``
 (the checks by name and the reading of YAML entries), then one module per family of
 checks, each registering its checks when imported: ``text``, ``json_output``, ``call``,
-``similarity``, ``judge`` and ``python_ref``. Import from ``harness.checks``.
+``similarity``, ``judge`` and ``python_ref``. Import from ``harness.checks``; importing it
+does not import the runner (nor httpx): the judge does, when it first calls a model.
 """
 
 from __future__ import annotations

@@ -15,10 +15,12 @@ import math
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
-from harness.runner import Harness
 from harness.types import ModelResponse
+
+if TYPE_CHECKING:
+    from harness.runner import Harness
 
 EXCERPT_CHARS = 200
 """Longest output excerpt quoted in a check's detail."""

@@ -2,7 +2,9 @@
 
 This module owns ``llm_judge``, the conversation it sends (``JUDGE_SYSTEM_PROMPT``,
 ``judge_messages``), the rendering of its rubric, the reading of the judge's reply
-(``parse_judge_reply``) and ``DEFAULT_JUDGE_MODEL``.
+(``parse_judge_reply``) and ``DEFAULT_JUDGE_MODEL``. It imports the runner (and so httpx)
+only when a judge is called without a harness, so that importing the checks to validate a
+suite stays cheap.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.checks.core import (
     CheckContext,
@@ -23,8 +25,9 @@ from harness.checks.core import (
     _Verdict,
 )
 from harness.checks.registry import _builtin, _fraction, _nonempty_text
-from harness.providers.base import content_text
-from harness.runner import Harness, get_default_harness
+
+if TYPE_CHECKING:
+    from harness.runner import Harness
 
 DEFAULT_JUDGE_MODEL = "judge"
 """The model ``llm_judge`` asks when none is given: configure a ``judge`` alias."""
@@ -63,6 +66,8 @@ def _render_rubric(rubric: str, variables: Mapping[str, Any]) -> str:
 
 
 def _question(messages: list[dict[str, Any]] | None) -> str | None:
+    from harness.providers.base import content_text  # imports httpx: only when judging
+
     for message in reversed(messages or []):
         if message.get("role") == "user":
             return content_text(message.get("content"))
@@ -168,7 +173,11 @@ def llm_judge(
     """
     text = _render_rubric(rubric, ctx.vars if vars is None else vars)
     messages = judge_messages(text, ctx.output, _question(ctx.messages))
-    via = harness or ctx.harness or get_default_harness()
+    via = harness or ctx.harness
+    if via is None:
+        from harness.runner import get_default_harness  # the runner: only when judging
+
+        via = get_default_harness()
     try:
         reply = via.completion(model, messages, **judge_params)
     except Exception as exc:
