@@ -3,8 +3,12 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import os
 import re
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -53,11 +57,13 @@ from harness.checks import (
     run_check,
     run_checks,
     similar,
+    similarity,
     starts_with,
     token_f1,
     tokens,
     validate_check_spec,
 )
+from harness.checks import registry as check_registry
 
 BUILTINS = {
     "contains",
@@ -122,9 +128,10 @@ class RecordingJudge:
 @pytest.fixture
 def registry():
     """Let a test register checks and scorers; restore both registries afterwards."""
-    saved = (dict(checks._REGISTRY), dict(checks._PUBLIC), dict(checks._SCORERS))
+    live_maps = (check_registry._REGISTRY, check_registry._PUBLIC, similarity._SCORERS)
+    saved = tuple(dict(live) for live in live_maps)
     yield
-    for live, old in zip((checks._REGISTRY, checks._PUBLIC, checks._SCORERS), saved, strict=True):
+    for live, old in zip(live_maps, saved, strict=True):
         live.clear()
         live.update(old)
 
@@ -141,6 +148,61 @@ def test_all_is_sorted_and_exports_exist():
     assert checks.__all__ == sorted(checks.__all__)
     for name in checks.__all__:
         assert hasattr(checks, name), name
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_IMPORT_CHECKS = """
+import json, sys
+import harness
+before = set(sys.modules)
+import harness.checks, harness.suites
+from harness.checks import CHECKS, validate_check_spec
+suite = harness.suites.load_suite(sys.argv[1])
+for spec in ({"llm_judge": {"rubric": "Polite?", "model": "judge"}}, {"python": "json:dumps"}):
+    validate_check_spec(spec)
+heavy = ("harness.runner", "httpx", "harness.limits")
+print(json.dumps({
+    "checks": list(CHECKS),
+    "cases": len(suite.cases),
+    "added": sorted(m for m in heavy if m in sys.modules and m not in before),
+}))
+"""
+
+
+def test_importing_the_checks_and_validating_a_suite_does_not_import_the_runner(tmp_path):
+    """Suite validation stays cheap: the judge imports the runner only when it calls a model."""
+    suite = tmp_path / "judged.yaml"
+    suite.write_text(textwrap.dedent("""
+        prompt: "Say hello to {{ name }}."
+        cases:
+          - id: polite
+            vars: { name: Ada }
+            assert:
+              - llm_judge: { rubric: "Does it greet {{ name }} politely?", threshold: 0.7 }
+              - json_schema: { type: object }
+              - similar: { value: hello Ada, scorer: token_f1 }
+              - not-regex: '[0-9]'
+              - latency_ms: 4000
+    """))
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORT_CHECKS, str(suite)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["cases"] == 1
+    assert seen["added"] == []
+    assert seen["checks"] == [  # every built-in, in the order the docs list them
+        "equals", "contains", "icontains", "not_contains", "contains_any", "contains_all",
+        "regex", "starts_with", "max_words", "max_chars", "is_json", "json_schema", "json_path",
+        "finish_reason", "latency_ms", "ttft_ms", "tokens_per_s", "cost", "tokens", "similar",
+        "llm_judge", "python",
+    ]
 
 
 def test_registry_lists_every_builtin_and_is_read_only():
