@@ -50,6 +50,7 @@ from harness import errors as _errors
 from harness._sqlite import connect_wal
 from harness._version import __version__
 from harness.errors import ConfigError, HarnessError, ReplayMissError, get_logger, redact_known
+from harness.paths import DEFAULT_CACHE_PATH
 from harness.types import (
     ModelResponse,
     ResponseMeta,
@@ -76,8 +77,8 @@ __all__ = [
     "replay_miss_error",
 ]
 
-DEFAULT_PATH = Path(".harness") / "cache.sqlite"
-"""Where the store lives when no path is given (relative to the working directory)."""
+DEFAULT_PATH = DEFAULT_CACHE_PATH
+"""Where the store lives when no path is given (``harness.paths``)."""
 
 SCHEMA_VERSION = 1
 """The table layout version, kept in ``PRAGMA user_version``."""
@@ -610,7 +611,7 @@ class ResponseCache:
 
     def __init__(
         self,
-        path: str | os.PathLike[str] = DEFAULT_PATH,
+        path: str | os.PathLike[str] = DEFAULT_CACHE_PATH,
         *,
         busy_timeout_s: float = _BUSY_TIMEOUT_S,
         clock: Callable[[], float] = time.time,
@@ -1065,7 +1066,7 @@ def _cache_parser() -> argparse.ArgumentParser:
         "--path",
         type=Path,
         default=argparse.SUPPRESS,
-        help=f"the cache database (default {DEFAULT_PATH})",
+        help=f"the cache database (default {DEFAULT_CACHE_PATH})",
     )
     ap = argparse.ArgumentParser(
         prog="harness cache",
@@ -1147,7 +1148,7 @@ def cache_command(argv: Sequence[str]) -> int:
         args = _cache_parser().parse_args(list(argv))
     except SystemExit as exc:  # argparse has printed the usage or the help
         return exc.code if isinstance(exc.code, int) else 2
-    path = Path(getattr(args, "path", DEFAULT_PATH))
+    path = Path(getattr(args, "path", DEFAULT_CACHE_PATH))
     try:
         return _run_command(args, path)
     except (CacheError, OSError) as exc:

@@ -74,6 +74,7 @@ from types import TracebackType
 from typing import Any
 
 from harness._sqlite import connect_wal
+from harness.paths import DEFAULT_LIMITS_PATH
 
 __all__ = [
     "AdaptiveRule",
@@ -84,8 +85,8 @@ __all__ = [
     "SharedLimiter",
 ]
 
-DEFAULT_PATH = ".harness/limits.sqlite"
-"""Where limiter and budget state live unless told otherwise (relative to the cwd)."""
+DEFAULT_PATH = DEFAULT_LIMITS_PATH
+"""Where limiter and budget state live unless told otherwise (``harness.paths``)."""
 
 WINDOW = 60.0
 """Seconds in the rpm/tpm window."""
@@ -448,7 +449,7 @@ class SharedLimiter:
 
     def __init__(
         self,
-        path: str | os.PathLike[str] = DEFAULT_PATH,
+        path: str | os.PathLike[str] = DEFAULT_LIMITS_PATH,
         *,
         clock: Clock = time.time,
         rule: AdaptiveRule | None = None,
@@ -966,7 +967,7 @@ class CostBudget:
     def __init__(
         self,
         limit_usd: float,
-        path: str | os.PathLike[str] = DEFAULT_PATH,
+        path: str | os.PathLike[str] = DEFAULT_LIMITS_PATH,
         *,
         key: str = "session",
     ) -> None:

@@ -37,7 +37,6 @@ from typing import Any
 import httpx
 
 from harness._sync import run_sync, submit
-from harness.cache import DEFAULT_PATH as DEFAULT_CACHE_PATH
 from harness.cache import (
     CachedEntry,
     CacheMode,
@@ -61,6 +60,7 @@ from harness.errors import (
 from harness.http import ClientCache, RawStream, Send, TransportKind
 from harness.limits import CostBudget, SharedLimiter
 from harness.messages import validate_conversations, validate_messages
+from harness.paths import DEFAULT_CACHE_PATH, DEFAULT_LIMITS_PATH
 from harness.providers.base import (
     DEFAULT_MAX_RESPONSE_BYTES,
     Call,
@@ -941,9 +941,6 @@ class Harness:
     def close(self) -> None:
         """Drop every HTTP client this harness made (closes idle sockets)."""
         self._clients.close_all()
-
-
-DEFAULT_LIMITS_PATH = ".harness/limits.sqlite"
 
 
 def _estimate_tokens(call: Call) -> int:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from harness.paths import DEFAULT_CACHE_PATH, DEFAULT_LIMITS_PATH
 from pytest_plugin._settings import Settings
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ class State:
             s = self.settings
             config = load_config(s.config_path) if s.config_path else _find_config(self.config)
             cache_table = config.extra.get("cache") or {}
-            cache_path = Path(cache_table.get("path", ".harness/cache.sqlite"))
+            cache_path = Path(cache_table.get("path", DEFAULT_CACHE_PATH))
             if not cache_path.is_absolute():
                 cache_path = self.config.rootpath / cache_path
             # The config file's [cache] mode means what it means to the library; only an
@@ -53,7 +54,7 @@ class State:
                 cache=None if cache_mode == "off" else cache_path,
                 cache_mode=cache_mode,
                 # One file for every xdist worker: per-model limits hold across them.
-                limits=self.config.rootpath / ".harness" / "limits.sqlite",
+                limits=self.config.rootpath / DEFAULT_LIMITS_PATH,
                 budget=self._budget(),
             )
         return self._harness
@@ -65,7 +66,7 @@ class State:
 
         # One budget per session, shared by xdist's workers (they share the run id).
         key = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"session-{uuid.uuid4().hex}"
-        path = self.config.rootpath / ".harness" / "limits.sqlite"
+        path = self.config.rootpath / DEFAULT_LIMITS_PATH
         return CostBudget(self.settings.max_cost, path=path, key=key)
 
     @property
