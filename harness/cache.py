@@ -37,8 +37,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -47,7 +46,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from harness import errors as _errors
-from harness._sqlite import connect_wal
+from harness._sqlite import ThreadConnections, connect_wal, transaction
 from harness._version import __version__
 from harness.errors import ConfigError, HarnessError, ReplayMissError, get_logger, redact_known
 from harness.paths import DEFAULT_CACHE_PATH
@@ -620,9 +619,8 @@ class ResponseCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._busy_timeout_s = busy_timeout_s
         self._clock = clock
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        self._local = threading.local()  # this thread's batched writes
+        self._connections = ThreadConnections(self._open)
         self._closed = False
         self._conn()  # open now, so that a bad file fails here and not on first use
 
@@ -631,14 +629,7 @@ class ResponseCache:
     def _conn(self) -> sqlite3.Connection:
         if self._closed:
             raise CacheError(f"the response cache {self.path} is closed")
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            conn = self._open()
-            self._local.conn = conn
-            self._local.pid = os.getpid()
-            with self._lock:
-                self._connections.append(conn)
-        return conn
+        return self._connections.get()
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -663,7 +654,7 @@ class ResponseCache:
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:
-            with _transaction(conn):
+            with transaction(conn):
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if version == 0:
                     tables = {
@@ -688,17 +679,14 @@ class ResponseCache:
             )
 
     def close(self) -> None:
-        """Close every connection; later calls raise ``CacheError``. Idempotent.
+        """Close this process's connections; later calls raise ``CacheError``. Idempotent.
 
         This thread's batched writes are written first.
         """
         if not self._closed:
             self.flush()
-        with self._lock:
-            self._closed = True
-            connections, self._connections = self._connections, []
-        for conn in connections:
-            conn.close()
+        self._closed = True
+        self._connections.close()
 
     def __enter__(self) -> ResponseCache:
         return self
@@ -818,7 +806,7 @@ class ResponseCache:
         pending.clear()
         try:
             conn = self._conn()
-            with _transaction(conn):
+            with transaction(conn):
                 conn.executemany(_INSERT, rows)
         except (sqlite3.Error, CacheError) as exc:
             _log.warning(
@@ -911,7 +899,7 @@ class ResponseCache:
         conn = self._conn()
         target = Path(path)
         count = 0
-        with _transaction(conn, immediate=False):
+        with transaction(conn, immediate=False):
             total = conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
             rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM entries ORDER BY key")
             with target.open("w", encoding="utf-8", newline="\n") as out:
@@ -939,25 +927,9 @@ class ResponseCache:
         rows = _read_export(Path(path))
         conn = self._conn()
         before = conn.total_changes
-        with _transaction(conn):
+        with transaction(conn):
             conn.executemany(_MERGE, rows)
         return conn.total_changes - before
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection, *, immediate: bool = True) -> Iterator[None]:
-    """``BEGIN [IMMEDIATE]`` … ``COMMIT``, rolled back on error (connections are autocommit).
-
-    ``IMMEDIATE`` takes the write lock up front, so a writer waits (busy timeout) instead
-    of failing when another connection wrote between its read and its write.
-    """
-    conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def _export_record(row: Row) -> dict[str, Any]:
