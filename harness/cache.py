@@ -454,35 +454,9 @@ class CachedEntry:
         """
         if self.error is None:
             raise CacheError(f"cache entry {self.key[:12]} holds a response, not an error")
-        error = _error_from_dict(self.error)
+        error = HarnessError.from_dict(self.error)
         error.attempts = 0
         return error
-
-
-def _error_class(name: object) -> type[HarnessError]:
-    if isinstance(name, str) and name in _errors.__all__:
-        cls = getattr(_errors, name)
-        if isinstance(cls, type) and issubclass(cls, HarnessError):
-            return cls
-    return HarnessError
-
-
-def _error_from_dict(data: Mapping[str, Any]) -> HarnessError:
-    cls = _error_class(data.get("type"))
-    if issubclass(cls, _errors.AllModelsFailed):
-        nested = data.get("errors") or {}
-        return _errors.AllModelsFailed(
-            {str(m): _error_from_dict(e) for m, e in nested.items() if isinstance(e, Mapping)}
-        )
-    return cls(
-        str(data.get("message", "")),
-        provider=data.get("provider"),
-        model=data.get("model"),
-        status=data.get("status"),
-        body=data.get("body"),
-        retry_after=data.get("retry_after"),
-        request_id=data.get("request_id"),
-    )
 
 
 # --- storage ---------------------------------------------------------------------------------
