@@ -1,12 +1,7 @@
 """The response store: record provider answers once, replay them for free.
 
-This module owns three things:
+This module owns two things (the keys that index the store are ``harness.cache_keys``):
 
-* ``cache_key`` — a stable SHA-256 of exactly what can change a model's answer (provider,
-  resolved model, normalised ``api_base``, the full messages, every output-relevant
-  parameter, the repeat index). Timeouts, retries, keys, headers and the like are left
-  out (``NON_OUTPUT_PARAMS``), so they never split or leak into an entry; a streamed and a
-  non-streamed call of the same request share one entry.
 * ``CacheMode`` — what a run does with the store: ``off``, ``use`` (the default: read, and
   on a miss call and write), ``replay`` (read only; a miss raises ``ReplayMissError``),
   ``record`` (always call and overwrite) and ``refresh-failed`` (serve stored successes,
@@ -17,109 +12,55 @@ This module owns three things:
   raw body and streamed chunks with their timing, the recorded latency and time to first
   token, when and by which harness version it was recorded. API keys are never stored: they
   are not part of the key material, and any registered key that shows up in stored text is
-  replaced by ``***``.
+  replaced by ``***``. ``export`` and ``import_`` move entries through JSON lines.
 
-``cache_command`` is the ``harness cache stats|prune|export|import`` command line.
+The ``harness cache stats|prune|export|import`` command line is in ``harness.cli``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
-import dataclasses
-import hashlib
 import json
-import math
 import os
 import re
 import sqlite3
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness import errors as _errors
-from harness._sqlite import connect_wal
+from harness._sqlite import ThreadConnections, connect_wal, transaction
 from harness._version import __version__
 from harness.errors import ConfigError, HarnessError, ReplayMissError, get_logger, redact_known
+from harness.paths import DEFAULT_CACHE_PATH
 from harness.types import (
     ModelResponse,
     ResponseMeta,
 )
 
-if TYPE_CHECKING:
-    from harness.providers.base import Call
-
 __all__ = [
     "DEFAULT_PATH",
-    "KEY_VERSION",
-    "NON_OUTPUT_PARAMS",
     "SCHEMA_VERSION",
     "CacheError",
     "CacheMode",
     "CachedEntry",
     "ResponseCache",
-    "cache_command",
-    "cache_key",
     "is_cacheable_error",
-    "key_for_call",
-    "parse_duration",
     "parse_mode",
     "replay_miss_error",
 ]
 
-DEFAULT_PATH = Path(".harness") / "cache.sqlite"
-"""Where the store lives when no path is given (relative to the working directory)."""
+DEFAULT_PATH = DEFAULT_CACHE_PATH
+"""Where the store lives when no path is given (``harness.paths``)."""
 
 SCHEMA_VERSION = 1
 """The table layout version, kept in ``PRAGMA user_version``."""
-
-KEY_VERSION = 1
-"""Part of every key: bump it when the canonical form changes, so old entries stop matching."""
-
-NON_OUTPUT_PARAMS: frozenset[str] = frozenset(
-    {
-        # How long and how often to try: the answer is the same.
-        "timeout",
-        "request_timeout",
-        "num_retries",
-        "max_retries",
-        # Credentials and transport: never key material, never stored.
-        "api_key",
-        "extra_headers",
-        "headers",
-        # Harness plumbing.
-        "max_workers",
-        "mock_latency_ms",
-        "on_result",
-        # Bookkeeping the provider does not answer differently to.
-        "metadata",
-        "user",
-        # A streamed and a non-streamed call of the same request share one entry.
-        "stream",
-        "stream_options",
-    }
-)
-"""Parameters left out of the cache key because they cannot change the answer.
-
-Any parameter whose name looks like a credential (``*_key``, ``*api_key*``, ``*secret*``,
-``*password*``, ``*token`` but not ``*tokens``, ``authorization``, ``credentials``) is left
-out as well, and so is any parameter whose value is ``None`` (``None`` means "not given").
-"""
-
-_KEY_LIKE = re.compile(
-    r"(^key$|_key$|api_?key|secret|password|passwd|authorization|credential|bearer"
-    r"|(^|_)(access|auth|api|id|refresh|session)_?token$)",
-    re.IGNORECASE,
-)
 
 _BUSY_TIMEOUT_S = 60.0
 _log = get_logger("harness.cache")
@@ -127,145 +68,6 @@ _log = get_logger("harness.cache")
 
 class CacheError(ConfigError):
     """The cache file cannot be used: not a harness cache, a newer schema, closed, bad export."""
-
-
-# --- the key ---------------------------------------------------------------------------------
-
-
-def _is_key_like(name: str) -> bool:
-    return bool(_KEY_LIKE.search(name))
-
-
-def _excluded(name: str) -> bool:
-    return name in NON_OUTPUT_PARAMS or _is_key_like(name)
-
-
-def _canon(value: Any) -> Any:
-    """JSON-able data with one spelling per value: integral floats become ints, -0.0 is 0."""
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return {"__float__": repr(value)}
-        return int(value) if value.is_integer() else value
-    if isinstance(value, Mapping):
-        return {str(k): _canon(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_canon(v) for v in value]
-    if isinstance(value, set | frozenset):
-        items = [_canon(v) for v in value]
-        return sorted(items, key=_dumps_canonical)
-    if isinstance(value, bytes | bytearray):
-        return {"__bytes__": base64.b64encode(bytes(value)).decode("ascii")}
-    if isinstance(value, type) and hasattr(value, "model_json_schema"):
-        return {"__schema__": _canon(value.model_json_schema())}  # a pydantic model class
-    if hasattr(value, "model_dump"):
-        return _canon(value.model_dump(mode="json"))
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _canon(dataclasses.asdict(value))
-    raise TypeError(
-        f"cache_key: cannot make a stable key from a {type(value).__name__} value; "
-        "pass JSON-like data (dicts, lists, strings, numbers, booleans, None)"
-    )
-
-
-def _dumps_canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
-def _normal_api_base(api_base: str | None) -> str | None:
-    if api_base is None:
-        return None
-    base = api_base.strip().rstrip("/")
-    return base or None
-
-
-def _normal_messages(messages: Sequence[Mapping[str, Any]]) -> list[Any]:
-    # A message key set to None is the same as the key left out ({"content": None} on an
-    # assistant tool-call message); deeper Nones (e.g. in a tool's JSON schema) are data.
-    return [
-        {str(k): _canon(v) for k, v in m.items() if v is not None}
-        if isinstance(m, Mapping)
-        else _canon(m)
-        for m in messages
-    ]
-
-
-def cache_key(
-    *,
-    provider: str,
-    model: str,
-    api_base: str | None,
-    messages: Sequence[Mapping[str, Any]],
-    params: Mapping[str, Any],
-    repeat: int = 0,
-) -> str:
-    """The cache key of one request: a SHA-256 hex digest of its canonical JSON.
-
-    The canonical JSON holds the provider, the resolved model, ``api_base`` without trailing
-    slashes, the full messages, the output-relevant params and the repeat index, with sorted
-    keys, no whitespace and ASCII only. Params named in ``NON_OUTPUT_PARAMS``, params that look
-    like credentials, and params set to ``None`` are left out. Dict key order and the spelling
-    of numbers (``1`` / ``1.0``, ``0.0`` / ``-0.0``) do not change the key; ``True`` and ``1``
-    do.
-
-    Args:
-        provider: the provider name (``openai``, ``anthropic``, …).
-        model: the provider's own model name (``ModelSpec.model``), not an alias.
-        api_base: the resolved base URL, or ``None`` for offline models.
-        messages: the conversation as sent.
-        params: the request parameters (temperature, max_tokens, tools, …).
-        repeat: which repetition of the same request this is (0 for the first).
-
-    Returns:
-        64 lowercase hex characters.
-
-    Raises:
-        TypeError: a param or message holds a value with no stable JSON form.
-    """
-    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 0:
-        raise ValueError(f"cache_key: repeat must be an integer >= 0, got {repeat!r}")
-    material = {
-        "v": KEY_VERSION,
-        "provider": provider,
-        "model": model,
-        "api_base": _normal_api_base(api_base),
-        "messages": _normal_messages(messages),
-        "params": {
-            str(k): _canon(v) for k, v in params.items() if v is not None and not _excluded(str(k))
-        },
-        "repeat": repeat,
-    }
-    return hashlib.sha256(_dumps_canonical(material).encode("ascii")).hexdigest()
-
-
-def key_for_call(call: Call, repeat: int = 0) -> str:
-    """The cache key of a prepared runner ``Call``.
-
-    Besides ``call.params`` this counts what else shapes the answer: the per-call
-    ``mock_response``, the spec's ``api_version`` (Azure) and, for offline models, the
-    scripted ``responses``/``error`` of the config (not its ``latency_ms``). The key, the
-    headers and the timeouts are left out.
-    """
-    spec = call.spec
-    params: dict[str, Any] = dict(call.params)
-    if call.mock_response is not None:
-        params["mock_response"] = call.mock_response
-    if spec.api_version is not None:
-        params["api_version"] = spec.api_version
-    mock = {k: v for k, v in spec.mock.items() if k != "latency_ms"}
-    if mock:
-        params["__mock_config__"] = mock
-    return cache_key(
-        provider=spec.provider,
-        model=spec.model,
-        api_base=call.api_base,
-        messages=call.messages,
-        params=params,
-        repeat=repeat,
-    )
 
 
 # --- modes -----------------------------------------------------------------------------------
@@ -454,35 +256,9 @@ class CachedEntry:
         """
         if self.error is None:
             raise CacheError(f"cache entry {self.key[:12]} holds a response, not an error")
-        error = _error_from_dict(self.error)
+        error = HarnessError.from_dict(self.error)
         error.attempts = 0
         return error
-
-
-def _error_class(name: object) -> type[HarnessError]:
-    if isinstance(name, str) and name in _errors.__all__:
-        cls = getattr(_errors, name)
-        if isinstance(cls, type) and issubclass(cls, HarnessError):
-            return cls
-    return HarnessError
-
-
-def _error_from_dict(data: Mapping[str, Any]) -> HarnessError:
-    cls = _error_class(data.get("type"))
-    if issubclass(cls, _errors.AllModelsFailed):
-        nested = data.get("errors") or {}
-        return _errors.AllModelsFailed(
-            {str(m): _error_from_dict(e) for m, e in nested.items() if isinstance(e, Mapping)}
-        )
-    return cls(
-        str(data.get("message", "")),
-        provider=data.get("provider"),
-        model=data.get("model"),
-        status=data.get("status"),
-        body=data.get("body"),
-        retry_after=data.get("retry_after"),
-        request_id=data.get("request_id"),
-    )
 
 
 # --- storage ---------------------------------------------------------------------------------
@@ -610,7 +386,7 @@ class ResponseCache:
 
     def __init__(
         self,
-        path: str | os.PathLike[str] = DEFAULT_PATH,
+        path: str | os.PathLike[str] = DEFAULT_CACHE_PATH,
         *,
         busy_timeout_s: float = _BUSY_TIMEOUT_S,
         clock: Callable[[], float] = time.time,
@@ -619,9 +395,8 @@ class ResponseCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._busy_timeout_s = busy_timeout_s
         self._clock = clock
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        self._local = threading.local()  # this thread's batched writes
+        self._connections = ThreadConnections(self._open)
         self._closed = False
         self._conn()  # open now, so that a bad file fails here and not on first use
 
@@ -630,14 +405,7 @@ class ResponseCache:
     def _conn(self) -> sqlite3.Connection:
         if self._closed:
             raise CacheError(f"the response cache {self.path} is closed")
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            conn = self._open()
-            self._local.conn = conn
-            self._local.pid = os.getpid()
-            with self._lock:
-                self._connections.append(conn)
-        return conn
+        return self._connections.get()
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -662,7 +430,7 @@ class ResponseCache:
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:
-            with _transaction(conn):
+            with transaction(conn):
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if version == 0:
                     tables = {
@@ -687,17 +455,14 @@ class ResponseCache:
             )
 
     def close(self) -> None:
-        """Close every connection; later calls raise ``CacheError``. Idempotent.
+        """Close this process's connections; later calls raise ``CacheError``. Idempotent.
 
         This thread's batched writes are written first.
         """
         if not self._closed:
             self.flush()
-        with self._lock:
-            self._closed = True
-            connections, self._connections = self._connections, []
-        for conn in connections:
-            conn.close()
+        self._closed = True
+        self._connections.close()
 
     def __enter__(self) -> ResponseCache:
         return self
@@ -817,7 +582,7 @@ class ResponseCache:
         pending.clear()
         try:
             conn = self._conn()
-            with _transaction(conn):
+            with transaction(conn):
                 conn.executemany(_INSERT, rows)
         except (sqlite3.Error, CacheError) as exc:
             _log.warning(
@@ -910,7 +675,7 @@ class ResponseCache:
         conn = self._conn()
         target = Path(path)
         count = 0
-        with _transaction(conn, immediate=False):
+        with transaction(conn, immediate=False):
             total = conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
             rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM entries ORDER BY key")
             with target.open("w", encoding="utf-8", newline="\n") as out:
@@ -938,25 +703,9 @@ class ResponseCache:
         rows = _read_export(Path(path))
         conn = self._conn()
         before = conn.total_changes
-        with _transaction(conn):
+        with transaction(conn):
             conn.executemany(_MERGE, rows)
         return conn.total_changes - before
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection, *, immediate: bool = True) -> Iterator[None]:
-    """``BEGIN [IMMEDIATE]`` … ``COMMIT``, rolled back on error (connections are autocommit).
-
-    ``IMMEDIATE`` takes the write lock up front, so a writer waits (busy timeout) instead
-    of failing when another connection wrote between its read and its write.
-    """
-    conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def _export_record(row: Row) -> dict[str, Any]:
@@ -1029,128 +778,3 @@ def _import_row(record: Any) -> Row:
         str(record["provider"]),
         str(record["model"]),
     )
-
-
-# --- command line ----------------------------------------------------------------------------
-
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a duration like ``90s``, ``30m``, ``12h``, ``7d``, ``2w`` or ``1d12h``.
-
-    Raises:
-        ValueError: naming the accepted form.
-    """
-    compact = str(text).strip().lower().replace(" ", "")
-    if not compact or not re.fullmatch(r"(?:\d+(?:\.\d+)?[smhdw])+", compact):
-        raise ValueError(
-            f"bad duration {text!r}: use a number with a unit s, m, h, d or w "
-            "(e.g. 30m, 12h, 7d, 1d12h)"
-        )
-    return sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(compact))
-
-
-def _duration_arg(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _cache_parser() -> argparse.ArgumentParser:
-    path_opt = argparse.ArgumentParser(add_help=False)
-    path_opt.add_argument(
-        "--path",
-        type=Path,
-        default=argparse.SUPPRESS,
-        help=f"the cache database (default {DEFAULT_PATH})",
-    )
-    ap = argparse.ArgumentParser(
-        prog="harness cache",
-        description="Inspect and maintain the response cache.",
-        parents=[path_opt],
-    )
-    sub = ap.add_subparsers(dest="action", required=True)
-    stats = sub.add_parser("stats", parents=[path_opt], help="entries, errors, size, models")
-    stats.add_argument("--json", action="store_true", help="print the numbers as JSON")
-    prune = sub.add_parser("prune", parents=[path_opt], help="delete old entries")
-    prune.add_argument(
-        "--older-than",
-        type=_duration_arg,
-        required=True,
-        metavar="DURATION",
-        help="age to delete beyond: 30m, 12h, 7d, …",
-    )
-    exp = sub.add_parser("export", parents=[path_opt], help="write all entries as JSON lines")
-    exp.add_argument("file", type=Path)
-    imp = sub.add_parser("import", parents=[path_opt], help="merge an export (newer wins)")
-    imp.add_argument("file", type=Path)
-    return ap
-
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
-
-
-def _print_stats(stats: Mapping[str, Any]) -> None:
-    print(f"cache:   {stats['path']}")
-    print(f"entries: {stats['entries']} ({stats['errors']} errors)")
-    print(f"size:    {_size(stats['size_bytes'])}")
-    print(f"oldest:  {_when(stats['oldest'])}")
-    print(f"newest:  {_when(stats['newest'])}")
-    for name, counts in stats["models"].items():
-        print(f"  {name}: {counts['entries']} ({counts['errors']} errors)")
-
-
-def _run_command(args: argparse.Namespace, path: Path) -> int:
-    if args.action != "import" and not path.exists():
-        if args.action == "export":
-            raise CacheError(f"no response cache at {path}")
-        print(f"no response cache at {path} (0 entries)")
-        return 0
-    with ResponseCache(path) as cache:
-        if args.action == "stats":
-            stats = cache.stats()
-            if args.json:
-                print(json.dumps(stats, indent=2, sort_keys=True))
-            else:
-                _print_stats(stats)
-        elif args.action == "prune":
-            print(f"pruned {cache.prune(args.older_than)} entries from {path}")
-        elif args.action == "export":
-            print(f"exported {cache.export(args.file)} entries to {args.file}")
-        else:
-            print(f"imported {cache.import_(args.file)} entries from {args.file} into {path}")
-    return 0
-
-
-def cache_command(argv: Sequence[str]) -> int:
-    """``harness cache stats|prune --older-than 7d|export FILE|import FILE [--path DB]``.
-
-    Prints the outcome and returns the exit status: 0 on success, 2 on bad arguments or an
-    unusable cache or export file (one line on stderr says which).
-    """
-    try:
-        args = _cache_parser().parse_args(list(argv))
-    except SystemExit as exc:  # argparse has printed the usage or the help
-        return exc.code if isinstance(exc.code, int) else 2
-    path = Path(getattr(args, "path", DEFAULT_PATH))
-    try:
-        return _run_command(args, path)
-    except (CacheError, OSError) as exc:
-        message = exc.message if isinstance(exc, CacheError) else str(exc)
-        print(f"harness cache {args.action}: {message}", file=sys.stderr)
-        return 2

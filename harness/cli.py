@@ -1,4 +1,4 @@
-"""The ``harness`` command: re-render, compare and merge saved runs outside pytest.
+"""The ``harness`` command: re-render, compare and merge saved runs; maintain the store.
 
 ::
 
@@ -10,8 +10,8 @@
     harness cache stats|prune --older-than 7d|export F|import F   # the response store
 
 Exit status: 0 on success, 1 when ``compare`` finds a significant regression, 2 on bad
-input (a missing or malformed results file, an out-of-range ``power`` argument), with one
-line on stderr saying which.
+input (a missing or malformed results file, an out-of-range ``power`` argument, an
+unusable cache or export file), with one line on stderr saying which.
 
 ``compare``'s α is the gate's family-wise error rate: comparing two runs with no real
 change exits 1 with probability at most α, over every model and case together
@@ -23,12 +23,18 @@ pass rate it detects with the given power, and with ``--drop`` the repeats neede
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-__all__ = ["main"]
+from harness.paths import DEFAULT_CACHE_PATH
+
+__all__ = ["cache_command", "main", "parse_duration"]
 
 FORMATS = ("json", "html", "md")
 
@@ -193,6 +199,135 @@ def _power(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- harness cache ---------------------------------------------------------------------------
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration like ``90s``, ``30m``, ``12h``, ``7d``, ``2w`` or ``1d12h``.
+
+    Raises:
+        ValueError: naming the accepted form.
+    """
+    compact = str(text).strip().lower().replace(" ", "")
+    if not compact or not re.fullmatch(r"(?:\d+(?:\.\d+)?[smhdw])+", compact):
+        raise ValueError(
+            f"bad duration {text!r}: use a number with a unit s, m, h, d or w "
+            "(e.g. 30m, 12h, 7d, 1d12h)"
+        )
+    return sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(compact))
+
+
+def _duration_arg(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _cache_parser() -> argparse.ArgumentParser:
+    path_opt = argparse.ArgumentParser(add_help=False)
+    path_opt.add_argument(
+        "--path",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help=f"the cache database (default {DEFAULT_CACHE_PATH})",
+    )
+    ap = argparse.ArgumentParser(
+        prog="harness cache",
+        description="Inspect and maintain the response cache.",
+        parents=[path_opt],
+    )
+    sub = ap.add_subparsers(dest="action", required=True)
+    stats = sub.add_parser("stats", parents=[path_opt], help="entries, errors, size, models")
+    stats.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    prune = sub.add_parser("prune", parents=[path_opt], help="delete old entries")
+    prune.add_argument(
+        "--older-than",
+        type=_duration_arg,
+        required=True,
+        metavar="DURATION",
+        help="age to delete beyond: 30m, 12h, 7d, …",
+    )
+    exp = sub.add_parser("export", parents=[path_opt], help="write all entries as JSON lines")
+    exp.add_argument("file", type=Path)
+    imp = sub.add_parser("import", parents=[path_opt], help="merge an export (newer wins)")
+    imp.add_argument("file", type=Path)
+    return ap
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def _print_stats(stats: Mapping[str, Any]) -> None:
+    print(f"cache:   {stats['path']}")
+    print(f"entries: {stats['entries']} ({stats['errors']} errors)")
+    print(f"size:    {_size(stats['size_bytes'])}")
+    print(f"oldest:  {_when(stats['oldest'])}")
+    print(f"newest:  {_when(stats['newest'])}")
+    for name, counts in stats["models"].items():
+        print(f"  {name}: {counts['entries']} ({counts['errors']} errors)")
+
+
+def _run_cache(args: argparse.Namespace, path: Path) -> int:
+    from harness.cache import CacheError, ResponseCache
+
+    if args.action != "import" and not path.exists():
+        if args.action == "export":
+            raise CacheError(f"no response cache at {path}")
+        print(f"no response cache at {path} (0 entries)")
+        return 0
+    with ResponseCache(path) as cache:
+        if args.action == "stats":
+            stats = cache.stats()
+            if args.json:
+                print(json.dumps(stats, indent=2, sort_keys=True))
+            else:
+                _print_stats(stats)
+        elif args.action == "prune":
+            print(f"pruned {cache.prune(args.older_than)} entries from {path}")
+        elif args.action == "export":
+            print(f"exported {cache.export(args.file)} entries to {args.file}")
+        else:
+            print(f"imported {cache.import_(args.file)} entries from {args.file} into {path}")
+    return 0
+
+
+def cache_command(argv: Sequence[str]) -> int:
+    """``harness cache stats|prune --older-than 7d|export FILE|import FILE [--path DB]``.
+
+    Prints the outcome and returns the exit status: 0 on success, 2 on bad arguments or an
+    unusable cache or export file (one line on stderr says which).
+    """
+    from harness.cache import CacheError
+
+    try:
+        args = _cache_parser().parse_args(list(argv))
+    except SystemExit as exc:  # argparse has printed the usage or the help
+        return exc.code if isinstance(exc.code, int) else 2
+    path = Path(getattr(args, "path", DEFAULT_CACHE_PATH))
+    try:
+        return _run_cache(args, path)
+    except (CacheError, OSError) as exc:
+        message = exc.message if isinstance(exc, CacheError) else str(exc)
+        print(f"harness cache {args.action}: {message}", file=sys.stderr)
+        return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     from harness.report import write_reports
@@ -200,8 +335,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["cache"]:
-        from harness.cache import cache_command
-
         return cache_command(argv[1:])
     args = _parser().parse_args(argv)
     try:

@@ -267,6 +267,36 @@ class HarnessError(Exception):
             "attempts": self.attempts,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HarnessError:
+        """The error ``to_dict`` described, rebuilt as the class its ``type`` names.
+
+        A name that is not an error of this module gives ``cls`` (``HarnessError`` itself
+        when called on it); an ``AllModelsFailed`` gets each model's error back. The
+        ``attempts`` count is not restored.
+        """
+        name = data.get("type")
+        found = globals().get(name) if isinstance(name, str) and name in __all__ else None
+        klass = found if isinstance(found, type) and issubclass(found, HarnessError) else cls
+        if issubclass(klass, AllModelsFailed):
+            nested = data.get("errors") or {}
+            return AllModelsFailed(
+                {
+                    str(model): HarnessError.from_dict(error)
+                    for model, error in nested.items()
+                    if isinstance(error, Mapping)
+                }
+            )
+        return klass(
+            str(data.get("message", "")),
+            provider=data.get("provider"),
+            model=data.get("model"),
+            status=data.get("status"),
+            body=data.get("body"),
+            retry_after=data.get("retry_after"),
+            request_id=data.get("request_id"),
+        )
+
 
 class ConfigError(HarnessError, ValueError):
     """The harness is set up wrongly: unknown provider or alias, missing API key, bad config."""

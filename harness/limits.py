@@ -66,14 +66,15 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import AbstractAsyncContextManager, contextmanager, suppress
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from harness._sqlite import connect_wal
+from harness._sqlite import ThreadConnections, connect_wal, is_busy, transaction
+from harness.paths import DEFAULT_LIMITS_PATH
 
 __all__ = [
     "AdaptiveRule",
@@ -84,8 +85,8 @@ __all__ = [
     "SharedLimiter",
 ]
 
-DEFAULT_PATH = ".harness/limits.sqlite"
-"""Where limiter and budget state live unless told otherwise (relative to the cwd)."""
+DEFAULT_PATH = DEFAULT_LIMITS_PATH
+"""Where limiter and budget state live unless told otherwise (``harness.paths``)."""
 
 WINDOW = 60.0
 """Seconds in the rpm/tpm window."""
@@ -95,7 +96,6 @@ _BLOCKING_TIMEOUT = 10.0  # seconds a blocking transaction waits for the lock
 _FOLLOWER_PAUSE = 0.25  # seconds a queued (not head) waiter sleeps unless woken
 _RECLAIM_EVERY = 0.5  # seconds (real time) between dead-owner scans per process and model
 _HOST = socket.gethostname()
-_orphans: list[sqlite3.Connection] = []  # connections inherited over fork: never used or closed
 
 Clock = Callable[[], float]
 
@@ -246,20 +246,11 @@ class _Store:
         self.path = Path(path)
         self.round_trips = 0
         """Database accesses made through this store (tests use it to see the fast path)."""
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._conns: list[tuple[int, sqlite3.Connection]] = []
+        self._conns = ThreadConnections(self._open)
 
     def _conn(self) -> sqlite3.Connection:
-        local = self._local
-        conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is None or local.pid != os.getpid():
-            if conn is not None:
-                _orphans.append(conn)
-            conn = self._open()
-            local.conn, local.pid = conn, os.getpid()
         self.round_trips += 1
-        return conn
+        return self._conns.get()
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -268,37 +259,23 @@ class _Store:
         try:
             # Coordination state is short-lived: an OS crash may lose it, an app crash may not.
             conn.execute("PRAGMA synchronous = OFF")
-            conn.execute("BEGIN IMMEDIATE")
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            conn.execute("COMMIT")
+            with transaction(conn):
+                for statement in _SCHEMA:
+                    conn.execute(statement)
             conn.execute("PRAGMA busy_timeout = 0")
         except BaseException:
             conn.close()
             raise
-        with self._lock:
-            self._conns.append((os.getpid(), conn))
         return conn
 
-    @contextmanager
-    def transaction(self, *, wait: bool) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, wait: bool) -> AbstractContextManager[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``).
 
         With ``wait=False`` a busy database raises ``sqlite3.OperationalError`` at once;
         with ``wait=True`` this thread sleeps in short steps (0.1 ms growing to 5 ms) until
         the lock is free, for at most ten seconds: other transactions take microseconds.
         """
-        conn = self._conn()
-        if wait:
-            _begin_waiting(conn)
-        else:
-            conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        return transaction(self._conn(), poll_s=_BLOCKING_TIMEOUT if wait else None)
 
     def read(self, sql: str, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         """One row of a read outside any transaction (never waits for writers in WAL)."""
@@ -307,34 +284,7 @@ class _Store:
 
     def close(self) -> None:
         """Close the connections this process opened (from any thread, when idle)."""
-        with self._lock:
-            conns, self._conns = self._conns, []
-        for pid, conn in conns:
-            if pid == os.getpid():
-                conn.close()
-        self._local = threading.local()
-
-
-def _begin_waiting(conn: sqlite3.Connection) -> None:
-    deadline = time.monotonic() + _BLOCKING_TIMEOUT
-    pause = 0.0001
-    while True:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc) or time.monotonic() > deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 0.005)
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-    text = str(exc)
-    return "locked" in text or "busy" in text
+        self._conns.close()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -448,7 +398,7 @@ class SharedLimiter:
 
     def __init__(
         self,
-        path: str | os.PathLike[str] = DEFAULT_PATH,
+        path: str | os.PathLike[str] = DEFAULT_LIMITS_PATH,
         *,
         clock: Clock = time.time,
         rule: AdaptiveRule | None = None,
@@ -581,7 +531,7 @@ class SharedLimiter:
             with self._store.transaction(wait=False) as db:
                 return self._admit(db, model, limits, tokens, ttl)
         except sqlite3.OperationalError as exc:
-            if _is_busy(exc):
+            if is_busy(exc):
                 return None
             raise
 
@@ -665,7 +615,7 @@ class SharedLimiter:
         try:
             row = _row(self._store.read(_ROW_SQL, (model,)))
         except sqlite3.OperationalError as exc:
-            if _is_busy(exc):
+            if is_busy(exc):
                 return False
             raise
         calm = row is None or (row.cool_until <= now and self.rule.current(row.state, now).calm)
@@ -966,7 +916,7 @@ class CostBudget:
     def __init__(
         self,
         limit_usd: float,
-        path: str | os.PathLike[str] = DEFAULT_PATH,
+        path: str | os.PathLike[str] = DEFAULT_LIMITS_PATH,
         *,
         key: str = "session",
     ) -> None:

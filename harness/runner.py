@@ -46,9 +46,9 @@ from harness.cache import (
     CacheMode,
     ResponseCache,
     is_cacheable_error,
-    key_for_call,
     parse_mode,
 )
+from harness.cache_keys import key_for_call
 from harness.config import HarnessConfig, ModelSpec, load_config
 from harness.errors import (
     APIConnectionError,

@@ -22,21 +22,17 @@ from hypothesis import strategies as st
 from harness import Harness
 from harness.cache import (
     DEFAULT_PATH,
-    NON_OUTPUT_PARAMS,
     SCHEMA_VERSION,
     CachedEntry,
     CacheError,
     CacheMode,
     ResponseCache,
-    _excluded,
-    cache_command,
-    cache_key,
     is_cacheable_error,
-    key_for_call,
-    parse_duration,
     parse_mode,
     replay_miss_error,
 )
+from harness.cache_keys import NON_OUTPUT_PARAMS, _excluded, cache_key, key_for_call
+from harness.cli import cache_command, parse_duration
 from harness.errors import (
     AllModelsFailed,
     AuthenticationError,
