@@ -14,6 +14,7 @@ import pytest
 
 from harness import AllModelsFailed, Harness, HarnessError, ModelResponse, Result
 from harness.results import make_record
+from pytest_plugin._records import records_of
 from pytest_plugin._state import get_state
 
 __all__ = [
@@ -25,14 +26,7 @@ __all__ = [
     "harness",
     "model",
     "race",
-    "records_key",
 ]
-
-records_key = pytest.StashKey[list[dict[str, Any]]]()
-
-
-def _records(node: pytest.Item) -> list[dict[str, Any]]:
-    return node.stash.setdefault(records_key, [])
 
 
 class _Shape:
@@ -75,7 +69,7 @@ class _Shape:
         return merged
 
     def _record(self, model: str, result: Result, shape: str, messages: Any) -> None:
-        _records(self._request.node).append(
+        records_of(self._request.node).append(
             make_record(
                 test_id=self._request.node.nodeid,
                 model=model,

@@ -5,23 +5,79 @@ suite item runs, the prefetcher submits the calls of every suite item this proce
 run — all selected items without xdist; under xdist, the items already queued for this
 worker (and again as more arrive) — to the harness's background loop, where they run
 concurrently within each model's limit. Each item then waits only for its own answers.
+
+The prefetcher knows items only through ``Askable`` (what it asks and how to judge the
+answers) and the harness only through a ``submit`` function (``Harness.submit_many``):
+it imports neither the suite items nor the session state.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pytest
 
 if TYPE_CHECKING:
     from harness import Result
-    from pytest_plugin._state import State
-    from pytest_plugin._suite import SuiteItem
+    from harness.sequential import SequentialPlan
 
-__all__ = ["Prefetcher"]
+__all__ = ["Askable", "Prefetcher", "Request", "Submit"]
+
+Request = tuple[str, list[dict[str, Any]], dict[str, Any]]
+"""One call: ``(model, messages, params)``, as ``Harness.submit_many`` takes it."""
+Submit = Callable[[Sequence[Request]], list["concurrent.futures.Future[Result]"]]
+"""Starts calls in the background and returns their futures (``Harness.submit_many``)."""
+
+
+@runtime_checkable
+class Askable(Protocol):
+    """An item whose calls the prefetcher makes (the plugin's ``SuiteItem``)."""
+
+    model: str
+    plan: SequentialPlan | None
+    """Adaptive repeats: when to stop asking; ``None``: ask ``first_batch()`` once."""
+
+    @property
+    def nodeid(self) -> str:
+        """The item's pytest node id (the prefetcher's key)."""
+        ...
+
+    @property
+    def session(self) -> pytest.Session:
+        """The session, whose items come next (``pytest.Item.session``)."""
+        ...
+
+    @property
+    def config(self) -> pytest.Config:
+        """The config (``pytest.Item.config``; under xdist, the worker's)."""
+        ...
+
+    def first_batch(self) -> int:
+        """How many repeats to ask for before anything is known."""
+        ...
+
+    def requests(self, start: int = 0, count: int | None = None) -> list[Request]:
+        """The calls of ``count`` repeats from ``start``."""
+        ...
+
+    def judge(self, repeat: int, result: Any) -> tuple[list[Any], bool]:
+        """The checks of one repeat's answer and whether it passed (judged once)."""
+        ...
+
+    def passes(self, upto: int) -> int:
+        """Passing repeats among the first ``upto`` judged ones."""
+        ...
+
+    def judged(self) -> int:
+        """How many repeats have been judged."""
+        ...
+
+    def forget(self) -> None:
+        """Drop every judgement (a rerun asks again)."""
+        ...
 
 
 class Prefetcher:
@@ -32,15 +88,15 @@ class Prefetcher:
     and tops up only the undecided ones, so their next batches run concurrently too.
     """
 
-    def __init__(self, state: State) -> None:
-        self._state = state
+    def __init__(self, submit: Submit) -> None:
+        self._submit_many = submit
         self._futures: dict[str, list[concurrent.futures.Future[Result]]] = {}
         self._handed: set[str] = set()
         """Items whose answers were handed out: a rerun asks again, alone."""
-        self._adaptive: dict[str, SuiteItem] = {}
+        self._adaptive: dict[str, Askable] = {}
         """Adaptive items still being asked, by node id."""
 
-    def results(self, item: SuiteItem, timeout: float | None = None) -> list[Result]:
+    def results(self, item: Askable, timeout: float | None = None) -> list[Result]:
         """The answers for ``item`` (one per repeat asked), submitting upcoming items if needed.
 
         With ``timeout`` (seconds), answers still missing by then are cancelled (their calls
@@ -65,12 +121,12 @@ class Prefetcher:
         done, _ = concurrent.futures.wait(futures, timeout=left)
         return [f.result() if f in done else _gave_up(f, item, timeout or 0.0) for f in futures]
 
-    def _settle(self, item: SuiteItem, deadline: float | None) -> None:
+    def _settle(self, item: Askable, deadline: float | None) -> None:
         """Ask ``item`` in batches until its verdict is decided (or the deadline passes)."""
         while self._advance(item):
             self._sweep(but=item.nodeid)
             futures = self._futures[item.nodeid]
-            pending = futures[len(item._judged)]  # undecided: an answer is on the way
+            pending = futures[item.judged()]  # undecided: an answer is on the way
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return
@@ -78,14 +134,14 @@ class Prefetcher:
             if not pending.done():
                 return
 
-    def _advance(self, item: SuiteItem) -> bool:
+    def _advance(self, item: Askable) -> bool:
         """Judge the arrived answers of ``item`` in order; whether it is still undecided.
 
         An undecided item with nothing more on the way is topped up with its next batch.
         """
         assert item.plan is not None
         futures = self._futures[item.nodeid]
-        judged = len(item._judged)
+        judged = item.judged()
         while judged < len(futures) and futures[judged].done():
             item.judge(judged, futures[judged].result())
             judged += 1
@@ -98,7 +154,7 @@ class Prefetcher:
             more = item.plan.next_batch(item.passes(judged), judged)
             if more == 0:
                 return False
-            futures.extend(self._state.harness.submit_many(item.requests(judged, more)))
+            futures.extend(self._submit_many(item.requests(judged, more)))
         return True
 
     def _sweep(self, but: str) -> None:
@@ -115,13 +171,11 @@ class Prefetcher:
             except Exception:  # noqa: BLE001 - the item reports it when it runs
                 del self._adaptive[nodeid]
 
-    def _submit(self, items: Iterable[pytest.Item], *, again: bool = False) -> None:
-        from pytest_plugin._suite import SuiteItem
-
+    def _submit(self, items: Iterable[object], *, again: bool = False) -> None:
         todo = [
             i
             for i in items
-            if isinstance(i, SuiteItem)
+            if isinstance(i, Askable)
             and i.nodeid not in self._futures
             and (again or i.nodeid not in self._handed)
         ]
@@ -131,13 +185,13 @@ class Prefetcher:
         counts = []
         for item in todo:
             if again:
-                item._judged = {}
+                item.forget()
             count = item.first_batch()
             counts.append(count)
             requests.extend(item.requests(0, count))
             if item.plan is not None:
                 self._adaptive[item.nodeid] = item
-        futures = self._state.harness.submit_many(requests)
+        futures = self._submit_many(requests)
         pos = 0
         for item, n in zip(todo, counts, strict=True):
             self._futures[item.nodeid] = futures[pos : pos + n]
@@ -145,7 +199,7 @@ class Prefetcher:
 
 
 def _gave_up(
-    future: concurrent.futures.Future[Result], item: SuiteItem, timeout: float
+    future: concurrent.futures.Future[Result], item: Askable, timeout: float
 ) -> Result:
     """Stop waiting for an answer: cancel its call and say why in its slot."""
     from harness.errors import TimeoutError as HarnessTimeoutError
@@ -159,7 +213,7 @@ def _gave_up(
     )
 
 
-def _upcoming(item: pytest.Item) -> list[pytest.Item]:
+def _upcoming(item: Askable) -> list[object]:
     """The items this process will run from now on (best effort under xdist)."""
     session = item.session
     interactor = _xdist_worker(item.config)

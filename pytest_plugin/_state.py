@@ -68,7 +68,7 @@ class State:
         if self._prefetcher is None:
             from pytest_plugin._prefetch import Prefetcher
 
-            self._prefetcher = Prefetcher(self)
+            self._prefetcher = Prefetcher(lambda requests: self.harness.submit_many(requests))
         return self._prefetcher
 
 

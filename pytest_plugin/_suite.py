@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_plugin._records import records_of, set_summary, set_unsent, take
 from pytest_plugin._state import get_state
 
 if TYPE_CHECKING:
@@ -149,8 +150,6 @@ class SuiteItem(pytest.Item):
             from harness.sequential import SequentialPlan
 
             self.plan = SequentialPlan(self.repeat, self.threshold, adaptive)
-        self.harness_records: list[dict[str, Any]] = []
-        self.harness_item: dict[str, Any] | None = None
         self._judged: dict[int, tuple[list[Any], bool]] = {}
 
     def first_batch(self) -> int:
@@ -179,6 +178,14 @@ class SuiteItem(pytest.Item):
     def passes(self, upto: int) -> int:
         """Passing repeats among the first ``upto`` judged ones."""
         return sum(self._judged[r][1] for r in range(upto))
+
+    def judged(self) -> int:
+        """How many repeats have been judged."""
+        return len(self._judged)
+
+    def forget(self) -> None:
+        """Drop every judgement: a rerun (pytest-rerunfailures) asks and judges again."""
+        self._judged = {}
 
     def requests(
         self, start: int = 0, count: int | None = None
@@ -218,23 +225,25 @@ class SuiteItem(pytest.Item):
         decided (``harness.sequential``); the item then judges the repeats it got.
         """
         from harness.errors import BudgetExceededError, ReplayMissError
-        from harness.results import make_record, wilson_interval
+        from harness.results import make_record
+        from harness.verdict import case_verdict
 
-        self.harness_records = []  # a rerun starts afresh (its answers too: see Prefetcher)
-        self.harness_item = None
+        take(self)  # a rerun starts afresh (its answers too: see Prefetcher)
         state = get_state(self.config)
         budget = _timeout_budget(self)
         results = state.prefetcher.results(self, budget)
         unsent = next((r for r in results if isinstance(r, BudgetExceededError)), None)
         if unsent is not None:
+            set_unsent(self)  # the collector counts it
             pytest.skip(f"harness: {unsent.message}")
         spec = state.harness.resolve(self.model)
+        records = records_of(self)
         passes = 0
         failures: dict[str, list[int]] = {}  # description -> the repeats that failed so
         for r, result in enumerate(results):
             checks, ok = self.judge(r, result)
             passes += ok
-            self.harness_records.append(
+            records.append(
                 make_record(
                     test_id=self.nodeid,
                     model=self.model,
@@ -253,30 +262,14 @@ class SuiteItem(pytest.Item):
             if not ok:
                 failures.setdefault(_describe_failure(result, checks), []).append(r + 1)
         n = len(results)
-        rate = passes / n if n else 0.0
-        lo, hi = wilson_interval(passes, n)
-        self.harness_item = {
-            "model": self.model,
-            "repeats": n,
-            "passes": passes,
-            "pass_rate": rate,
-            "threshold": self.threshold,
-            "ci95": [lo, hi],
-        }
-        passed = rate >= self.threshold
-        if self.plan is not None:
-            decision = self.plan.decide(passes, n)
-            passed = decision.verdict == "pass" if decision.verdict else passed
-            self.harness_item.update(
-                max_repeats=self.repeat,
-                stopped=decision.reason,
-                confidence=self.plan.confidence,
-            )
+        verdict = case_verdict(passes, n, self.threshold, self.plan)
+        summary = {"model": self.model, **verdict.summary()}
+        set_summary(self, summary)
         missing = [r + 1 for r, result in enumerate(results) if isinstance(result, ReplayMissError)]
         if missing:
             # Replay never passes on less than what was recorded: a missing answer is an
             # error of the item, whatever the other repeats say.
-            self.harness_item["errored"] = True
+            summary["errored"] = True
             label = "repeat" if len(missing) == 1 else "repeats"
             first = results[missing[0] - 1]
             raise SuiteCaseFailed(
@@ -284,15 +277,12 @@ class SuiteItem(pytest.Item):
                 f"{n} (replay mode only serves stored answers; record them with "
                 f"--harness-cache use)\n  {type(first).__name__}: {first}"
             )
-        if not passed:
+        if not verdict.passed:
             head = (
-                f"{self.case.id} [{self.model}]: {passes}/{n} repeats passed "
-                f"({rate:.0%}; needs {self.threshold:.0%})"
+                f"{self.case.id} [{self.model}]: {verdict.headline()}"
                 if n > 1
-                else f"{self.case.id} [{self.model}] failed"
+                else f"{self.case.id} [{self.model}] failed{verdict.stop_note()}"
             )
-            if self.plan is not None and n < self.repeat:
-                head += f"; stopped after {n} of up to {self.repeat} repeats: decided"
             lines = [head]
             for description, repeats in failures.items():
                 label = "repeat" if len(repeats) == 1 else "repeats"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,8 +22,8 @@ from pytest_plugin._fixtures import (
     harness,
     model,
     race,
-    records_key,
 )
+from pytest_plugin._records import set_summary, take
 from pytest_plugin._settings import add_options, load_harness_config, resolve_settings
 from pytest_plugin._state import State, get_state, state_key
 from pytest_plugin._suite import SuiteFile, matches_suite_glob
@@ -137,7 +136,6 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         plan = SequentialPlan(n, threshold, DEFAULT_CONFIDENCE)
     passes = ran = 0
     last_failure: BaseException | None = None
-    decision = None
     while ran < n:
         try:
             pyfuncitem.obj(**kwargs)
@@ -146,36 +144,18 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         else:
             passes += 1
         ran += 1
-        if plan is not None:
-            decision = plan.decide(passes, ran)
-            if decision.verdict is not None:
-                break
-    from harness.results import wilson_interval
+        if plan is not None and plan.decide(passes, ran).verdict is not None:
+            break
+    from harness.verdict import case_verdict
 
-    rate = passes / ran
-    lo, hi = wilson_interval(passes, ran)
-    summary: dict[str, Any] = {
-        "repeats": ran,
-        "passes": passes,
-        "pass_rate": rate,
-        "threshold": threshold,
-        "ci95": [lo, hi],
-    }
-    passed = rate >= threshold
-    if decision is not None:
-        summary.update(max_repeats=n, stopped=decision.reason)
-        passed = decision.verdict == "pass"
-    pyfuncitem.stash[_repeat_key] = summary
-    if not passed:
+    verdict = case_verdict(passes, ran, threshold, plan)
+    set_summary(pyfuncitem, verdict.summary())
+    if not verdict.passed:
         __tracebackhide__ = True
         raise AssertionError(
-            f"{passes}/{ran} repeats passed ({rate:.0%}; needs {threshold:.0%}); "
-            f"last failure: {type(last_failure).__name__}: {last_failure}"
+            f"{verdict.headline()}; last failure: {type(last_failure).__name__}: {last_failure}"
         ) from last_failure
     return True
-
-
-_repeat_key = pytest.StashKey[dict[str, Any]]()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -189,16 +169,17 @@ def pytest_runtest_makereport(
     report = _scrub_report((yield))
     if report.when != "call" and not (report.when == "setup" and report.failed):
         return report
-    records = list(getattr(item, "harness_records", None) or item.stash.get(records_key, []))
-    if records_key in item.stash:  # taken: a rerun (pytest-rerunfailures) starts afresh
-        del item.stash[records_key]
+    taken = take(item)
+    if taken.unsent:
+        report.harness_unsent = True  # type: ignore[attr-defined]
+    records = taken.records
     if not records:
         return report
     for record in records:
         if record.pop("from_test", False):
             record["passed"] = report.passed and not record.get("error")
     report.harness_records = records  # type: ignore[attr-defined]
-    summary = getattr(item, "harness_item", None) or item.stash.get(_repeat_key, None)
+    summary = taken.summary
     if summary is None:
         models = {r["model"] for r in records}
         summary = {"model": records[0]["model"] if len(models) == 1 else "(several)"}

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import concurrent.futures
-from types import SimpleNamespace
+from collections.abc import Sequence
 from typing import Any
 
 from harness.sequential import SequentialPlan
-from pytest_plugin._prefetch import Prefetcher
+from pytest_plugin._prefetch import Askable, Prefetcher, Request
 
 
 class _LateFuture(concurrent.futures.Future):  # type: ignore[type-arg]
@@ -27,11 +27,14 @@ class _LateFuture(concurrent.futures.Future):  # type: ignore[type-arg]
 class _Item:
     def __init__(self, nodeid: str, plan: SequentialPlan) -> None:
         self.nodeid, self.plan, self._judged = nodeid, plan, {}
+        self.model = "m"
+        self.session = self.config = None  # pytest's; the prefetcher reads them for xdist
 
     def first_batch(self) -> int:
         return max(1, self.plan.next_batch(0, 0))
 
-    def requests(self, start: int, count: int) -> list[tuple[str, list, dict]]:
+    def requests(self, start: int = 0, count: int | None = None) -> list[Request]:
+        count = self.plan.max_repeats - start if count is None else count
         return [("m", [], {"harness_repeat": start + r}) for r in range(count)]
 
     def judge(self, repeat: int, result: Any) -> tuple[list, bool]:
@@ -40,13 +43,22 @@ class _Item:
     def passes(self, upto: int) -> int:
         return sum(self._judged[r][1] for r in range(upto))
 
+    def judged(self) -> int:
+        return len(self._judged)
+
+    def forget(self) -> None:
+        self._judged = {}
+
 
 def _prefetcher(item: _Item, answers: list[concurrent.futures.Future]) -> Prefetcher:  # type: ignore[type-arg]
     """A prefetcher that has just submitted ``item``'s first batch (as ``_submit`` does)."""
     queue = iter(answers)
-    harness = SimpleNamespace(submit_many=lambda requests: [next(queue) for _ in requests])
-    prefetcher = Prefetcher(SimpleNamespace(harness=harness))  # type: ignore[arg-type]
-    prefetcher._futures[item.nodeid] = harness.submit_many(item.requests(0, item.first_batch()))
+
+    def submit(requests: Sequence[Request]) -> list[concurrent.futures.Future]:  # type: ignore[type-arg]
+        return [next(queue) for _ in requests]
+
+    prefetcher = Prefetcher(submit)
+    prefetcher._futures[item.nodeid] = submit(item.requests(0, item.first_batch()))
     prefetcher._adaptive[item.nodeid] = item  # type: ignore[assignment]
     return prefetcher
 
@@ -72,3 +84,7 @@ def test_undecided_items_are_topped_up_and_decided_items_are_not():
     asked = len(prefetcher._futures["t::b[m]"])
     assert asked == len(item._judged) <= 2  # two passes of four decide a 0.5 threshold
     assert item.plan.decide(item.passes(asked), asked).verdict == "pass"
+
+
+def test_the_fake_item_is_what_the_prefetcher_asks_of_suite_items():
+    assert isinstance(_Item("t::c[m]", SequentialPlan(3, 1.0)), Askable)
