@@ -196,7 +196,7 @@ def _power(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     from harness.report import write_reports
-    from harness.report.results import ResultsError, load_document, merge_documents, write_document
+    from harness.report.document import ResultsError, load_document, merge_documents, write_document
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["cache"]:

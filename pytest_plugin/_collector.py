@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from harness._version import __version__
-from harness.report.results import build_document, case_key, config_hash, model_entries
+from harness.report.document import build_document, case_key, config_hash, model_entries
 from harness.report.summary import summary_table
 from harness.results import JsonlWriter
 from pytest_plugin._settings import Settings

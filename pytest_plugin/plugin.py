@@ -66,7 +66,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
         baseline = None
         if settings.baseline is not None:
-            from harness.report.results import ResultsError, load_document
+            from harness.report.document import ResultsError, load_document
 
             try:
                 baseline = load_document(settings.baseline)

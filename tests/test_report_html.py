@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.report.document import build_document
 from harness.report.html import OUTPUT_CHARS, dump_data, render_html
-from harness.report.results import build_document
 from harness.report.summary import model_summaries, overall_summary
 from tests.benchmarks.make_results import make_results
 

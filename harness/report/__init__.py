@@ -1,6 +1,6 @@
 """The reporter: ``results.json``, ``report.html``, ``report.md``, and baseline comparison.
 
-* ``results`` — the run document (``results.json``): building it from records, loading,
+* ``document`` — the run document (``results.json``): building it from records, loading,
   validating and merging saved runs. Its schema is in ``docs/results-schema.md``.
 * ``compare`` — the baseline diff: per case and model pass→fail / fail→pass / new / removed,
   per model the change in pass rate with a significance test, latency and cost deltas.
@@ -38,7 +38,7 @@ def write_reports(
     changed. ``step_summary`` also appends the markdown to ``$GITHUB_STEP_SUMMARY`` when
     that variable is set. Returns the paths written.
     """
-    from harness.report.results import write_document
+    from harness.report.document import write_document
 
     if comparison is None and baseline is not None:
         from harness.report.compare import compare

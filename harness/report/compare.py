@@ -47,7 +47,7 @@ from typing import Any, Literal
 
 from tabulate import tabulate
 
-from harness.report.results import case_key
+from harness.report.document import case_key
 from harness.report.summary import model_summaries
 from harness.sequential import SequentialPlan
 from harness.stats import (

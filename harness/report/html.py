@@ -71,7 +71,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from harness._version import __version__
-from harness.report.results import case_key
+from harness.report.document import case_key
 from harness.report.summary import (
     contestant_usage,
     losers_text,

@@ -51,7 +51,7 @@ from harness.report.compare import (
     changed_cases,
     model_rows,
 )
-from harness.report.results import case_key
+from harness.report.document import case_key
 from harness.report.summary import (
     losers_text,
     overall_summary,

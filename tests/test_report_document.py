@@ -7,7 +7,7 @@ import json
 import pytest
 
 from harness.cli import main
-from harness.report.results import (
+from harness.report.document import (
     SCHEMA,
     ResultsError,
     build_document,
