@@ -99,7 +99,7 @@ from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeAlias, get_args
 import jsonschema
 from jsonschema.exceptions import best_match
 
-from harness.providers.base import content_text
+from harness.messages import last_user_text
 from harness.runner import Harness, get_default_harness
 from harness.types import FinishReason, ModelResponse
 
@@ -1395,13 +1395,6 @@ def _render_rubric(rubric: str, variables: Mapping[str, Any]) -> str:
         ) from None
 
 
-def _question(messages: list[dict[str, Any]] | None) -> str | None:
-    for message in reversed(messages or []):
-        if message.get("role") == "user":
-            return content_text(message.get("content"))
-    return None
-
-
 def judge_messages(rubric: str, output: str, question: str | None) -> list[dict[str, Any]]:
     """The conversation ``llm_judge`` sends: the fixed grading prompt plus the case."""
     parts = [f"<rubric>\n{rubric}\n</rubric>"]
@@ -1500,7 +1493,7 @@ def llm_judge(
         CheckSpecError: the rubric uses an undefined variable.
     """
     text = _render_rubric(rubric, ctx.vars if vars is None else vars)
-    messages = judge_messages(text, ctx.output, _question(ctx.messages))
+    messages = judge_messages(text, ctx.output, last_user_text(ctx.messages))
     via = harness or ctx.harness or get_default_harness()
     try:
         reply = via.completion(model, messages, **judge_params)

@@ -71,6 +71,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from harness._version import __version__
+from harness.messages import last_user_text
 from harness.report.document import case_key
 from harness.report.summary import (
     contestant_usage,
@@ -679,12 +680,9 @@ def _text(content: Any) -> str:
 
 
 def _prompt(messages: Any) -> str | None:
-    if not isinstance(messages, list):
-        return None
-    for message in reversed(messages):
-        if isinstance(message, Mapping) and message.get("role") == "user":
-            return _clip(_text(message.get("content")), DETAIL_CHARS * 2)
-    return None
+    """The matrix row's prompt: the last user message, clipped."""
+    text = last_user_text(messages, _text)
+    return None if text is None else _clip(text, DETAIL_CHARS * 2)
 
 
 def _output(record: Mapping[str, Any]) -> tuple[str | None, str | None]:
