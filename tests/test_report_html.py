@@ -774,7 +774,7 @@ def test_baseline_section_and_marks_from_a_hand_made_comparison():
     }
     html = render_html(document(recs), baseline_comparison=comparison)
     base = section(html, "baseline")
-    assert "+12 ms" in base and "$-0.002000" in base
+    assert "+12 ms" in base and "-$0.002000" in base
     assert "&lt;0.001" in base and "★" in base
     assert "suites/s.yaml::gone" in base
     assert "passed 1/1 → 0/1" in base

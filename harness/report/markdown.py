@@ -2,7 +2,7 @@ r"""``report.md``: the run as GitHub-flavoured markdown, sized for PR comments a
 
 ``render_markdown(document)`` gives, in order of priority:
 
-1. a status line (``**harness**: 28/39 items passed (71.8%) across 3 models in 0.6 s``);
+1. a status line (``**harness**: 28/39 items passed (71.8%) across 3 models in 0.62 s``);
 2. the per-model table (from ``harness.report.summary.summary_rows``, shared with the terminal),
    with a "replayed" column (answers replayed from the response store, the cost saved) only
    when something was replayed;
@@ -52,6 +52,7 @@ from harness.report.compare import (
     model_rows,
 )
 from harness.report.document import case_key
+from harness.report.formatting import duration, integer, percent, plural, usd
 from harness.report.summary import (
     losers_text,
     overall_summary,
@@ -124,18 +125,6 @@ def _code(text: str, limit: int) -> str:
 
 
 # --------------------------------------------------------------------------- formatting
-
-
-def _pct(rate: float | None, digits: int = 1) -> str:
-    return "—" if rate is None else f"{rate * 100:.{digits}f}%"
-
-
-def _usd(value: float) -> str:
-    return f"${value:.4f}" if value == 0 or abs(value) >= 0.0001 else f"${value:.6f}"
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], colalign: Sequence[str]) -> str:
@@ -216,12 +205,12 @@ def _title(document: Mapping[str, Any]) -> str:
         return "**harness**: no test items ran"
     title = (
         f"**harness**: {total['passed']}/{total['items']} items passed "
-        f"({_pct(total['pass_rate'])}) across {_plural(total['models'], 'model')}"
+        f"({percent(total['pass_rate'])}) across {plural(total['models'], 'model')}"
     )
     if total["duration_s"] is not None:
-        title += f" in {float(total['duration_s']):.1f} s"
+        title += f" in {duration(total['duration_s'])}"
     if total["errors"]:
-        title += f", {_plural(total['errors'], 'item')} errored"
+        title += f", {plural(total['errors'], 'item')} errored"
     return title
 
 
@@ -294,10 +283,10 @@ def _add_comparison(out: _Builder, comparison: Comparison, html_name: str) -> No
     regressions = comparison.significant_regressions
     meaning = alpha_sentence(comparison.alpha)
     if regressions:
-        out.add(f"**{_plural(len(regressions), 'significant regression')}** ({meaning}).")
+        out.add(f"**{plural(len(regressions), 'significant regression')}** ({meaning}).")
     else:
         flips = sum(c.status == "regression" for c in comparison.cases)
-        note = f"; {_plural(flips, 'case')} went pass → fail, not significant" if flips else ""
+        note = f"; {plural(flips, 'case')} went pass → fail, not significant" if flips else ""
         out.add(f"No significant regressions ({meaning}{note}).")
     for line in comparison.notes:
         out.add(f"Note: {escape_markdown(line)}.")
@@ -330,24 +319,24 @@ def _right_after_first(headers: Sequence[str]) -> tuple[str, ...]:
 def _add_races(out: _Builder, document: Mapping[str, Any], html_name: str) -> None:
     """The races section: per-model tallies and what the losers consumed; none without races."""
     summary = race_summary(document)
-    if summary is None or not out.add(f"### Races ({summary['races']:,})"):
+    if summary is None or not out.add(f"### Races ({integer(summary['races'])})"):
         return
     rows = [
         [
             escape_markdown(str(t["model"])),
-            f"{t['races']:,}",
-            f"{t['winner']:,}",
-            f"{t['finished']:,}",
-            f"{t['cancelled']:,}",
-            f"{t['failed']:,}",
-            "—" if t["lost_tokens"] is None else f"{t['lost_tokens']:,}",
-            "—" if t["lost_cost_usd"] is None else _usd(t["lost_cost_usd"]),
+            integer(t["races"]),
+            integer(t["winner"]),
+            integer(t["finished"]),
+            integer(t["cancelled"]),
+            integer(t["failed"]),
+            integer(t["lost_tokens"]),
+            usd(t["lost_cost_usd"]),
         ]
         for t in summary["models"]
     ]
     pointer = _Pointer("race models", html_name)
     _add_table(out, RACE_HEADERS, rows, _right_after_first(RACE_HEADERS), pointer)
-    out.add(losers_text(summary, _usd))
+    out.add(losers_text(summary))
 
 
 def _output_text(record: Mapping[str, Any]) -> str:
@@ -452,7 +441,7 @@ def render_markdown(
     out = _Builder(limit_bytes)
     title = _title(document)
     if comparison is not None and comparison.has_significant_regression:
-        title += f" — {_plural(len(comparison.significant_regressions), 'significant regression')}"
+        title += f" — {plural(len(comparison.significant_regressions), 'significant regression')}"
     if not out.add(title):
         return title.encode("utf-8")[: max(0, limit_bytes - 1)].decode("utf-8", "ignore") + "\n"
     summary = summary_rows(document, escape_markdown)

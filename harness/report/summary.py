@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from harness.report.formatting import NONE, integer, ms, percent, usd
 from harness.results import percentile, wilson_interval
 
 __all__ = [
@@ -208,22 +209,22 @@ def summary_rows(
     for m in model_summaries(document):
         lo, hi = m["pass_rate_ci95"]
         rate = (
-            "—"
+            NONE
             if m["pass_rate"] is None
-            else f"{m['pass_rate'] * 100:.1f}% [{lo * 100:.1f}–{hi * 100:.1f}]"
+            else f"{percent(m['pass_rate'])} [{lo * 100:.1f}–{hi * 100:.1f}]"
         )
         row = [
             escape(str(m["model"])),
-            str(m["items"]),
-            str(m["passed"]),
-            str(m["failed"]),
-            str(m["errors"]),
+            integer(m["items"]),
+            integer(m["passed"]),
+            integer(m["failed"]),
+            integer(m["errors"]),
             rate,
-            _ms(m["latency_p50_ms"]),
-            _ms(m["latency_p95_ms"]),
-            *([_ms(m["ttft_p50_ms"])] if with_ttft else []),
-            f"{m['total_tokens']:,}",
-            _usd(m["cost_usd"]),
+            ms(m["latency_p50_ms"], unit=False),
+            ms(m["latency_p95_ms"], unit=False),
+            *([ms(m["ttft_p50_ms"], unit=False)] if with_ttft else []),
+            integer(m["total_tokens"]),
+            usd(m["cost_usd"]),
         ]
         if with_replayed:
             row.append(replayed_text(m["cache_hits"], m["saved_usd"]))
@@ -233,9 +234,9 @@ def summary_rows(
 
 def replayed_text(hits: int, saved_usd: float | None) -> str:
     """``12 · saved $0.0123``: replayed answers and the cost they saved (when recorded)."""
-    text = f"{hits:,}"
+    text = integer(hits)
     if hits and saved_usd is not None:
-        text += f" · saved {_usd(saved_usd)}"
+        text += f" · saved {usd(saved_usd)}"
     return text
 
 
@@ -307,13 +308,11 @@ def race_summary(document: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def losers_text(summary: Mapping[str, Any], usd: Callable[[float], str] | None = None) -> str:
+def losers_text(summary: Mapping[str, Any]) -> str:
     """One sentence on what the races' losers consumed, from ``race_summary``.
 
-    ``Losers consumed 1,234 tokens ($0.0012) across 5 races where reported.``; ``usd``
-    formats the cost (``$0.0012`` by default).
+    ``Losers consumed 1,234 tokens ($0.001200) across 5 races where reported.``
     """
-    usd = usd or _usd_text
     races = summary["reported_races"]
     if not races:
         return (
@@ -321,11 +320,11 @@ def losers_text(summary: Mapping[str, Any], usd: Callable[[float], str] | None =
             "arrived reports none)."
         )
     tokens, cost = summary["lost_tokens"], summary["lost_cost_usd"]
-    spent = f"{tokens:,} tokens" if tokens is not None else ""
+    spent = f"{integer(tokens)} tokens" if tokens is not None else ""
     if cost is not None:
         spent = f"{spent} ({usd(cost)})" if spent else usd(cost)
     where = "race" if races == 1 else "races"
-    return f"Losers consumed {spent} across {races:,} {where} where reported."
+    return f"Losers consumed {spent} across {integer(races)} {where} where reported."
 
 
 def _tally_race(
@@ -394,14 +393,3 @@ def _integer(value: Any) -> int | None:
         return int(value)
     return None
 
-
-def _usd(value: float | None) -> str:
-    return "—" if value is None else _usd_text(value)
-
-
-def _usd_text(value: float) -> str:
-    return f"${value:.4f}"
-
-
-def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0f}"
