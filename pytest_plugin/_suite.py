@@ -19,6 +19,7 @@ import pytest
 from pytest_plugin._state import get_state
 
 if TYPE_CHECKING:
+    from harness.results import ResultRecord
     from harness.sequential import SequentialPlan
 
 __all__ = ["SuiteFile", "SuiteItem", "matches_suite_glob"]
@@ -149,7 +150,7 @@ class SuiteItem(pytest.Item):
             from harness.sequential import SequentialPlan
 
             self.plan = SequentialPlan(self.repeat, self.threshold, adaptive)
-        self.harness_records: list[dict[str, Any]] = []
+        self.harness_records: list[ResultRecord] = []
         self.harness_item: dict[str, Any] | None = None
         self._judged: dict[int, tuple[list[Any], bool]] = {}
 

@@ -13,21 +13,22 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from harness.report.compare import Comparison
+    from harness.results import RunDocument
 
 __all__ = ["write_reports"]
 
 
 def write_reports(
-    document: Mapping[str, Any],
+    document: RunDocument,
     out_dir: str | os.PathLike[str],
     *,
-    baseline: Mapping[str, Any] | None = None,
+    baseline: RunDocument | None = None,
     comparison: Comparison | None = None,
     formats: Sequence[str] = ("json", "html", "md"),
     step_summary: bool = False,

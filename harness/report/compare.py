@@ -51,6 +51,7 @@ from harness.report.document import case_key
 from harness.report.formatting import ms, percent, points, signed, usd
 from harness.report.formatting import p_text as format_p
 from harness.report.summary import model_summaries
+from harness.results import RunDocument
 from harness.sequential import SequentialPlan
 from harness.stats import (
     CASE_ALPHA_SHARE,
@@ -428,7 +429,7 @@ def _row_key(entry: Mapping[str, Any]) -> tuple[str, str]:
     return str(entry.get("case") or case_key(entry)), str(entry.get("model"))
 
 
-def _rows(document: Mapping[str, Any]) -> dict[tuple[str, str], _Row]:
+def _rows(document: RunDocument) -> dict[tuple[str, str], _Row]:
     """(case, model) → passes and repeats from the records, outcome from the items."""
     rows: dict[tuple[str, str], _Row] = {}
     for record in document.get("records", []):
@@ -757,7 +758,7 @@ def _significant_regressions(
 
 
 def compare(
-    baseline: Mapping[str, Any], current: Mapping[str, Any], *, alpha: float = 0.05
+    baseline: RunDocument, current: RunDocument, *, alpha: float = 0.05
 ) -> Comparison:
     """Compare a run document with a baseline run document.
 

@@ -64,7 +64,7 @@ import shlex
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeGuard
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
@@ -94,7 +94,7 @@ from harness.report.summary import (
     race_summary,
     replayed_text,
 )
-from harness.results import percentile
+from harness.results import ItemRecord, ResultRecord, RunDocument, percentile
 
 __all__ = [
     "OUTPUT_CHARS",
@@ -129,7 +129,7 @@ _HIST_BINS = 24
 
 
 def render_html(
-    document: Mapping[str, Any], *, baseline_comparison: Mapping[str, Any] | None = None
+    document: RunDocument, *, baseline_comparison: Mapping[str, Any] | None = None
 ) -> str:
     """Render a run document as one self-contained HTML page.
 
@@ -263,7 +263,7 @@ def _clip(text: str, limit: int) -> str:
 # --------------------------------------------------------------------------- header
 
 
-def _header(document: Mapping[str, Any]) -> dict[str, Any]:
+def _header(document: RunDocument) -> dict[str, Any]:
     run: Mapping[str, Any] = document.get("run") or {}
     command = run.get("command")
     if isinstance(command, list | tuple):
@@ -291,7 +291,7 @@ def _header(document: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _columns(
-    document: Mapping[str, Any], summaries: Sequence[Mapping[str, Any]]
+    document: RunDocument, summaries: Sequence[Mapping[str, Any]]
 ) -> list[dict[str, str]]:
     """The models in summary order, each with its resolved model name when known."""
     resolved: dict[str, str] = {}
@@ -309,7 +309,7 @@ def _columns(
 # --------------------------------------------------------------------------- summary
 
 
-def _overall(document: Mapping[str, Any], races: Mapping[str, Any] | None) -> dict[str, str]:
+def _overall(document: RunDocument, races: Mapping[str, Any] | None) -> dict[str, str]:
     o = overall_summary(document)
     lo, hi = o["pass_rate_ci95"]
     loser_cost = races["lost_cost_usd"] if races else None
@@ -506,7 +506,7 @@ def _charts(summaries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _races(
-    records: Iterable[Mapping[str, Any]], summary: Mapping[str, Any] | None
+    records: Iterable[ResultRecord], summary: Mapping[str, Any] | None
 ) -> dict[str, Any] | None:
     """The races section: per-model tallies (from ``race_summary``) and one row per race."""
     if summary is None:
@@ -525,7 +525,7 @@ def _races(
     }
 
 
-def _race_row(record: Mapping[str, Any], race: Mapping[str, Any]) -> dict[str, Any]:
+def _race_row(record: ResultRecord, race: Mapping[str, Any]) -> dict[str, Any]:
     """One race: its case, winner, margin and a chip per contestant."""
     contestants = [c for c in race.get("contestants") or [] if isinstance(c, Mapping)]
     win_ms = next(
@@ -624,7 +624,7 @@ def _prompt(messages: Any) -> str | None:
     return None if text is None else _clip(text, DETAIL_CHARS * 2)
 
 
-def _output(record: Mapping[str, Any]) -> tuple[str | None, str | None]:
+def _output(record: ResultRecord) -> tuple[str | None, str | None]:
     """The first choice's text (tool calls and refusals included) and its finish reason."""
     response = record.get("response")
     if not isinstance(response, Mapping):
@@ -669,7 +669,7 @@ def _vars(values: Any) -> dict[str, Any] | None:
     return out
 
 
-def _status(records: Sequence[Mapping[str, Any]], items: Sequence[Mapping[str, Any]]) -> str:
+def _status(records: Sequence[ResultRecord], items: Sequence[ItemRecord]) -> str:
     """``pass``, ``fail`` or ``error`` for a cell: from the items if any, else the records."""
     if items:
         states = {
@@ -687,7 +687,7 @@ def _status(records: Sequence[Mapping[str, Any]], items: Sequence[Mapping[str, A
 
 
 def _cell(
-    records: Sequence[Mapping[str, Any]], items: Sequence[Mapping[str, Any]], mark: str | None
+    records: Sequence[ResultRecord], items: Sequence[ItemRecord], mark: str | None
 ) -> dict[str, Any]:
     status = _status(records, items)
     cell: dict[str, Any] = {"s": status, "n": len(records)}
@@ -721,41 +721,41 @@ def _cell(
     ]
     if failed:
         cell["f"] = failed
-    latencies = [float(r["latency_ms"]) for r in records if r.get("latency_ms") is not None]
+    latencies = [float(v) for r in records if (v := r.get("latency_ms")) is not None]
     if latencies:
         cell["l"] = round(statistics.median(latencies), 1)
-    costs = [float(r["cost_usd"]) for r in records if r.get("cost_usd") is not None]
+    costs = [float(v) for r in records if (v := r.get("cost_usd")) is not None]
     if costs:
         cell["$"] = round(sum(costs), 9)
     cell.update(_replay_keys(records))
     return cell
 
 
-def _replay_keys(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _replay_keys(records: Sequence[ResultRecord]) -> dict[str, Any]:
     """``rp`` (answers replayed from the store) and ``sv`` (what they saved), when any."""
     replayed = [r for r in records if r.get("cache_hit")]
     if not replayed:
         return {}
     keys: dict[str, Any] = {"rp": len(replayed)}
-    saved = [r["saved_cost_usd"] for r in replayed if _is_number(r.get("saved_cost_usd"))]
+    saved = [v for r in replayed if _is_number(v := r.get("saved_cost_usd"))]
     if saved:
         keys["sv"] = round(sum(float(v) for v in saved), 9)
     return keys
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _matrix_rows(
-    document: Mapping[str, Any], models: Sequence[str], marks: Mapping[tuple[str, str], str]
+    document: RunDocument, models: Sequence[str], marks: Mapping[tuple[str, str], str]
 ) -> list[dict[str, Any]]:
     """One row per case (first-seen order), one cell per model."""
-    by_case: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
+    by_case: dict[str, dict[str, list[ResultRecord]]] = {}
     for record in document.get("records", []):
         case = str(record.get("case") or case_key(record))
         by_case.setdefault(case, {}).setdefault(str(record.get("model")), []).append(record)
-    items: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    items: dict[tuple[str, str], list[ItemRecord]] = {}
     for item in document.get("items", []):
         key = (str(item.get("case") or case_key(item)), str(item.get("model")))
         items.setdefault(key, []).append(item)

@@ -38,7 +38,6 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from tabulate import tabulate
 
@@ -60,6 +59,7 @@ from harness.report.summary import (
     summary_headers,
     summary_rows,
 )
+from harness.results import ItemRecord, ResultRecord, RunDocument
 
 __all__ = ["append_step_summary", "escape_markdown", "render_markdown"]
 
@@ -199,7 +199,7 @@ class _Builder:
 # --------------------------------------------------------------------------- sections
 
 
-def _title(document: Mapping[str, Any]) -> str:
+def _title(document: RunDocument) -> str:
     total = overall_summary(document)
     if not total["items"]:
         return "**harness**: no test items ran"
@@ -316,7 +316,7 @@ def _right_after_first(headers: Sequence[str]) -> tuple[str, ...]:
     return ("left",) + ("right",) * (len(headers) - 1)
 
 
-def _add_races(out: _Builder, document: Mapping[str, Any], html_name: str) -> None:
+def _add_races(out: _Builder, document: RunDocument, html_name: str) -> None:
     """The races section: per-model tallies and what the losers consumed; none without races."""
     summary = race_summary(document)
     if summary is None or not out.add(f"### Races ({integer(summary['races'])})"):
@@ -339,7 +339,7 @@ def _add_races(out: _Builder, document: Mapping[str, Any], html_name: str) -> No
     out.add(losers_text(summary))
 
 
-def _output_text(record: Mapping[str, Any]) -> str:
+def _output_text(record: ResultRecord) -> str:
     """The text a record's response carried (its content, else its tool calls)."""
     response = record.get("response")
     if not isinstance(response, Mapping):
@@ -361,7 +361,7 @@ def _output_text(record: Mapping[str, Any]) -> str:
     )
 
 
-def _why(item: Mapping[str, Any], record: Mapping[str, Any] | None) -> str:
+def _why(item: ItemRecord, record: ResultRecord | None) -> str:
     """Why an item failed: its repeat count when repeated, then the error or failed checks."""
     parts = []
     repeats = int(item.get("repeats") or 0)
@@ -369,8 +369,7 @@ def _why(item: Mapping[str, Any], record: Mapping[str, Any] | None) -> str:
         parts.append(f"{item.get('passes', 0)}/{repeats} repeats passed")
     if record is None:
         parts.append("no record of the answer")
-    elif isinstance(record.get("error"), Mapping):
-        error = record["error"]
+    elif isinstance(error := record.get("error"), Mapping):
         parts.append(f"{error.get('type', 'error')}: {error.get('message', '')}")
     else:
         failed = [c for c in record.get("checks") or [] if not c.get("passed")]
@@ -380,9 +379,9 @@ def _why(item: Mapping[str, Any], record: Mapping[str, Any] | None) -> str:
     return "; ".join(str(p) for p in parts)
 
 
-def _failing_rows(document: Mapping[str, Any], comparison: Comparison | None) -> list[list[str]]:
+def _failing_rows(document: RunDocument, comparison: Comparison | None) -> list[list[str]]:
     """One row per failing item, regressions (per the comparison) first."""
-    records: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    records: dict[tuple[str, str], list[ResultRecord]] = {}
     for r in document.get("records", []):
         records.setdefault((str(r.get("test_id")), str(r.get("model"))), []).append(r)
     regressed = (
@@ -420,7 +419,7 @@ def _failing_rows(document: Mapping[str, Any], comparison: Comparison | None) ->
 
 
 def render_markdown(
-    document: Mapping[str, Any],
+    document: RunDocument,
     *,
     comparison: Comparison | None = None,
     html_name: str = "report.html",

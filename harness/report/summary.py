@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from harness.report.formatting import NONE, integer, ms, percent, usd
-from harness.results import percentile, wilson_interval
+from harness.results import RunDocument, percentile, wilson_interval
 
 __all__ = [
     "RACE_OUTCOMES",
@@ -65,7 +65,7 @@ RACE_OUTCOMES = ("winner", "finished", "cancelled", "failed")
 """A race contestant's ``outcome`` values."""
 
 
-def model_summaries(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+def model_summaries(document: RunDocument) -> list[dict[str, Any]]:
     """One summary dict per model (see the module docstring for the keys)."""
     out: dict[str, dict[str, Any]] = {}
 
@@ -103,16 +103,16 @@ def model_summaries(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     for r in document.get("records", []):
         e = entry(str(r.get("model")))
         e["records"] += 1
-        if r.get("latency_ms") is not None:
-            e["latencies"].append(float(r["latency_ms"]))
-        if r.get("ttft_ms") is not None:
-            e["ttfts"].append(float(r["ttft_ms"]))
-        if r.get("tokens_per_s") is not None:
-            e["speeds"].append(float(r["tokens_per_s"]))
+        if (value := r.get("latency_ms")) is not None:
+            e["latencies"].append(float(value))
+        if (value := r.get("ttft_ms")) is not None:
+            e["ttfts"].append(float(value))
+        if (value := r.get("tokens_per_s")) is not None:
+            e["speeds"].append(float(value))
         e["prompt_tokens"] += int(r.get("prompt_tokens") or 0)
         e["completion_tokens"] += int(r.get("completion_tokens") or 0)
-        if r.get("cost_usd") is not None:
-            e["cost_usd"] += float(r["cost_usd"])
+        if (cost := r.get("cost_usd")) is not None:
+            e["cost_usd"] += float(cost)
             e["priced"] = True
         if r.get("cache_hit"):
             e["cache_hits"] += 1
@@ -145,7 +145,7 @@ def model_summaries(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     return summaries
 
 
-def overall_summary(document: Mapping[str, Any]) -> dict[str, Any]:
+def overall_summary(document: RunDocument) -> dict[str, Any]:
     """Totals over every model.
 
     Keys: ``models``, ``items``, ``passed``, ``failed``, ``errors``, ``records``,
@@ -176,7 +176,7 @@ def overall_summary(document: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def summary_headers(
-    document: Mapping[str, Any], *, replayed: bool | None = None
+    document: RunDocument, *, replayed: bool | None = None
 ) -> tuple[str, ...]:
     """The per-model table's columns: ``SUMMARY_HEADERS``, then ``REPLAYED_HEADER``.
 
@@ -192,7 +192,7 @@ def summary_headers(
 
 
 def summary_rows(
-    document: Mapping[str, Any],
+    document: RunDocument,
     escape: Callable[[str], str] = str,
     *,
     replayed: bool | None = None,
@@ -240,7 +240,7 @@ def replayed_text(hits: int, saved_usd: float | None) -> str:
     return text
 
 
-def summary_table(document: Mapping[str, Any], tablefmt: str = "simple") -> str:
+def summary_table(document: RunDocument, tablefmt: str = "simple") -> str:
     """The per-model table as text (``simple`` for terminals, ``github`` for markdown).
 
     It has the replayed column when some answer was replayed from the response store.
@@ -275,7 +275,7 @@ def contestant_usage(contestant: Mapping[str, Any]) -> tuple[int | None, float |
     return tokens, _number(contestant.get("cost_usd"))
 
 
-def race_summary(document: Mapping[str, Any]) -> dict[str, Any] | None:
+def race_summary(document: RunDocument) -> dict[str, Any] | None:
     """What the races of a run came to; ``None`` when no record is a race winner.
 
     Returns:
@@ -366,11 +366,11 @@ def _race_tally(model: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- helpers
 
 
-def _with_ttft(document: Mapping[str, Any]) -> bool:
+def _with_ttft(document: RunDocument) -> bool:
     return any(r.get("ttft_ms") is not None for r in document.get("records", []))
 
 
-def _with_replayed(document: Mapping[str, Any], replayed: bool | None) -> bool:
+def _with_replayed(document: RunDocument, replayed: bool | None) -> bool:
     if replayed is not None:
         return replayed
     return any(r.get("cache_hit") for r in document.get("records", []))
