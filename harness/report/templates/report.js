@@ -88,7 +88,7 @@
 
   function ms(value) {
     if (typeof value !== "number") { return ""; }
-    return grouped(value.toFixed(0)) + " ms";
+    return grouped(String(Math.round(value))) + " ms";
   }
 
   function usd(value) {
