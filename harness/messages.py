@@ -27,7 +27,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from harness.errors import BadRequestError
-from harness.providers.base import content_text
 
 __all__ = [
     "ROLES",
@@ -273,11 +272,18 @@ def last_user_message(messages: object) -> Mapping[str, Any] | None:
     return None
 
 
-def last_user_text(messages: object, text: Callable[[Any], str] = content_text) -> str | None:
+def last_user_text(messages: object, text: Callable[[Any], str] | None = None) -> str | None:
     """The text of the last user message; ``None`` when there is none.
 
-    ``text`` turns the message's ``content`` into text; by default ``content_text`` (a string
-    as it is, the text parts of a list joined).
+    ``text`` turns the message's ``content`` into text; by default
+    ``harness.providers.base.content_text`` (a string as it is, the text parts of a list
+    joined).
     """
     message = last_user_message(messages)
-    return None if message is None else text(message.get("content"))
+    if message is None:
+        return None
+    if text is None:
+        from harness.providers.base import content_text  # imports httpx: only when asked
+
+        text = content_text
+    return text(message.get("content"))

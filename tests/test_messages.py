@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given
@@ -292,3 +294,9 @@ def test_last_user_message_is_the_last_one_with_the_user_role() -> None:
 def test_no_user_message_is_none(messages: object) -> None:
     assert last_user_message(messages) is None
     assert last_user_text(messages) is None
+
+
+def test_the_message_helpers_import_no_provider_code() -> None:
+    code = "import sys, harness.messages; print('httpx' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
