@@ -38,6 +38,7 @@ from harness import errors as _errors
 from harness._sqlite import ThreadConnections, connect_wal, transaction
 from harness._version import __version__
 from harness.errors import ConfigError, HarnessError, ReplayMissError, get_logger, redact_known
+from harness.messages import last_user_text
 from harness.paths import DEFAULT_CACHE_PATH
 from harness.types import (
     ModelResponse,
@@ -134,21 +135,17 @@ def is_cacheable_error(error: BaseException) -> bool:
     return isinstance(error, HarnessError) and not isinstance(error, _SETUP_ERRORS)
 
 
-def _last_user_text(messages: Sequence[Mapping[str, Any]] | None) -> str | None:
-    for message in reversed(messages or ()):
-        if isinstance(message, Mapping) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):
-                parts = [
-                    str(p.get("text", ""))
-                    for p in content
-                    if isinstance(p, Mapping) and p.get("type") == "text"
-                ]
-                return " ".join(parts)
-            return ""
-    return None
+def _spaced_text(content: Any) -> str:
+    """A message content as text: a string as it is, the text parts of a list spaced apart."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            str(p.get("text", ""))
+            for p in content
+            if isinstance(p, Mapping) and p.get("type") == "text"
+        )
+    return ""
 
 
 def replay_miss_error(
@@ -165,7 +162,7 @@ def replay_miss_error(
     name = model or "?"
     if provider and not name.startswith(provider + "/"):
         name = f"{provider}/{name}"
-    text = _last_user_text(messages)
+    text = last_user_text(messages, _spaced_text)
     if text is None:
         said = "no user message"
     else:

@@ -141,6 +141,7 @@ def _fraction(value: str | None, name: str, *, units: tuple[str, ...] = ("%",)) 
 
 def _power(args: argparse.Namespace) -> int:
     """``harness power``: the detectable drop for a suite shape, and the repeats a drop needs."""
+    from harness.report.formatting import percent
     from harness.stats import detectable_drop, gate_power, repeats_needed
 
     try:
@@ -160,25 +161,25 @@ def _power(args: argparse.Namespace) -> int:
             drop = _fraction(args.drop, "--drop", units=("pp", "%"))
             if drop > pass_rate:
                 raise _BadInput(
-                    f"--drop {args.drop} is more than the pass rate {pass_rate:.0%}: "
+                    f"--drop {args.drop} is more than the pass rate {percent(pass_rate, 0)}: "
                     "a pass rate cannot fall below 0"
                 )
     except _BadInput as exc:
         print(f"harness power: {exc}", file=sys.stderr)
         return 2
     shape = (
-        f"{cases:,} case(s) × {repeats} repeat(s) per run, pass rate {pass_rate:.0%}, "
+        f"{cases:,} case(s) × {repeats} repeat(s) per run, pass rate {percent(pass_rate, 0)}, "
         f"alpha={alpha:g}" + (f", {models} models" if models > 1 else "")
     )
     print(f"Regression gate power for {shape}:")
     for power in powers:
         smallest = detectable_drop(cases, repeats, pass_rate, power, alpha=alpha, models=models)
         if smallest is None:
-            print(f"  {power:.0%} power: no drop is detected that often (not even to 0%)")
+            print(f"  {percent(power, 0)} power: no drop is detected that often (not even to 0%)")
         else:
             print(
-                f"  {power:.0%} power: a drop of {smallest * 100:.1f} pp "
-                f"({pass_rate:.0%} → {(pass_rate - smallest):.1%})"
+                f"  {percent(power, 0)} power: a drop of {smallest * 100:.1f} pp "
+                f"({percent(pass_rate, 0)} → {percent(pass_rate - smallest)})"
             )
     if drop is not None:
         print(f"Repeats per case to detect a drop of {drop * 100:.1f} pp with {cases:,} case(s):")
@@ -187,10 +188,13 @@ def _power(args: argparse.Namespace) -> int:
                 cases, pass_rate, drop, power, alpha=alpha, models=models, max_repeats=max_repeats
             )
             if needed is None:
-                print(f"  {power:.0%} power: not within {max_repeats} repeats — add cases")
+                print(f"  {percent(power, 0)} power: not within {max_repeats} repeats — add cases")
             else:
                 reached = gate_power(cases, needed, pass_rate, drop, alpha=alpha, models=models)
-                print(f"  {power:.0%} power: {needed} repeat(s) (power {reached:.0%})")
+                print(
+                    f"  {percent(power, 0)} power: {needed} repeat(s) "
+                    f"(power {percent(reached, 0)})"
+                )
     print(
         "Assumes every case passes with that probability and the drop shifts every case "
         "(normal approximation of the stratified test); a mix of reliable and flaky cases "
@@ -331,7 +335,7 @@ def cache_command(argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     from harness.report import write_reports
-    from harness.report.results import ResultsError, load_document, merge_documents, write_document
+    from harness.report.document import ResultsError, load_document, merge_documents, write_document
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["cache"]:

@@ -13,17 +13,28 @@ Errors are ``BadRequestError``s that name the exact index and field, e.g.
 
 ``validate_messages`` is on every call's path: a plain ``{"role", "content": str}`` dict is
 recognised by a few type checks and needs no deeper walk.
+
+``last_user_message`` / ``last_user_text`` find the last user message of a conversation (what
+the echo model answers, what a judge is shown as the question, the replay-miss error and the
+HTML report's prompt column quote); they accept anything, as a record read back from a file
+may hold.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from harness.errors import BadRequestError
 
-__all__ = ["ROLES", "validate_conversations", "validate_messages"]
+__all__ = [
+    "ROLES",
+    "last_user_message",
+    "last_user_text",
+    "validate_conversations",
+    "validate_messages",
+]
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _PLAIN_ROLES = ("user", "assistant", "system", "developer", "function")
@@ -245,3 +256,34 @@ def validate_conversations(conversations: Any) -> list[list[dict[str, Any]]]:
             "got a single conversation (a list of dicts); wrap it in a list or use completion()"
         )
     return [validate_messages(c, f"messages[{i}]") for i, c in enumerate(conversations)]
+
+
+def last_user_message(messages: object) -> Mapping[str, Any] | None:
+    """The last message whose role is ``user``; ``None`` when there is none.
+
+    ``messages`` may be anything: ``None``, a non-list or entries that are not mappings (a
+    record read back from a file) simply have no user message.
+    """
+    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
+        return None
+    for message in reversed(messages):
+        if isinstance(message, Mapping) and message.get("role") == "user":
+            return message
+    return None
+
+
+def last_user_text(messages: object, text: Callable[[Any], str] | None = None) -> str | None:
+    """The text of the last user message; ``None`` when there is none.
+
+    ``text`` turns the message's ``content`` into text; by default
+    ``harness.providers.base.content_text`` (a string as it is, the text parts of a list
+    joined).
+    """
+    message = last_user_message(messages)
+    if message is None:
+        return None
+    if text is None:
+        from harness.providers.base import content_text  # imports httpx: only when asked
+
+        text = content_text
+    return text(message.get("content"))

@@ -6,12 +6,17 @@ cost, attempts). Records are JSON-able so they survive pytest-xdist and land in
 ``results.jsonl`` as they arrive, one line each; ``read_jsonl`` reads them back, tolerating a
 torn last line after a crash.
 
+``ResultRecord`` (with ``CheckRecord``, ``ErrorRecord``, ``RaceRecord`` and
+``ContestantRecord``), ``ItemRecord``, ``RunHeader`` and ``RunDocument`` type that data as
+``docs/results-schema.md`` describes it. A record read back from a file written before a
+field existed lacks it, so readers use ``.get`` for every field added since.
+
 ``wilson_interval`` and ``percentile`` are the statistics the summaries use
 (``harness.report.summary`` builds the per-model numbers).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: Python 3.11 reads ``NotRequired`` in a
+# TypedDict only from evaluated annotations (``ResultRecord.__optional_keys__`` is right).
 import json
 import math
 import os
@@ -19,14 +24,22 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 from harness.errors import HarnessError, knows_secrets, redact_known
 from harness.types import ModelResponse
 
 __all__ = [
     "RESULTS_SCHEMA_VERSION",
+    "CheckRecord",
+    "ContestantRecord",
+    "ErrorRecord",
+    "ItemRecord",
     "JsonlWriter",
+    "RaceRecord",
+    "ResultRecord",
+    "RunDocument",
+    "RunHeader",
     "make_record",
     "percentile",
     "read_jsonl",
@@ -34,6 +47,148 @@ __all__ = [
 ]
 
 RESULTS_SCHEMA_VERSION = 1
+
+
+class CheckRecord(TypedDict):
+    """One check of a record: ``{name, passed, score, detail}``."""
+
+    name: str
+    passed: bool
+    score: float | None
+    detail: str
+
+
+class ErrorRecord(TypedDict):
+    """A record's error; one that is not a ``HarnessError`` has ``type`` and ``message`` only."""
+
+    type: str
+    message: str
+    provider: NotRequired[str | None]
+    model: NotRequired[str | None]
+    status: NotRequired[int | None]
+    body: NotRequired[str | None]
+    retry_after: NotRequired[float | None]
+    request_id: NotRequired[str | None]
+    attempts: NotRequired[int | None]
+    errors: NotRequired[dict[str, Any]]
+    """``AllModelsFailed`` (every model of a race failed): each model's error, by model."""
+
+
+class ContestantRecord(TypedDict):
+    """One model's part in a race (``race.contestants``), in the order the models were raced."""
+
+    model: str
+    outcome: str
+    """``winner``, ``finished``, ``cancelled`` or ``failed``."""
+    latency_ms: float
+    error: str | None
+    ttft_ms: NotRequired[float | None]
+    first_byte: NotRequired[bool | None]
+    prompt_tokens: NotRequired[int | None]
+    completion_tokens: NotRequired[int | None]
+    cost_usd: NotRequired[float | None]
+
+
+class RaceRecord(TypedDict):
+    """A race, on the record of its winner."""
+
+    winner: str
+    contestants: list[ContestantRecord]
+
+
+class ResultRecord(TypedDict):
+    """One answer (item × model × repeat): a line of ``results.jsonl``, an entry of ``records``.
+
+    ``case`` is added when the run document is built; ``attempt`` marks a rerun's records,
+    ``flags`` comes with a response and ``superseded`` marks a record ``harness merge`` moved
+    to ``history``.
+    """
+
+    test_id: str
+    case: NotRequired[str]
+    model: str
+    suite: str | None
+    case_id: str | None
+    resolved_model: str | None
+    repeat: int
+    attempt: NotRequired[int]
+    shape: str
+    """``suite``, ``batch``, ``race``, ``all`` or ``completion``."""
+    vars: dict[str, Any]
+    messages: list[dict[str, Any]] | None
+    passed: bool
+    checks: list[CheckRecord]
+    response: dict[str, Any] | None
+    """The OpenAI ``chat.completion``."""
+    error: ErrorRecord | None
+    provider: str | None
+    latency_ms: float | None
+    ttft_ms: float | None
+    tokens_per_s: float | None
+    attempts: int | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    total_tokens: int | None
+    cost_usd: float | None
+    cache_hit: bool
+    saved_cost_usd: float | None
+    race: RaceRecord | None
+    flags: NotRequired[list[str]]
+    time: float
+    superseded: NotRequired[str]
+
+
+class ItemRecord(TypedDict):
+    """One test item (a case × model, or a Python test): an entry of ``items``."""
+
+    test_id: str
+    model: str
+    """The model (alias); ``(several)`` for a test that called several."""
+    case: NotRequired[str]
+    outcome: str
+    """``passed`` or ``failed``."""
+    errored: bool
+    duration_s: NotRequired[float]
+    repeats: NotRequired[int]
+    passes: NotRequired[int]
+    pass_rate: NotRequired[float]
+    threshold: NotRequired[float]
+    ci95: NotRequired[list[float]]
+    reruns: NotRequired[int]
+    max_repeats: NotRequired[int]
+    stopped: NotRequired[str]
+    """``curtailed``, ``confident`` or ``max``."""
+    confidence: NotRequired[float]
+
+
+class RunHeader(TypedDict, total=False):
+    """The run document's ``run``: when, how and with what (never API keys)."""
+
+    started: float | None
+    finished: float | None
+    duration_s: float | None
+    command: list[str]
+    args: list[str]
+    harness_version: str
+    python: str
+    platform: str
+    config_hash: str | None
+    models: list[dict[str, Any]]
+    merged_from: int
+    merge_replaced: list[str]
+    gate: str
+    session: str
+
+
+class RunDocument(TypedDict):
+    """``results.json``: the whole of a session (``schema_version`` 1)."""
+
+    schema: str
+    schema_version: int
+    run: RunHeader
+    items: list[ItemRecord]
+    records: list[ResultRecord]
+    history: NotRequired[list[ResultRecord]]
 
 
 def wilson_interval(passed: int, total: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -74,17 +229,19 @@ def make_record(
     messages: Sequence[Mapping[str, Any]] | None = None,
     shape: str = "completion",
     resolved_model: str | None = None,
-) -> dict[str, Any]:
+) -> ResultRecord:
     """One JSON-able record of a model answer (or error) and its checks.
 
     ``passed`` defaults to: the call succeeded and every check passed.
     """
-    check_dicts = [c.to_dict() if hasattr(c, "to_dict") else dict(c) for c in checks]
+    check_dicts = [
+        cast(CheckRecord, c.to_dict() if hasattr(c, "to_dict") else dict(c)) for c in checks
+    ]
     response = result if isinstance(result, ModelResponse) else None
     error = result if isinstance(result, BaseException) else None
     if passed is None:
         passed = response is not None and all(c.get("passed") for c in check_dicts)
-    record: dict[str, Any] = {
+    record: ResultRecord = {
         "test_id": test_id,
         "suite": suite,
         "case_id": case_id,
@@ -116,39 +273,41 @@ def make_record(
         meta = response.harness
         usage = response.usage
         record.update(
-            provider=meta.provider,
-            latency_ms=round(meta.latency_ms, 3),
-            attempts=meta.attempts,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            total_tokens=usage.total_tokens,
-            cost_usd=meta.cost_usd,
-            race=meta.race.to_dict() if meta.race else None,
-            flags=list(meta.flags),
-            cache_hit=meta.replayed,
-            saved_cost_usd=meta.saved_cost_usd,
-            ttft_ms=meta.ttft_ms,
-            tokens_per_s=meta.tokens_per_s,
+            {
+                "provider": meta.provider,
+                "latency_ms": round(meta.latency_ms, 3),
+                "attempts": meta.attempts,
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
+                "cost_usd": meta.cost_usd,
+                "race": cast(RaceRecord, meta.race.to_dict()) if meta.race else None,
+                "flags": list(meta.flags),
+                "cache_hit": meta.replayed,
+                "saved_cost_usd": meta.saved_cost_usd,
+                "ttft_ms": meta.ttft_ms,
+                "tokens_per_s": meta.tokens_per_s,
+            }
         )
     elif isinstance(error, HarnessError):
-        record.update(provider=error.provider, attempts=error.attempts)
+        record.update({"provider": error.provider, "attempts": error.attempts})
     return _without_keys(record)
 
 
-def _without_keys(record: dict[str, Any]) -> dict[str, Any]:
+def _without_keys(record: ResultRecord) -> ResultRecord:
     """The record with every registered key replaced by ``***`` (an answer may echo one)."""
     if not knows_secrets():
         return record
     text = json.dumps(record, ensure_ascii=False, default=str)
     cleaned = redact_known(text)
-    return record if cleaned == text else dict(json.loads(cleaned))
+    return record if cleaned == text else cast(ResultRecord, json.loads(cleaned))
 
 
-def _error_dict(error: BaseException | None) -> dict[str, Any] | None:
+def _error_dict(error: BaseException | None) -> ErrorRecord | None:
     if error is None:
         return None
     if isinstance(error, HarnessError):
-        return error.to_dict()
+        return cast(ErrorRecord, error.to_dict())
     return {"type": type(error).__name__, "message": str(error)}
 
 

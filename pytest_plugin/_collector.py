@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from harness._version import __version__
-from harness.report.results import build_document, case_key, config_hash, model_entries
+from harness.report.document import build_document, case_key, config_hash, model_entries
 from harness.report.summary import summary_table
-from harness.results import JsonlWriter
+from harness.results import JsonlWriter, ResultRecord, RunDocument
 from pytest_plugin._settings import Settings
 
 __all__ = ["ResultsCollector"]
@@ -31,14 +31,14 @@ class ResultsCollector:
     """Gathers records from reports (local or from xdist workers)."""
 
     def __init__(
-        self, config: pytest.Config, settings: Settings, baseline: dict[str, Any] | None = None
+        self, config: pytest.Config, settings: Settings, baseline: RunDocument | None = None
     ) -> None:
         self.config = config
         self.settings = settings
         self.baseline = baseline
-        self.records: list[dict[str, Any]] = []
+        self.records: list[ResultRecord] = []
         self.items: list[dict[str, Any]] = []
-        self.history: list[dict[str, Any]] = []
+        self.history: list[ResultRecord] = []
         """Records of attempts that pytest-rerunfailures ran again."""
         self._writer: JsonlWriter | None = None
         self._share = SharedStream(None)
@@ -46,7 +46,7 @@ class ResultsCollector:
         self.gate_notes: list[str] = []
         self.failed_items = 0
         """Harness items (with records) whose final outcome is a failure."""
-        self._document: dict[str, Any] | None = None
+        self._document: RunDocument | None = None
         self.unsent = 0
         """Items skipped because the session's cost cap was reached."""
         self.started = time.time()
@@ -181,7 +181,7 @@ class ResultsCollector:
                 f"harness: pass rate below --harness-min-pass-rate {gate:.0%}: {worst}"
             )
 
-    def document(self) -> dict[str, Any]:
+    def document(self) -> RunDocument:
         """The run document (``results.json``) of this session so far."""
         from pytest_plugin._state import get_state
 

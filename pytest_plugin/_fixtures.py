@@ -14,7 +14,7 @@ import pytest
 
 from harness import AllModelsFailed, Harness, HarnessError, ModelResponse, Result
 from harness.results import make_record
-from pytest_plugin._records import records_of
+from pytest_plugin._records import add_from_test
 from pytest_plugin._state import get_state
 
 __all__ = [
@@ -69,7 +69,8 @@ class _Shape:
         return merged
 
     def _record(self, model: str, result: Result, shape: str, messages: Any) -> None:
-        records_of(self._request.node).append(
+        add_from_test(
+            self._request.node,
             make_record(
                 test_id=self._request.node.nodeid,
                 model=model,
@@ -78,8 +79,7 @@ class _Shape:
                 messages=messages,
                 passed=False,  # settled from the test's outcome when it ends
                 resolved_model=_resolved(self.harness, model),
-            )
-            | {"from_test": True}
+            ),
         )
 
 

@@ -14,16 +14,26 @@ from typing import Any
 
 import pytest
 
-__all__ = ["Taken", "records_of", "set_summary", "set_unsent", "take"]
+from harness.results import ResultRecord
 
-_records_key = pytest.StashKey[list[dict[str, Any]]]()
+__all__ = ["Taken", "add_from_test", "records_of", "set_summary", "set_unsent", "take"]
+
+_records_key = pytest.StashKey[list[ResultRecord]]()
 _summary_key = pytest.StashKey[dict[str, Any]]()
 _unsent_key = pytest.StashKey[bool]()
+_from_test_key = pytest.StashKey[list[int]]()
 
 
-def records_of(item: pytest.Item) -> list[dict[str, Any]]:
+def records_of(item: pytest.Item) -> list[ResultRecord]:
     """The item's records so far (a list to append to)."""
     return item.stash.setdefault(_records_key, [])
+
+
+def add_from_test(item: pytest.Item, record: ResultRecord) -> None:
+    """Add a record whose ``passed`` is the test's outcome, settled when the test ends."""
+    records = records_of(item)
+    item.stash.setdefault(_from_test_key, []).append(len(records))
+    records.append(record)
 
 
 def set_summary(item: pytest.Item, summary: dict[str, Any]) -> None:
@@ -40,9 +50,11 @@ def set_unsent(item: pytest.Item) -> None:
 class Taken:
     """What an item reported in one run."""
 
-    records: list[dict[str, Any]]
+    records: list[ResultRecord]
     summary: dict[str, Any] | None
     unsent: bool
+    from_test: list[int]
+    """Indices of the records whose ``passed`` is the test's outcome (``add_from_test``)."""
 
 
 def take(item: pytest.Item) -> Taken:
@@ -51,6 +63,7 @@ def take(item: pytest.Item) -> Taken:
         item.stash.get(_records_key, []),
         item.stash.get(_summary_key, None),
         item.stash.get(_unsent_key, False),
+        item.stash.get(_from_test_key, []),
     )
     if _records_key in item.stash:
         del item.stash[_records_key]
@@ -58,4 +71,6 @@ def take(item: pytest.Item) -> Taken:
         del item.stash[_summary_key]
     if _unsent_key in item.stash:
         del item.stash[_unsent_key]
+    if _from_test_key in item.stash:
+        del item.stash[_from_test_key]
     return taken

@@ -60,7 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
         baseline = None
         if settings.baseline is not None:
-            from harness.report.results import ResultsError, load_document
+            from harness.report.document import ResultsError, load_document
 
             try:
                 baseline = load_document(settings.baseline)
@@ -175,9 +175,8 @@ def pytest_runtest_makereport(
     records = taken.records
     if not records:
         return report
-    for record in records:
-        if record.pop("from_test", False):
-            record["passed"] = report.passed and not record.get("error")
+    for i in taken.from_test:
+        records[i]["passed"] = report.passed and not records[i].get("error")
     report.harness_records = records  # type: ignore[attr-defined]
     summary = taken.summary
     if summary is None:

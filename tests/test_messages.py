@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from harness import BadRequestError
-from harness.messages import ROLES, validate_conversations, validate_messages
+from harness.messages import (
+    ROLES,
+    last_user_message,
+    last_user_text,
+    validate_conversations,
+    validate_messages,
+)
 
 
 @pytest.mark.parametrize(
@@ -261,3 +269,34 @@ def test_a_not_json_value_is_refused_before_any_request():
             [{"role": "user", "content": [{"type": "image_url", "image_url": {1, 2}}]}],
         )
     assert sent == []
+
+
+def test_last_user_message_is_the_last_one_with_the_user_role() -> None:
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "ok"},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "sec"}, {"type": "text", "text": "ond"}],
+        },
+        {"role": "tool", "content": "42", "tool_call_id": "c1"},
+    ]
+    assert last_user_message(messages) is messages[3]
+    assert last_user_text(messages) == "second"
+    assert last_user_text(messages, lambda content: f"<{len(content)} parts>") == "<2 parts>"
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [None, "user", 3, [], [{"role": "assistant", "content": "x"}], ["user", None, 7]],
+)
+def test_no_user_message_is_none(messages: object) -> None:
+    assert last_user_message(messages) is None
+    assert last_user_text(messages) is None
+
+
+def test_the_message_helpers_import_no_provider_code() -> None:
+    code = "import sys, harness.messages; print('httpx' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import harness.suites  # noqa: F401  (PyYAML's C extension must be imported only once)
-from harness.report.results import load_document, merge_documents
+from harness.report.document import load_document, merge_documents
 
 CONFIG = """
 [tool.pytest.ini_options]
@@ -430,7 +430,7 @@ def test_a_bad_adaptive_repeat_names_the_line_and_field(project, repeat, message
 
 def test_harness_merge_warns_about_an_item_in_two_inputs(tmp_path, capsys):
     from harness.cli import main
-    from harness.report.results import build_document, write_document
+    from harness.report.document import build_document, write_document
 
     record = {"test_id": "t.py::test_a", "model": "m", "repeat": 0, "passed": True}
     first = write_document(build_document([record]), tmp_path / "a.json")

@@ -186,7 +186,7 @@ def test_title_and_summary_table():
     md = render_markdown(small_run())
     lines = md.split("\n")
     assert lines[0] == (
-        "**harness**: 8/12 items passed (66.7%) across 3 models in 0.6 s, 1 item errored"
+        "**harness**: 8/12 items passed (66.7%) across 3 models in 0.60 s, 1 item errored"
     )
     assert_tables_well_formed(md)
     summary = tables(md)[0]
@@ -208,7 +208,7 @@ def test_title_and_summary_table():
     assert rows["good"][5].startswith("100.0% [")
     assert rows["good"][6] == "102"  # p50 of 100..103
     assert rows["good"][8] == "60"  # 4 records × 15 tokens
-    assert rows["good"][9] == "$0.0040"
+    assert rows["good"][9] == "$0.004000"
     assert rows["fair"][1:6] == ["4", "3", "1", "0", "75.0% [30.1–95.4]"]
     assert rows["bad"][1:5] == ["4", "1", "2", "1"]
     assert rows["bad"][9] == "—"
@@ -274,7 +274,7 @@ def test_the_saved_column_appears_only_when_something_was_replayed():
     summary = tables(md)[0]
     assert cells(summary[0])[-2:] == ["cost", "replayed"]
     rows = {cells(r)[0]: cells(r) for r in summary[2:]}
-    assert rows["good"][-2:] == ["$0.0020", "2 · saved $0.0020"]
+    assert rows["good"][-2:] == ["$0.002000", "2 · saved $0.002000"]
     assert rows["fair"][-1] == "0"
 
 
@@ -329,9 +329,9 @@ def test_races_section_counts_outcomes_and_what_losing_cost():
     ]
     rows = {cells(r)[0]: cells(r)[1:] for r in table[2:]}
     assert rows["fast"] == ["2", "2", "0", "0", "0", "—", "—"]
-    assert rows["slow\\|&lt;b&gt;"] == ["2", "0", "0", "2", "0", "12", "$0.0004"]
+    assert rows["slow\\|&lt;b&gt;"] == ["2", "0", "0", "2", "0", "12", "$0.000400"]
     assert rows["flaky"] == ["1", "0", "0", "0", "1", "—", "—"]
-    assert "Losers consumed 12 tokens ($0.0004) across 1 race where reported." in md
+    assert "Losers consumed 12 tokens ($0.000400) across 1 race where reported." in md
 
 
 def test_old_race_records_without_usage_and_runs_without_races():

@@ -10,8 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness import Harness, RateLimitError
+from harness.report.document import build_document
 from harness.results import (
+    CheckRecord,
+    ErrorRecord,
+    ItemRecord,
     JsonlWriter,
+    ResultRecord,
+    RunDocument,
     make_record,
     percentile,
     read_jsonl,
@@ -55,6 +61,24 @@ def test_records_carry_response_numbers_and_errors():
     assert rec["cost_usd"] == pytest.approx((1 * 1 + 2 * 2) / 1e6)
     err = make_record(test_id="t", model="m", result=RateLimitError("slow", status=429))
     assert err["passed"] is False and err["error"]["type"] == "RateLimitError" and err["response"] is None
+
+
+def test_records_have_exactly_the_fields_their_typed_dicts_declare():
+    h = Harness({"models": {"m": {"model": "mock/m"}}})
+    ok = h.completion("m", USER, mock_response="hello there")
+    check = {"name": "c", "passed": True, "score": 1.0, "detail": ""}
+    rec = make_record(test_id="t", model="m", result=ok, checks=[check], messages=USER)
+    required, optional = ResultRecord.__required_keys__, ResultRecord.__optional_keys__
+    assert required <= set(rec) <= required | optional
+    assert set(rec["checks"][0]) == CheckRecord.__required_keys__
+    err = make_record(test_id="t", model="m", result=RateLimitError("slow", status=429))
+    assert required <= set(err) <= required | optional
+    assert ErrorRecord.__required_keys__ <= set(err["error"]) <= set(ErrorRecord.__annotations__)
+    item = {"test_id": "t", "model": "m", "outcome": "passed", "errored": False}
+    document = build_document([rec, err], [item])
+    assert set(document) == RunDocument.__required_keys__
+    assert all(ItemRecord.__required_keys__ <= set(item) for item in document["items"])
+    assert all("case" in record for record in document["records"])
 
 
 def test_jsonl_is_appended_and_a_torn_last_line_is_skipped(tmp_path):

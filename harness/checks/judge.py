@@ -25,6 +25,7 @@ from harness.checks.core import (
     _Verdict,
 )
 from harness.checks.registry import _builtin, _fraction, _nonempty_text
+from harness.messages import last_user_text
 
 if TYPE_CHECKING:
     from harness.runner import Harness
@@ -63,15 +64,6 @@ def _render_rubric(rubric: str, variables: Mapping[str, Any]) -> str:
         raise CheckSpecError(
             f"check 'llm_judge': cannot render the rubric: {type(exc).__name__}: {exc}"
         ) from None
-
-
-def _question(messages: list[dict[str, Any]] | None) -> str | None:
-    from harness.providers.base import content_text  # imports httpx: only when judging
-
-    for message in reversed(messages or []):
-        if message.get("role") == "user":
-            return content_text(message.get("content"))
-    return None
 
 
 def judge_messages(rubric: str, output: str, question: str | None) -> list[dict[str, Any]]:
@@ -172,7 +164,7 @@ def llm_judge(
         CheckSpecError: the rubric uses an undefined variable.
     """
     text = _render_rubric(rubric, ctx.vars if vars is None else vars)
-    messages = judge_messages(text, ctx.output, _question(ctx.messages))
+    messages = judge_messages(text, ctx.output, last_user_text(ctx.messages))
     via = harness or ctx.harness
     if via is None:
         from harness.runner import get_default_harness  # the runner: only when judging

@@ -48,6 +48,7 @@ from harness.errors import (
     error_class,
     error_from_status,
 )
+from harness.messages import last_user_text
 from harness.providers.base import (
     Call,
     Clock,
@@ -80,13 +81,6 @@ def count_tokens(text: str) -> int:
     return len(text.split())
 
 
-def _last_user_text(messages: list[dict[str, Any]]) -> str:
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            return content_text(message.get("content"))
-    return ""
-
-
 class EchoProvider(Provider):
     """Answers with the last user message."""
 
@@ -96,13 +90,13 @@ class EchoProvider(Provider):
     async def generate(self, call: Call, send: Send) -> ModelResponse:
         """Echo the last user message, after the configured latency."""
         await _sleep_ms(_latency(call, {}))
-        return _build(call, {"content": _last_user_text(call.messages)})
+        return _build(call, {"content": (last_user_text(call.messages) or "")})
 
     def stream(
         self, call: Call, send_stream: SendStream, *, clock: Clock = time.perf_counter
     ) -> ResponseStream:
         """Stream the echo in word-sized chunks (see the module docstring for timing)."""
-        answer = {"content": _last_user_text(call.messages)}
+        answer = {"content": (last_user_text(call.messages) or "")}
 
         def produce(stream: ResponseStream) -> AsyncGenerator[StreamChunk, None]:
             return _stream_answer(call, answer, stream)
@@ -137,7 +131,7 @@ class MockProvider(Provider):
         if answer is None:
             answer = self._next_scripted(call)
         if answer is None:
-            return {"content": _last_user_text(call.messages)}
+            return {"content": (last_user_text(call.messages) or "")}
         if isinstance(answer, str):
             named = error_class(answer) if answer.startswith(_ERROR_PREFIXES) else None
             return {"content": answer} if named is None else {"error": named}

@@ -1,6 +1,6 @@
 """The reporter: ``results.json``, ``report.html``, ``report.md``, and baseline comparison.
 
-* ``results`` — the run document (``results.json``): building it from records, loading,
+* ``document`` — the run document (``results.json``): building it from records, loading,
   validating and merging saved runs. Its schema is in ``docs/results-schema.md``.
 * ``compare`` — the baseline diff: per case and model pass→fail / fail→pass / new / removed,
   per model the change in pass rate with a significance test, latency and cost deltas.
@@ -13,21 +13,22 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from harness.report.compare import Comparison
+    from harness.results import RunDocument
 
 __all__ = ["write_reports"]
 
 
 def write_reports(
-    document: Mapping[str, Any],
+    document: RunDocument,
     out_dir: str | os.PathLike[str],
     *,
-    baseline: Mapping[str, Any] | None = None,
+    baseline: RunDocument | None = None,
     comparison: Comparison | None = None,
     formats: Sequence[str] = ("json", "html", "md"),
     step_summary: bool = False,
@@ -38,7 +39,7 @@ def write_reports(
     changed. ``step_summary`` also appends the markdown to ``$GITHUB_STEP_SUMMARY`` when
     that variable is set. Returns the paths written.
     """
-    from harness.report.results import write_document
+    from harness.report.document import write_document
 
     if comparison is None and baseline is not None:
         from harness.report.compare import compare

@@ -47,8 +47,11 @@ from typing import Any, Literal
 
 from tabulate import tabulate
 
-from harness.report.results import case_key
+from harness.report.document import case_key
+from harness.report.formatting import ms, percent, points, signed, usd
+from harness.report.formatting import p_text as format_p
 from harness.report.summary import model_summaries
+from harness.results import RunDocument
 from harness.sequential import SequentialPlan
 from harness.stats import (
     CASE_ALPHA_SHARE,
@@ -426,7 +429,7 @@ def _row_key(entry: Mapping[str, Any]) -> tuple[str, str]:
     return str(entry.get("case") or case_key(entry)), str(entry.get("model"))
 
 
-def _rows(document: Mapping[str, Any]) -> dict[tuple[str, str], _Row]:
+def _rows(document: RunDocument) -> dict[tuple[str, str], _Row]:
     """(case, model) → passes and repeats from the records, outcome from the items."""
     rows: dict[tuple[str, str], _Row] = {}
     for record in document.get("records", []):
@@ -718,17 +721,6 @@ def _model_change(
     )
 
 
-def _percent(rate: float | None) -> str:
-    return "—" if rate is None else f"{rate:.1%}"
-
-
-def format_p(p_value: float | None) -> str:
-    """A p-value for people: ``p=0.004``, ``p<0.001``, or ``—`` when there is none."""
-    if p_value is None:
-        return "—"
-    return "p<0.001" if p_value < 0.001 else f"p={p_value:.3f}"
-
-
 def _p_pair(p_value: float | None, adjusted: float | None) -> str:
     """``p=0.004, adjusted p=0.012`` — the raw and the corrected p-value."""
     return f"{format_p(p_value)}, adjusted {format_p(adjusted)}"
@@ -742,7 +734,7 @@ def _significant_regressions(
             model=m.model,
             case=None,
             reason=(
-                f"pass rate {_percent(m.baseline_pass_rate)} → {_percent(m.current_pass_rate)} "
+                f"pass rate {percent(m.baseline_pass_rate)} → {percent(m.current_pass_rate)} "
                 f"(CMH {_p_pair(m.p_value, m.adjusted_p_value)})"
             ),
         )
@@ -766,7 +758,7 @@ def _significant_regressions(
 
 
 def compare(
-    baseline: Mapping[str, Any], current: Mapping[str, Any], *, alpha: float = 0.05
+    baseline: RunDocument, current: RunDocument, *, alpha: float = 0.05
 ) -> Comparison:
     """Compare a run document with a baseline run document.
 
@@ -871,10 +863,6 @@ def alpha_sentence(alpha: float) -> str:
     )
 
 
-def _signed(value: float | None, fmt: str) -> str:
-    return "—" if value is None else format(value, "+" + fmt)
-
-
 MODEL_HEADERS = (
     "model",
     "baseline",
@@ -888,7 +876,7 @@ MODEL_HEADERS = (
     "new",
     "removed",
     "Δ p50 ms",
-    "Δ cost $",
+    "Δ cost",
 )
 """Columns of ``model_rows``: the per-model comparison table of every output format.
 
@@ -898,6 +886,10 @@ models, on the scale of α; the verdict is ``regression (significant)`` when ``a
 
 CASE_HEADERS = ("case", "model", "status", "baseline", "current", "Fisher p", "adj. p", "verdict")
 """Columns of ``case_rows``: the changed cases of every output format."""
+
+
+def _bare_ms(value: float) -> str:
+    return ms(value, unit=False)
 
 
 def model_rows(
@@ -913,9 +905,9 @@ def model_rows(
     return [
         [
             escape(m.model),
-            _percent(m.baseline_pass_rate),
-            _percent(m.current_pass_rate),
-            "—" if m.delta is None else f"{m.delta * 100:+.1f} pp",
+            percent(m.baseline_pass_rate),
+            percent(m.current_pass_rate),
+            points(m.delta),
             format_p(m.p_value),
             format_p(m.adjusted_p_value),
             strong(m.verdict) if m.direction == "regression" else m.verdict,
@@ -923,8 +915,8 @@ def model_rows(
             str(m.fixes),
             str(m.new),
             str(m.removed),
-            _signed(m.latency_p50_delta_ms, ",.0f"),
-            _signed(m.cost_delta_usd, ",.4f"),
+            signed(m.latency_p50_delta_ms, _bare_ms),
+            signed(m.cost_delta_usd, usd),
         ]
         for m in comparison.models
     ]

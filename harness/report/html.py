@@ -63,23 +63,38 @@ import re
 import shlex
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeGuard
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from harness._version import __version__
-from harness.report.results import case_key
+from harness.messages import last_user_text
+from harness.report.document import case_key
+from harness.report.formatting import (
+    NONE,
+    duration,
+    integer,
+    interval,
+    ms,
+    p_value,
+    percent,
+    points,
+    signed,
+    speed,
+    timestamp,
+    usd,
+)
 from harness.report.summary import (
     contestant_usage,
     losers_text,
     model_summaries,
     overall_summary,
     race_summary,
+    replayed_text,
 )
-from harness.results import percentile
+from harness.results import ItemRecord, ResultRecord, RunDocument, percentile
 
 __all__ = [
     "OUTPUT_CHARS",
@@ -114,7 +129,7 @@ _HIST_BINS = 24
 
 
 def render_html(
-    document: Mapping[str, Any], *, baseline_comparison: Mapping[str, Any] | None = None
+    document: RunDocument, *, baseline_comparison: Mapping[str, Any] | None = None
 ) -> str:
     """Render a run document as one self-contained HTML page.
 
@@ -239,74 +254,6 @@ def _as_dict(comparison: Any) -> Mapping[str, Any] | None:
 # --------------------------------------------------------------------------- formatting
 
 
-def _pct(rate: float | None, digits: int = 1) -> str:
-    return "—" if rate is None else f"{rate * 100:.{digits}f}%"
-
-
-def _ms(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if abs(value) >= 10_000:
-        return f"{value / 1000:.1f} s"
-    if abs(value) >= 1_000:
-        return f"{value / 1000:.2f} s"
-    return f"{value:.0f} ms"
-
-
-def _usd(value: float | None) -> str:
-    if value is None:
-        return "—"
-    size = abs(value)
-    if size >= 1:
-        return f"${value:,.2f}"
-    if size >= 0.01:
-        return f"${value:.4f}"
-    if size == 0:
-        return "$0"
-    return f"${value:.6f}"
-
-
-def _speed(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.0f}"
-
-
-def _signed_ms(value: float | None) -> str:
-    return "—" if value is None else ("+" if value > 0 else "") + _ms(value)
-
-
-def _signed_usd(value: float | None) -> str:
-    return "—" if value is None else ("+" if value > 0 else "") + _usd(value)
-
-
-def _p(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def _int(value: int | None) -> str:
-    return "—" if value is None else f"{value:,}"
-
-
-def _when(value: Any) -> str:
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, int | float):
-        stamp = datetime.fromtimestamp(float(value), tz=UTC)
-        return stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
-    return str(value)
-
-
-def _duration(seconds: Any) -> str:
-    if not isinstance(seconds, int | float):
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.2f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min {secs} s" if hours else f"{minutes} min {secs} s"
-
-
 def _clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
@@ -316,27 +263,27 @@ def _clip(text: str, limit: int) -> str:
 # --------------------------------------------------------------------------- header
 
 
-def _header(document: Mapping[str, Any]) -> dict[str, Any]:
+def _header(document: RunDocument) -> dict[str, Any]:
     run: Mapping[str, Any] = document.get("run") or {}
     command = run.get("command")
     if isinstance(command, list | tuple):
         command_text = " ".join(shlex.quote(str(part)) for part in command)
     else:
-        command_text = str(command or "—")
-    duration = run.get("duration_s")
+        command_text = str(command or NONE)
+    seconds = run.get("duration_s")
     if (
-        duration is None
+        seconds is None
         and isinstance(run.get("started"), int | float)
         and isinstance(run.get("finished"), int | float)
     ):
-        duration = float(run["finished"]) - float(run["started"])
+        seconds = float(run["finished"]) - float(run["started"])
     return {
-        "started": _when(run.get("started")),
-        "finished": _when(run.get("finished")),
-        "duration": _duration(duration),
+        "started": timestamp(run.get("started")),
+        "finished": timestamp(run.get("finished")),
+        "duration": duration(seconds),
         "command": command_text,
-        "version": str(run.get("harness_version") or "—"),
-        "config_hash": str(run.get("config_hash") or "—"),
+        "version": str(run.get("harness_version") or NONE),
+        "config_hash": str(run.get("config_hash") or NONE),
         "python": str(run.get("python") or ""),
         "platform": str(run.get("platform") or ""),
         "merged_from": run.get("merged_from"),
@@ -344,7 +291,7 @@ def _header(document: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _columns(
-    document: Mapping[str, Any], summaries: Sequence[Mapping[str, Any]]
+    document: RunDocument, summaries: Sequence[Mapping[str, Any]]
 ) -> list[dict[str, str]]:
     """The models in summary order, each with its resolved model name when known."""
     resolved: dict[str, str] = {}
@@ -362,24 +309,24 @@ def _columns(
 # --------------------------------------------------------------------------- summary
 
 
-def _overall(document: Mapping[str, Any], races: Mapping[str, Any] | None) -> dict[str, str]:
+def _overall(document: RunDocument, races: Mapping[str, Any] | None) -> dict[str, str]:
     o = overall_summary(document)
     lo, hi = o["pass_rate_ci95"]
     loser_cost = races["lost_cost_usd"] if races else None
     return {
-        "models": _int(o["models"]),
-        "total": _int(o["items"]),
-        "passed": _int(o["passed"]),
-        "failed": _int(o["failed"]),
-        "errors": _int(o["errors"]),
-        "records": _int(o["records"]),
-        "pass_rate": _pct(o["pass_rate"]),
-        "ci": f"{_pct(lo)}–{_pct(hi)}" if o["items"] else "",
-        "cost": _usd(o["cost_usd"]),
-        "replayed": _int(o["cache_hits"]) if o["cache_hits"] else "",
-        "saved": _usd(o["saved_usd"]) if o["saved_usd"] is not None else "",
-        "loser_cost": _usd(loser_cost) if loser_cost else "",
-        "duration": _duration(o["duration_s"]),
+        "models": integer(o["models"]),
+        "total": integer(o["items"]),
+        "passed": integer(o["passed"]),
+        "failed": integer(o["failed"]),
+        "errors": integer(o["errors"]),
+        "records": integer(o["records"]),
+        "pass_rate": percent(o["pass_rate"]),
+        "ci": interval(lo, hi) if o["items"] else "",
+        "cost": usd(o["cost_usd"]),
+        "replayed": integer(o["cache_hits"]) if o["cache_hits"] else "",
+        "saved": usd(o["saved_usd"]) if o["saved_usd"] is not None else "",
+        "loser_cost": usd(loser_cost) if loser_cost else "",
+        "duration": duration(o["duration_s"]),
     }
 
 
@@ -394,38 +341,31 @@ def _model_rows(
             {
                 "name": str(s["model"]),
                 "resolved": resolved.get(str(s["model"]), ""),
-                "pass_rate": _pct(s["pass_rate"]),
-                "ci": f"{_pct(lo)}–{_pct(hi)}" if s["items"] else "",
+                "pass_rate": percent(s["pass_rate"]),
+                "ci": interval(lo, hi) if s["items"] else "",
                 "bar": pass_rate_svg(s["pass_rate"], lo, hi, width=120, height=12),
-                "total": _int(s["items"]),
-                "passed": _int(s["passed"]),
-                "failed": _int(s["failed"]),
-                "errors": _int(s["errors"]),
-                "records": _int(s["records"]),
-                "p50": _ms(s["latency_p50_ms"]),
-                "p95": _ms(s["latency_p95_ms"]),
+                "total": integer(s["items"]),
+                "passed": integer(s["passed"]),
+                "failed": integer(s["failed"]),
+                "errors": integer(s["errors"]),
+                "records": integer(s["records"]),
+                "p50": ms(s["latency_p50_ms"]),
+                "p95": ms(s["latency_p95_ms"]),
                 "ttft": (
-                    f"{_ms(s['ttft_p50_ms'])} / {_ms(s['ttft_p95_ms'])}"
+                    f"{ms(s['ttft_p50_ms'])} / {ms(s['ttft_p95_ms'])}"
                     if s["ttft_p50_ms"] is not None
-                    else "—"
+                    else NONE
                 ),
-                "speed": _speed(s.get("tokens_per_s_p50")),
-                "prompt_tokens": _int(s["prompt_tokens"]),
-                "completion_tokens": _int(s["completion_tokens"]),
-                "total_tokens": _int(s["total_tokens"]),
-                "cost": _usd(s["cost_usd"]),
-                "replayed": _replayed(s["cache_hits"], s["saved_usd"]),
+                "speed": speed(s.get("tokens_per_s_p50")),
+                "prompt_tokens": integer(s["prompt_tokens"]),
+                "completion_tokens": integer(s["completion_tokens"]),
+                "total_tokens": integer(s["total_tokens"]),
+                "cost": usd(s["cost_usd"]),
+                "replayed": replayed_text(s["cache_hits"], s["saved_usd"]),
                 "failing": bool(s["failed"] or s["errors"]),
             }
         )
     return rows
-
-
-def _replayed(hits: int, saved: float | None) -> str:
-    """``12 · saved $0.0123``: answers replayed from the store and what their calls cost."""
-    if hits and saved is not None:
-        return f"{hits:,} · saved {_usd(saved)}"
-    return _int(hits)
 
 
 # --------------------------------------------------------------------------- SVG charts
@@ -459,7 +399,7 @@ def pass_rate_svg(
     label = (
         "no items"
         if rate is None
-        else f"pass rate {_pct(rate)} (95% interval {_pct(lo)}–{_pct(hi)})"
+        else f"pass rate {percent(rate)} (95% interval {percent(lo)}–{percent(hi)})"
     )
     parts = [
         f'<svg class="bar" width="{width}" height="{height}" viewBox="0 0 {width} {height}"'
@@ -508,7 +448,7 @@ def latency_svg(
     top = max(counts) or 1
     bin_w = width / _HIST_BINS
     p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
-    label = f"latency histogram of {len(latencies)} answers: p50 {_ms(p50)}, p95 {_ms(p95)}"
+    label = f"latency histogram of {len(latencies)} answers: p50 {ms(p50)}, p95 {ms(p95)}"
     parts = [
         f'<svg class="hist" width="{width}" height="{height}" viewBox="0 0 {width} {height}"'
         f' role="img" aria-label="{escape(label)}"><title>{escape(label)}</title>',
@@ -519,7 +459,7 @@ def latency_svg(
             continue
         h = max(1.0, count / top * (plot_h - 2))
         lo_ms, hi_ms = i * upper / _HIST_BINS, (i + 1) * upper / _HIST_BINS
-        span = f"{_ms(lo_ms)}–{_ms(hi_ms)}" + (" and slower" if i == _HIST_BINS - 1 else "")
+        span = f"{ms(lo_ms)}–{ms(hi_ms)}" + (" and slower" if i == _HIST_BINS - 1 else "")
         parts.append(
             f'<rect x="{i * bin_w + 0.5:.1f}" y="{plot_h - h:.1f}" width="{bin_w - 1:.1f}"'
             f' height="{h:.1f}" fill="#54aeff"><title>{escape(span)}: {count}</title></rect>'
@@ -530,12 +470,12 @@ def latency_svg(
         x = min(mark / upper, 1.0) * (width - 1) + 0.5
         parts.append(
             f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{plot_h}" stroke="{colour}"'
-            f' stroke-dasharray="3 2"><title>{name} {escape(_ms(mark))}</title></line>'
+            f' stroke-dasharray="3 2"><title>{name} {escape(ms(mark))}</title></line>'
         )
     parts.append(
         f'<text x="0" y="{height - 2}" font-size="9" fill="#57606a">0</text>'
         f'<text x="{width}" y="{height - 2}" font-size="9" fill="#57606a"'
-        f' text-anchor="end">{escape(_ms(upper))}</text></svg>'
+        f' text-anchor="end">{escape(ms(upper))}</text></svg>'
     )
     return Markup("".join(parts))
 
@@ -550,12 +490,12 @@ def _charts(summaries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         charts.append(
             {
                 "name": str(s["model"]),
-                "pass_rate": _pct(s["pass_rate"]),
-                "ci": f"{_pct(lo)}–{_pct(hi)}" if s["items"] else "",
+                "pass_rate": percent(s["pass_rate"]),
+                "ci": interval(lo, hi) if s["items"] else "",
                 "bar": pass_rate_svg(s["pass_rate"], lo, hi, width=260, height=14),
                 "hist": latency_svg(latencies, upper) if latencies else None,
-                "p50": _ms(s["latency_p50_ms"]),
-                "p95": _ms(s["latency_p95_ms"]),
+                "p50": ms(s["latency_p50_ms"]),
+                "p95": ms(s["latency_p95_ms"]),
                 "count": len(latencies),
             }
         )
@@ -566,7 +506,7 @@ def _charts(summaries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _races(
-    records: Iterable[Mapping[str, Any]], summary: Mapping[str, Any] | None
+    records: Iterable[ResultRecord], summary: Mapping[str, Any] | None
 ) -> dict[str, Any] | None:
     """The races section: per-model tallies (from ``race_summary``) and one row per race."""
     if summary is None:
@@ -581,11 +521,11 @@ def _races(
         "rows": rows,
         "hidden": max(0, summary["races"] - len(rows)),
         "wins": [_race_tally_row(t) for t in summary["models"]],
-        "waste": losers_text(summary, _usd),
+        "waste": losers_text(summary),
     }
 
 
-def _race_row(record: Mapping[str, Any], race: Mapping[str, Any]) -> dict[str, Any]:
+def _race_row(record: ResultRecord, race: Mapping[str, Any]) -> dict[str, Any]:
     """One race: its case, winner, margin and a chip per contestant."""
     contestants = [c for c in race.get("contestants") or [] if isinstance(c, Mapping)]
     win_ms = next(
@@ -601,7 +541,7 @@ def _race_row(record: Mapping[str, Any], race: Mapping[str, Any]) -> dict[str, A
     return {
         "case": str(record.get("case") or case_key(record)),
         "winner": str(race.get("winner") or record.get("model")),
-        "margin": _ms(margin),
+        "margin": ms(margin),
         "contestants": [_contestant_chip(c) for c in contestants],
     }
 
@@ -609,9 +549,9 @@ def _race_row(record: Mapping[str, Any], race: Mapping[str, Any]) -> dict[str, A
 def _contestant_chip(contestant: Mapping[str, Any]) -> dict[str, str]:
     """``b · 150 ms · TTFT 40 ms · cancelled after first byte · 120 tokens · $0.000300``."""
     outcome = str(contestant.get("outcome"))
-    parts = [str(contestant.get("model")), _ms(contestant.get("latency_ms"))]
+    parts = [str(contestant.get("model")), ms(contestant.get("latency_ms"))]
     if contestant.get("ttft_ms") is not None:
-        parts.append(f"TTFT {_ms(contestant.get('ttft_ms'))}")
+        parts.append(f"TTFT {ms(contestant.get('ttft_ms'))}")
     first_byte = contestant.get("first_byte")
     if outcome == "cancelled" and isinstance(first_byte, bool):
         parts.append(f"{outcome} {'after' if first_byte else 'before'} first byte")
@@ -619,9 +559,9 @@ def _contestant_chip(contestant: Mapping[str, Any]) -> dict[str, str]:
         parts.append(outcome)
     tokens, cost = contestant_usage(contestant)
     if tokens is not None:
-        parts.append(f"{tokens:,} tokens")
+        parts.append(f"{integer(tokens)} tokens")
     if cost is not None:
-        parts.append(_usd(cost))
+        parts.append(usd(cost))
     return {
         "outcome": outcome,
         "text": " · ".join(parts),
@@ -631,18 +571,18 @@ def _contestant_chip(contestant: Mapping[str, Any]) -> dict[str, str]:
 
 def _race_tally_row(tally: Mapping[str, Any]) -> dict[str, str]:
     """One row of the per-model race table, formatted."""
-    cancelled = _int(tally["cancelled"])
+    cancelled = integer(tally["cancelled"])
     if tally["cancelled_after_first_byte"]:
-        cancelled += f" ({tally['cancelled_after_first_byte']:,} after first byte)"
+        cancelled += f" ({integer(tally['cancelled_after_first_byte'])} after first byte)"
     return {
         "model": str(tally["model"]),
-        "races": _int(tally["races"]),
-        "winner": _int(tally["winner"]),
-        "finished": _int(tally["finished"]),
+        "races": integer(tally["races"]),
+        "winner": integer(tally["winner"]),
+        "finished": integer(tally["finished"]),
         "cancelled": cancelled,
-        "failed": _int(tally["failed"]),
-        "lost_tokens": _int(tally["lost_tokens"]),
-        "lost_cost": _usd(tally["lost_cost_usd"]),
+        "failed": integer(tally["failed"]),
+        "lost_tokens": integer(tally["lost_tokens"]),
+        "lost_cost": usd(tally["lost_cost_usd"]),
     }
 
 
@@ -679,15 +619,12 @@ def _text(content: Any) -> str:
 
 
 def _prompt(messages: Any) -> str | None:
-    if not isinstance(messages, list):
-        return None
-    for message in reversed(messages):
-        if isinstance(message, Mapping) and message.get("role") == "user":
-            return _clip(_text(message.get("content")), DETAIL_CHARS * 2)
-    return None
+    """The matrix row's prompt: the last user message, clipped."""
+    text = last_user_text(messages, _text)
+    return None if text is None else _clip(text, DETAIL_CHARS * 2)
 
 
-def _output(record: Mapping[str, Any]) -> tuple[str | None, str | None]:
+def _output(record: ResultRecord) -> tuple[str | None, str | None]:
     """The first choice's text (tool calls and refusals included) and its finish reason."""
     response = record.get("response")
     if not isinstance(response, Mapping):
@@ -732,7 +669,7 @@ def _vars(values: Any) -> dict[str, Any] | None:
     return out
 
 
-def _status(records: Sequence[Mapping[str, Any]], items: Sequence[Mapping[str, Any]]) -> str:
+def _status(records: Sequence[ResultRecord], items: Sequence[ItemRecord]) -> str:
     """``pass``, ``fail`` or ``error`` for a cell: from the items if any, else the records."""
     if items:
         states = {
@@ -750,7 +687,7 @@ def _status(records: Sequence[Mapping[str, Any]], items: Sequence[Mapping[str, A
 
 
 def _cell(
-    records: Sequence[Mapping[str, Any]], items: Sequence[Mapping[str, Any]], mark: str | None
+    records: Sequence[ResultRecord], items: Sequence[ItemRecord], mark: str | None
 ) -> dict[str, Any]:
     status = _status(records, items)
     cell: dict[str, Any] = {"s": status, "n": len(records)}
@@ -784,41 +721,41 @@ def _cell(
     ]
     if failed:
         cell["f"] = failed
-    latencies = [float(r["latency_ms"]) for r in records if r.get("latency_ms") is not None]
+    latencies = [float(v) for r in records if (v := r.get("latency_ms")) is not None]
     if latencies:
         cell["l"] = round(statistics.median(latencies), 1)
-    costs = [float(r["cost_usd"]) for r in records if r.get("cost_usd") is not None]
+    costs = [float(v) for r in records if (v := r.get("cost_usd")) is not None]
     if costs:
         cell["$"] = round(sum(costs), 9)
     cell.update(_replay_keys(records))
     return cell
 
 
-def _replay_keys(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _replay_keys(records: Sequence[ResultRecord]) -> dict[str, Any]:
     """``rp`` (answers replayed from the store) and ``sv`` (what they saved), when any."""
     replayed = [r for r in records if r.get("cache_hit")]
     if not replayed:
         return {}
     keys: dict[str, Any] = {"rp": len(replayed)}
-    saved = [r["saved_cost_usd"] for r in replayed if _is_number(r.get("saved_cost_usd"))]
+    saved = [v for r in replayed if _is_number(v := r.get("saved_cost_usd"))]
     if saved:
         keys["sv"] = round(sum(float(v) for v in saved), 9)
     return keys
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _matrix_rows(
-    document: Mapping[str, Any], models: Sequence[str], marks: Mapping[tuple[str, str], str]
+    document: RunDocument, models: Sequence[str], marks: Mapping[tuple[str, str], str]
 ) -> list[dict[str, Any]]:
     """One row per case (first-seen order), one cell per model."""
-    by_case: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
+    by_case: dict[str, dict[str, list[ResultRecord]]] = {}
     for record in document.get("records", []):
         case = str(record.get("case") or case_key(record))
         by_case.setdefault(case, {}).setdefault(str(record.get("model")), []).append(record)
-    items: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    items: dict[tuple[str, str], list[ItemRecord]] = {}
     for item in document.get("items", []):
         key = (str(item.get("case") or case_key(item)), str(item.get("model")))
         items.setdefault(key, []).append(item)
@@ -881,20 +818,20 @@ def _baseline(comparison: Mapping[str, Any] | None) -> dict[str, Any] | None:
         models.append(
             {
                 "model": str(m.get("model")),
-                "baseline": _pct(m.get("baseline_pass_rate")),
-                "current": _pct(m.get("current_pass_rate")),
-                "delta": "—" if delta is None else f"{delta * 100:+.1f} pp",
-                "p": _p(m.get("p_value")),
-                "adjusted": _p(m.get("adjusted_p_value")),
+                "baseline": percent(m.get("baseline_pass_rate")),
+                "current": percent(m.get("current_pass_rate")),
+                "delta": points(delta),
+                "p": p_value(m.get("p_value")),
+                "adjusted": p_value(m.get("adjusted_p_value")),
                 "significant": bool(m.get("significant")),
                 "direction": str(m.get("direction") or "unchanged"),
                 "verdict": str(m.get("verdict") or _model_verdict(m)),
-                "regressions": _int(m.get("regressions")),
-                "fixes": _int(m.get("fixes")),
-                "new": _int(m.get("new")),
-                "removed": _int(m.get("removed")),
-                "latency": _signed_ms(m.get("latency_p50_delta_ms")),
-                "cost": _signed_usd(m.get("cost_delta_usd")),
+                "regressions": integer(m.get("regressions")),
+                "fixes": integer(m.get("fixes")),
+                "new": integer(m.get("new")),
+                "removed": integer(m.get("removed")),
+                "latency": signed(m.get("latency_p50_delta_ms"), ms),
+                "cost": signed(m.get("cost_delta_usd"), usd),
             }
         )
     groups: dict[str, list[dict[str, Any]]] = {
@@ -907,10 +844,10 @@ def _baseline(comparison: Mapping[str, Any] | None) -> dict[str, Any] | None:
                 {
                     "case": str(c.get("case")),
                     "model": str(c.get("model")),
-                    "baseline": _pct(c.get("baseline_pass_rate"), 0),
-                    "current": _pct(c.get("current_pass_rate"), 0),
-                    "p": _p(c.get("p_value")),
-                    "adjusted": _p(c.get("adjusted_p_value")),
+                    "baseline": percent(c.get("baseline_pass_rate"), 0),
+                    "current": percent(c.get("current_pass_rate"), 0),
+                    "p": p_value(c.get("p_value")),
+                    "adjusted": p_value(c.get("adjusted_p_value")),
                     "significant": bool(c.get("significant")),
                     "verdict": str(c.get("verdict") or _case_verdict(c)),
                 }

@@ -2,7 +2,7 @@ r"""``report.md``: the run as GitHub-flavoured markdown, sized for PR comments a
 
 ``render_markdown(document)`` gives, in order of priority:
 
-1. a status line (``**harness**: 28/39 items passed (71.8%) across 3 models in 0.6 s``);
+1. a status line (``**harness**: 28/39 items passed (71.8%) across 3 models in 0.62 s``);
 2. the per-model table (from ``harness.report.summary.summary_rows``, shared with the terminal),
    with a "replayed" column (answers replayed from the response store, the cost saved) only
    when something was replayed;
@@ -38,7 +38,6 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from tabulate import tabulate
 
@@ -51,7 +50,8 @@ from harness.report.compare import (
     changed_cases,
     model_rows,
 )
-from harness.report.results import case_key
+from harness.report.document import case_key
+from harness.report.formatting import duration, integer, percent, plural, usd
 from harness.report.summary import (
     losers_text,
     overall_summary,
@@ -59,6 +59,7 @@ from harness.report.summary import (
     summary_headers,
     summary_rows,
 )
+from harness.results import ItemRecord, ResultRecord, RunDocument
 
 __all__ = ["append_step_summary", "escape_markdown", "render_markdown"]
 
@@ -124,18 +125,6 @@ def _code(text: str, limit: int) -> str:
 
 
 # --------------------------------------------------------------------------- formatting
-
-
-def _pct(rate: float | None, digits: int = 1) -> str:
-    return "—" if rate is None else f"{rate * 100:.{digits}f}%"
-
-
-def _usd(value: float) -> str:
-    return f"${value:.4f}" if value == 0 or abs(value) >= 0.0001 else f"${value:.6f}"
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], colalign: Sequence[str]) -> str:
@@ -210,18 +199,18 @@ class _Builder:
 # --------------------------------------------------------------------------- sections
 
 
-def _title(document: Mapping[str, Any]) -> str:
+def _title(document: RunDocument) -> str:
     total = overall_summary(document)
     if not total["items"]:
         return "**harness**: no test items ran"
     title = (
         f"**harness**: {total['passed']}/{total['items']} items passed "
-        f"({_pct(total['pass_rate'])}) across {_plural(total['models'], 'model')}"
+        f"({percent(total['pass_rate'])}) across {plural(total['models'], 'model')}"
     )
     if total["duration_s"] is not None:
-        title += f" in {float(total['duration_s']):.1f} s"
+        title += f" in {duration(total['duration_s'])}"
     if total["errors"]:
-        title += f", {_plural(total['errors'], 'item')} errored"
+        title += f", {plural(total['errors'], 'item')} errored"
     return title
 
 
@@ -294,10 +283,10 @@ def _add_comparison(out: _Builder, comparison: Comparison, html_name: str) -> No
     regressions = comparison.significant_regressions
     meaning = alpha_sentence(comparison.alpha)
     if regressions:
-        out.add(f"**{_plural(len(regressions), 'significant regression')}** ({meaning}).")
+        out.add(f"**{plural(len(regressions), 'significant regression')}** ({meaning}).")
     else:
         flips = sum(c.status == "regression" for c in comparison.cases)
-        note = f"; {_plural(flips, 'case')} went pass → fail, not significant" if flips else ""
+        note = f"; {plural(flips, 'case')} went pass → fail, not significant" if flips else ""
         out.add(f"No significant regressions ({meaning}{note}).")
     for line in comparison.notes:
         out.add(f"Note: {escape_markdown(line)}.")
@@ -327,30 +316,30 @@ def _right_after_first(headers: Sequence[str]) -> tuple[str, ...]:
     return ("left",) + ("right",) * (len(headers) - 1)
 
 
-def _add_races(out: _Builder, document: Mapping[str, Any], html_name: str) -> None:
+def _add_races(out: _Builder, document: RunDocument, html_name: str) -> None:
     """The races section: per-model tallies and what the losers consumed; none without races."""
     summary = race_summary(document)
-    if summary is None or not out.add(f"### Races ({summary['races']:,})"):
+    if summary is None or not out.add(f"### Races ({integer(summary['races'])})"):
         return
     rows = [
         [
             escape_markdown(str(t["model"])),
-            f"{t['races']:,}",
-            f"{t['winner']:,}",
-            f"{t['finished']:,}",
-            f"{t['cancelled']:,}",
-            f"{t['failed']:,}",
-            "—" if t["lost_tokens"] is None else f"{t['lost_tokens']:,}",
-            "—" if t["lost_cost_usd"] is None else _usd(t["lost_cost_usd"]),
+            integer(t["races"]),
+            integer(t["winner"]),
+            integer(t["finished"]),
+            integer(t["cancelled"]),
+            integer(t["failed"]),
+            integer(t["lost_tokens"]),
+            usd(t["lost_cost_usd"]),
         ]
         for t in summary["models"]
     ]
     pointer = _Pointer("race models", html_name)
     _add_table(out, RACE_HEADERS, rows, _right_after_first(RACE_HEADERS), pointer)
-    out.add(losers_text(summary, _usd))
+    out.add(losers_text(summary))
 
 
-def _output_text(record: Mapping[str, Any]) -> str:
+def _output_text(record: ResultRecord) -> str:
     """The text a record's response carried (its content, else its tool calls)."""
     response = record.get("response")
     if not isinstance(response, Mapping):
@@ -372,7 +361,7 @@ def _output_text(record: Mapping[str, Any]) -> str:
     )
 
 
-def _why(item: Mapping[str, Any], record: Mapping[str, Any] | None) -> str:
+def _why(item: ItemRecord, record: ResultRecord | None) -> str:
     """Why an item failed: its repeat count when repeated, then the error or failed checks."""
     parts = []
     repeats = int(item.get("repeats") or 0)
@@ -380,8 +369,7 @@ def _why(item: Mapping[str, Any], record: Mapping[str, Any] | None) -> str:
         parts.append(f"{item.get('passes', 0)}/{repeats} repeats passed")
     if record is None:
         parts.append("no record of the answer")
-    elif isinstance(record.get("error"), Mapping):
-        error = record["error"]
+    elif isinstance(error := record.get("error"), Mapping):
         parts.append(f"{error.get('type', 'error')}: {error.get('message', '')}")
     else:
         failed = [c for c in record.get("checks") or [] if not c.get("passed")]
@@ -391,9 +379,9 @@ def _why(item: Mapping[str, Any], record: Mapping[str, Any] | None) -> str:
     return "; ".join(str(p) for p in parts)
 
 
-def _failing_rows(document: Mapping[str, Any], comparison: Comparison | None) -> list[list[str]]:
+def _failing_rows(document: RunDocument, comparison: Comparison | None) -> list[list[str]]:
     """One row per failing item, regressions (per the comparison) first."""
-    records: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    records: dict[tuple[str, str], list[ResultRecord]] = {}
     for r in document.get("records", []):
         records.setdefault((str(r.get("test_id")), str(r.get("model"))), []).append(r)
     regressed = (
@@ -431,7 +419,7 @@ def _failing_rows(document: Mapping[str, Any], comparison: Comparison | None) ->
 
 
 def render_markdown(
-    document: Mapping[str, Any],
+    document: RunDocument,
     *,
     comparison: Comparison | None = None,
     html_name: str = "report.html",
@@ -452,7 +440,7 @@ def render_markdown(
     out = _Builder(limit_bytes)
     title = _title(document)
     if comparison is not None and comparison.has_significant_regression:
-        title += f" — {_plural(len(comparison.significant_regressions), 'significant regression')}"
+        title += f" — {plural(len(comparison.significant_regressions), 'significant regression')}"
     if not out.add(title):
         return title.encode("utf-8")[: max(0, limit_bytes - 1)].decode("utf-8", "ignore") + "\n"
     summary = summary_rows(document, escape_markdown)

@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from harness.results import percentile, wilson_interval
+from harness.report.formatting import NONE, integer, ms, percent, usd
+from harness.results import RunDocument, percentile, wilson_interval
 
 __all__ = [
     "RACE_OUTCOMES",
@@ -64,7 +65,7 @@ RACE_OUTCOMES = ("winner", "finished", "cancelled", "failed")
 """A race contestant's ``outcome`` values."""
 
 
-def model_summaries(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+def model_summaries(document: RunDocument) -> list[dict[str, Any]]:
     """One summary dict per model (see the module docstring for the keys)."""
     out: dict[str, dict[str, Any]] = {}
 
@@ -102,16 +103,16 @@ def model_summaries(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     for r in document.get("records", []):
         e = entry(str(r.get("model")))
         e["records"] += 1
-        if r.get("latency_ms") is not None:
-            e["latencies"].append(float(r["latency_ms"]))
-        if r.get("ttft_ms") is not None:
-            e["ttfts"].append(float(r["ttft_ms"]))
-        if r.get("tokens_per_s") is not None:
-            e["speeds"].append(float(r["tokens_per_s"]))
+        if (value := r.get("latency_ms")) is not None:
+            e["latencies"].append(float(value))
+        if (value := r.get("ttft_ms")) is not None:
+            e["ttfts"].append(float(value))
+        if (value := r.get("tokens_per_s")) is not None:
+            e["speeds"].append(float(value))
         e["prompt_tokens"] += int(r.get("prompt_tokens") or 0)
         e["completion_tokens"] += int(r.get("completion_tokens") or 0)
-        if r.get("cost_usd") is not None:
-            e["cost_usd"] += float(r["cost_usd"])
+        if (cost := r.get("cost_usd")) is not None:
+            e["cost_usd"] += float(cost)
             e["priced"] = True
         if r.get("cache_hit"):
             e["cache_hits"] += 1
@@ -144,7 +145,7 @@ def model_summaries(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     return summaries
 
 
-def overall_summary(document: Mapping[str, Any]) -> dict[str, Any]:
+def overall_summary(document: RunDocument) -> dict[str, Any]:
     """Totals over every model.
 
     Keys: ``models``, ``items``, ``passed``, ``failed``, ``errors``, ``records``,
@@ -175,7 +176,7 @@ def overall_summary(document: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def summary_headers(
-    document: Mapping[str, Any], *, replayed: bool | None = None
+    document: RunDocument, *, replayed: bool | None = None
 ) -> tuple[str, ...]:
     """The per-model table's columns: ``SUMMARY_HEADERS``, then ``REPLAYED_HEADER``.
 
@@ -191,7 +192,7 @@ def summary_headers(
 
 
 def summary_rows(
-    document: Mapping[str, Any],
+    document: RunDocument,
     escape: Callable[[str], str] = str,
     *,
     replayed: bool | None = None,
@@ -208,22 +209,22 @@ def summary_rows(
     for m in model_summaries(document):
         lo, hi = m["pass_rate_ci95"]
         rate = (
-            "—"
+            NONE
             if m["pass_rate"] is None
-            else f"{m['pass_rate'] * 100:.1f}% [{lo * 100:.1f}–{hi * 100:.1f}]"
+            else f"{percent(m['pass_rate'])} [{lo * 100:.1f}–{hi * 100:.1f}]"
         )
         row = [
             escape(str(m["model"])),
-            str(m["items"]),
-            str(m["passed"]),
-            str(m["failed"]),
-            str(m["errors"]),
+            integer(m["items"]),
+            integer(m["passed"]),
+            integer(m["failed"]),
+            integer(m["errors"]),
             rate,
-            _ms(m["latency_p50_ms"]),
-            _ms(m["latency_p95_ms"]),
-            *([_ms(m["ttft_p50_ms"])] if with_ttft else []),
-            f"{m['total_tokens']:,}",
-            _usd(m["cost_usd"]),
+            ms(m["latency_p50_ms"], unit=False),
+            ms(m["latency_p95_ms"], unit=False),
+            *([ms(m["ttft_p50_ms"], unit=False)] if with_ttft else []),
+            integer(m["total_tokens"]),
+            usd(m["cost_usd"]),
         ]
         if with_replayed:
             row.append(replayed_text(m["cache_hits"], m["saved_usd"]))
@@ -233,13 +234,13 @@ def summary_rows(
 
 def replayed_text(hits: int, saved_usd: float | None) -> str:
     """``12 · saved $0.0123``: replayed answers and the cost they saved (when recorded)."""
-    text = f"{hits:,}"
+    text = integer(hits)
     if hits and saved_usd is not None:
-        text += f" · saved {_usd(saved_usd)}"
+        text += f" · saved {usd(saved_usd)}"
     return text
 
 
-def summary_table(document: Mapping[str, Any], tablefmt: str = "simple") -> str:
+def summary_table(document: RunDocument, tablefmt: str = "simple") -> str:
     """The per-model table as text (``simple`` for terminals, ``github`` for markdown).
 
     It has the replayed column when some answer was replayed from the response store.
@@ -274,7 +275,7 @@ def contestant_usage(contestant: Mapping[str, Any]) -> tuple[int | None, float |
     return tokens, _number(contestant.get("cost_usd"))
 
 
-def race_summary(document: Mapping[str, Any]) -> dict[str, Any] | None:
+def race_summary(document: RunDocument) -> dict[str, Any] | None:
     """What the races of a run came to; ``None`` when no record is a race winner.
 
     Returns:
@@ -307,13 +308,11 @@ def race_summary(document: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def losers_text(summary: Mapping[str, Any], usd: Callable[[float], str] | None = None) -> str:
+def losers_text(summary: Mapping[str, Any]) -> str:
     """One sentence on what the races' losers consumed, from ``race_summary``.
 
-    ``Losers consumed 1,234 tokens ($0.0012) across 5 races where reported.``; ``usd``
-    formats the cost (``$0.0012`` by default).
+    ``Losers consumed 1,234 tokens ($0.001200) across 5 races where reported.``
     """
-    usd = usd or _usd_text
     races = summary["reported_races"]
     if not races:
         return (
@@ -321,11 +320,11 @@ def losers_text(summary: Mapping[str, Any], usd: Callable[[float], str] | None =
             "arrived reports none)."
         )
     tokens, cost = summary["lost_tokens"], summary["lost_cost_usd"]
-    spent = f"{tokens:,} tokens" if tokens is not None else ""
+    spent = f"{integer(tokens)} tokens" if tokens is not None else ""
     if cost is not None:
         spent = f"{spent} ({usd(cost)})" if spent else usd(cost)
     where = "race" if races == 1 else "races"
-    return f"Losers consumed {spent} across {races:,} {where} where reported."
+    return f"Losers consumed {spent} across {integer(races)} {where} where reported."
 
 
 def _tally_race(
@@ -367,11 +366,11 @@ def _race_tally(model: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- helpers
 
 
-def _with_ttft(document: Mapping[str, Any]) -> bool:
+def _with_ttft(document: RunDocument) -> bool:
     return any(r.get("ttft_ms") is not None for r in document.get("records", []))
 
 
-def _with_replayed(document: Mapping[str, Any], replayed: bool | None) -> bool:
+def _with_replayed(document: RunDocument, replayed: bool | None) -> bool:
     if replayed is not None:
         return replayed
     return any(r.get("cache_hit") for r in document.get("records", []))
@@ -394,14 +393,3 @@ def _integer(value: Any) -> int | None:
         return int(value)
     return None
 
-
-def _usd(value: float | None) -> str:
-    return "—" if value is None else _usd_text(value)
-
-
-def _usd_text(value: float) -> str:
-    return f"${value:.4f}"
-
-
-def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0f}"

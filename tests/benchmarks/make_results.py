@@ -1,7 +1,7 @@
 """A synthetic run document (``results.json``) for report tests and benchmarks.
 
 ``make_results(n_records=10_000, models=3, seed=0)`` returns a valid run document (the shape
-``harness.report.results.build_document`` makes) with:
+``harness.report.document.build_document`` makes) with:
 
 * suite cases run once per model, some with repeats (3 by default) and a pass threshold;
 * races: one record per race, for the winning model, with every contestant's outcome;
@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.report.results import build_document
+from harness.report.document import build_document
 from harness.results import wilson_interval
 
 __all__ = ["XSS_PAYLOADS", "make_results"]

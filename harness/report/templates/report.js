@@ -79,18 +79,23 @@
     return node;
   }
 
+  /* Numbers as harness/report/formatting.py writes them: "1,234 ms", "$0.0123", "$0.001234". */
+  function grouped(text) {
+    var parts = text.split(".");
+    parts[0] = parts[0].replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    return parts.join(".");
+  }
+
   function ms(value) {
     if (typeof value !== "number") { return ""; }
-    if (value >= 10000) { return (value / 1000).toFixed(1) + " s"; }
-    if (value >= 1000) { return (value / 1000).toFixed(2) + " s"; }
-    return Math.round(value) + " ms";
+    return grouped(String(Math.round(value))) + " ms";
   }
 
   function usd(value) {
     if (typeof value !== "number") { return ""; }
-    if (value >= 1) { return "$" + value.toFixed(2); }
-    if (value >= 0.01) { return "$" + value.toFixed(4); }
-    return value === 0 ? "$0" : "$" + value.toFixed(6);
+    var size = Math.abs(value);
+    var text = "$" + grouped(size.toFixed(size > 0 && size < 0.01 ? 6 : 4));
+    return value < 0 ? "-" + text : text;
   }
 
   /* A block of text shown as its first lines; a click shows all of it (and back). */

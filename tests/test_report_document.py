@@ -7,7 +7,7 @@ import json
 import pytest
 
 from harness.cli import main
-from harness.report.results import (
+from harness.report.document import (
     SCHEMA,
     ResultsError,
     build_document,
@@ -245,7 +245,7 @@ def test_race_tallies_count_what_losers_consumed():
     assert (c["lost_tokens"], c["lost_cost_usd"]) == (None, None)  # never reported
     assert summary["lost_tokens"] == 29
     assert summary["lost_cost_usd"] == pytest.approx(0.00035)
-    want = "Losers consumed 29 tokens ($0.0003) across 2 races where reported."
+    want = "Losers consumed 29 tokens ($0.000350) across 2 races where reported."
     assert losers_text(summary) == want
 
 

@@ -20,9 +20,10 @@ import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from harness._version import __version__
+from harness.results import ItemRecord, ResultRecord, RunDocument, RunHeader
 
 __all__ = [
     "SCHEMA",
@@ -111,18 +112,18 @@ def model_entries(config: Any, names: Iterable[str] = ()) -> list[dict[str, Any]
 
 
 def build_document(
-    records: Sequence[Mapping[str, Any]],
+    records: Sequence[ResultRecord],
     items: Sequence[Mapping[str, Any]] = (),
     *,
     run: Mapping[str, Any] | None = None,
-    history: Sequence[Mapping[str, Any]] = (),
-) -> dict[str, Any]:
+    history: Sequence[ResultRecord] = (),
+) -> RunDocument:
     """Assemble a run document from records, item outcomes and a run header.
 
     ``history`` holds the records of superseded attempts (a rerun's earlier tries); they are
     kept for the record and never counted.
     """
-    header: dict[str, Any] = {
+    header: RunHeader = {
         "started": None,
         "finished": time.time(),
         "duration_s": None,
@@ -133,14 +134,15 @@ def build_document(
         "config_hash": None,
         "models": [],
     }
-    header.update(run or {})
-    if header.get("started") and header.get("finished"):
-        header["duration_s"] = round(float(header["finished"]) - float(header["started"]), 3)
-    document: dict[str, Any] = {
+    header.update(cast(RunHeader, run or {}))
+    started, finished = header.get("started"), header.get("finished")
+    if started and finished:
+        header["duration_s"] = round(float(finished) - float(started), 3)
+    document: RunDocument = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "run": header,
-        "items": [dict(i) for i in items],
+        "items": [cast(ItemRecord, dict(i)) for i in items],
         "records": _clean(records),
     }
     if history:
@@ -148,16 +150,17 @@ def build_document(
     return document
 
 
-def _clean(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _clean(records: Iterable[Mapping[str, Any]]) -> list[ResultRecord]:
+    """Records without the stream's ``kind`` and ``session``, each with its ``case``."""
     out = []
     for record in records:
         r = {k: v for k, v in record.items() if k not in ("kind", "session")}
         r.setdefault("case", case_key(r))
-        out.append(r)
+        out.append(cast(ResultRecord, r))
     return out
 
 
-def write_document(document: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+def write_document(document: RunDocument, path: str | os.PathLike[str]) -> Path:
     """Write the document as JSON (atomically: a temporary file, then a rename)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -170,7 +173,7 @@ def write_document(document: Mapping[str, Any], path: str | os.PathLike[str]) ->
     return target
 
 
-def load_document(path: str | os.PathLike[str]) -> dict[str, Any]:
+def load_document(path: str | os.PathLike[str]) -> RunDocument:
     """Read and check a ``results.json`` (also accepts a ``results.jsonl`` stream)."""
     p = Path(path)
     try:
@@ -185,7 +188,12 @@ def load_document(path: str | os.PathLike[str]) -> dict[str, Any]:
         records = [line for line in lines if line.get("kind") == "result"]
         history = [line for line in lines if line.get("kind") == "rerun"]
         run = {k: v for k, v in header.items() if k != "kind"}
-        return build_document(records, _items_from_records(records), run=run, history=history)
+        return build_document(
+            cast(list[ResultRecord], records),
+            _items_from_records(records),
+            run=run,
+            history=cast(list[ResultRecord], history),
+        )
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -208,15 +216,15 @@ def load_document(path: str | os.PathLike[str]) -> dict[str, Any]:
         record.setdefault("case", case_key(record))
     if not data["items"]:
         data["items"] = _items_from_records(data["records"])
-    return data
+    return cast(RunDocument, data)
 
 
-def _items_from_records(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _items_from_records(records: Sequence[Mapping[str, Any]]) -> list[ItemRecord]:
     """Item outcomes rebuilt from records (for streams and hand-made files)."""
     by_item: dict[str, list[Mapping[str, Any]]] = {}
     for r in records:
         by_item.setdefault(str(r["test_id"]), []).append(r)
-    items = []
+    items: list[ItemRecord] = []
     for test_id, recs in by_item.items():
         passes = sum(bool(r.get("passed")) for r in recs)
         items.append(
@@ -233,7 +241,7 @@ def _items_from_records(records: Sequence[Mapping[str, Any]]) -> list[dict[str, 
     return items
 
 
-def merge_documents(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def merge_documents(documents: Sequence[RunDocument]) -> RunDocument:
     """One run from several (sharded CI jobs); no record is lost.
 
     Every record of every input is kept. An item (a test id) that appears in more than one
@@ -243,26 +251,26 @@ def merge_documents(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """
     if not documents:
         raise ResultsError("nothing to merge")
-    by_item: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
-    history: list[dict[str, Any]] = []
+    by_item: dict[str, tuple[list[ResultRecord], list[ItemRecord]]] = {}
+    history: list[ResultRecord] = []
     replaced: list[str] = []
     models: dict[str, dict[str, Any]] = {}
     started: list[float] = []
     finished: list[float] = []
     for doc in documents:
-        run = doc.get("run", {})
-        if run.get("started"):
-            started.append(float(run["started"]))
-        if run.get("finished"):
-            finished.append(float(run["finished"]))
-        for m in run.get("models", []):
+        header = doc.get("run", {})
+        if start := header.get("started"):
+            started.append(float(start))
+        if finish := header.get("finished"):
+            finished.append(float(finish))
+        for m in header.get("models", []):
             models.setdefault(m.get("name", ""), m)
-        history.extend(dict(r) for r in doc.get("history", []))
-        mine: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+        history.extend(r.copy() for r in doc.get("history", []))
+        mine: dict[str, tuple[list[ResultRecord], list[ItemRecord]]] = {}
         for r in doc.get("records", []):
-            mine.setdefault(str(r["test_id"]), ([], []))[0].append(dict(r))
+            mine.setdefault(str(r["test_id"]), ([], []))[0].append(r.copy())
         for i in doc.get("items", []):
-            mine.setdefault(str(i["test_id"]), ([], []))[1].append(dict(i))
+            mine.setdefault(str(i["test_id"]), ([], []))[1].append(i.copy())
         for test_id, (records, items) in mine.items():
             earlier = by_item.pop(test_id, None)
             if earlier is not None:
@@ -270,7 +278,7 @@ def merge_documents(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 history.extend({**r, "superseded": "merge"} for r in earlier[0])
             by_item[test_id] = (records, items)
     first = documents[0].get("run", {})
-    run = {
+    run: dict[str, Any] = {
         **first,
         "started": min(started) if started else None,
         "finished": max(finished) if finished else None,
