@@ -26,14 +26,17 @@ from harness.report.formatting import (
     ("value", "text"),
     [
         (None, NONE),
-        (0, "$0.0000"),
+        (0, "$0"),
+        (-0.0, "$0"),
         (0.0123, "$0.0123"),
         (0.01, "$0.0100"),
         (0.00035, "$0.000350"),  # below a cent: six decimals, never rounded away
         (0.0000001, "$0.000000"),
-        (1234.5, "$1,234.5000"),
+        (1234.5, "$1,234.50"),
+        (1, "$1.00"),
+        (0.99994, "$0.9999"),
         (-0.002, "-$0.002000"),
-        (-1.5, "-$1.5000"),
+        (-1.5, "-$1.50"),
     ],
 )
 def test_usd(value: float | None, text: str) -> None:
@@ -69,7 +72,7 @@ def test_counts_speed_and_signs() -> None:
     assert speed(1234.5) == "1,234"
     assert signed(12, ms) == "+12 ms"
     assert signed(-12, ms) == "-12 ms"
-    assert signed(0, usd) == "$0.0000"
+    assert signed(0, usd) == "$0"
     assert signed(None, usd) == NONE
     assert plural(1, "model") == "1 model"
     assert plural(3, "model") == "3 models"

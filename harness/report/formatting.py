@@ -2,8 +2,9 @@
 
 Each function takes ``None`` for "not measured / not reported" and then gives ``—``.
 
-* money — ``usd``: four decimals, six below one cent (``$0.0123``, ``$0.001234``,
-  ``$1,234.5000``, ``$0.0000``), the sign before the dollar (``-$0.002000``);
+* money — ``usd``: two decimals from one dollar (``$1,234.50``), four below it
+  (``$0.0123``), six below one cent (``$0.001234``), ``$0`` for nothing, the sign before
+  the dollar (``-$0.002000``);
 * milliseconds — ``ms``: whole milliseconds with thousands separators (``850 ms``,
   ``12,345 ms``); ``unit=False`` drops `` ms`` for a column whose header says it;
 * rates — ``percent``: a fraction as a percentage, one decimal (``71.8%``); ``interval``:
@@ -47,11 +48,13 @@ NONE = "—"
 
 
 def usd(value: float | None) -> str:
-    """Money: ``$0.0123``; six decimals below one cent (``$0.001234``); ``-$0.0020``."""
+    """Money: ``$12.50``, ``$0.0123``, ``$0.001234`` (six decimals below a cent), ``$0``."""
     if value is None:
         return NONE
     size = abs(value)
-    digits = 6 if 0 < size < 0.01 else 4
+    if size == 0:
+        return "$0"
+    digits = 2 if size >= 1 else 4 if size >= 0.01 else 6
     return f"{'-' if value < 0 else ''}${size:,.{digits}f}"
 
 

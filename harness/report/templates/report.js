@@ -94,7 +94,8 @@
   function usd(value) {
     if (typeof value !== "number") { return ""; }
     var size = Math.abs(value);
-    var text = "$" + grouped(size.toFixed(size > 0 && size < 0.01 ? 6 : 4));
+    if (size === 0) { return "$0"; }
+    var text = "$" + grouped(size.toFixed(size >= 1 ? 2 : size >= 0.01 ? 4 : 6));
     return value < 0 ? "-" + text : text;
   }
 
