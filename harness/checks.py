@@ -99,7 +99,7 @@ from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeAlias, get_args
 import jsonschema
 from jsonschema.exceptions import best_match
 
-from harness.providers.base import content_text
+from harness.providers.wire import content_text
 from harness.runner import Harness, get_default_harness
 from harness.types import FinishReason, ModelResponse
 
