@@ -125,7 +125,10 @@ class Call:
         The call's ``api_base`` (the runner puts the resolved one there), else the spec's
         (``ModelSpec.resolve_api_base``: config, environment, provider default).
         """
-        return self.spec.resolve_api_base(self.api_base)
+        base = self.api_base
+        if base and base[-1] != "/":
+            return base  # the runner's, resolved already (the hot path)
+        return self.spec.resolve_api_base(base)
 
     def error(self, cls: type[HarnessError], message: str, **kw: Any) -> HarnessError:
         """Build an error of ``cls`` that carries this call's provider and model."""
