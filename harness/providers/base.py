@@ -100,6 +100,8 @@ class Call:
     """OpenAI-named parameters (temperature, max_tokens, tools, …); harness-only keys removed."""
     api_key: str | None = None
     api_base: str | None = None
+    """The base URL the runner resolved (``ModelSpec.resolve_api_base``); ``None``: the
+    spec's, resolved by ``base_url()``."""
     headers: Mapping[str, str] = field(default_factory=dict)
     attempt: int = 0
     """0 for the first attempt; retries count up."""
@@ -313,7 +315,6 @@ class HTTPProvider(Provider):
             return http_stream_chunks(self, call, send_stream, stream)
 
         return ResponseStream(produce, clock=clock)
-
 
 
 def get_provider(family: str) -> Provider:

@@ -99,8 +99,6 @@ def not_json_message(exc: ValueError, body: bytes, headers: Mapping[str, str]) -
     return f"response body is not JSON (content type {ctype!r}): {shown!r}"
 
 
-
-
 def transport_error(call: Call, exc: BaseException, *, streaming: bool = True) -> HarnessError:
     """The harness error for an httpx/socket failure while sending or streaming."""
     if isinstance(exc, _http.ResponseTooLarge):
@@ -126,8 +124,6 @@ def _described(exc: BaseException) -> str:
         text = f"{type(cause).__name__}: {cause}" if str(cause) else ""
         cause = cause.__cause__ or cause.__context__
     return f"{type(exc).__name__}: {text or '(no detail)'}"
-
-
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
