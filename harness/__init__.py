@@ -69,7 +69,7 @@ from harness.types import (
 )
 
 if TYPE_CHECKING:
-    from harness.providers.base import ResponseStream
+    from harness.providers.streams import ResponseStream
     from harness.runner import Harness, Result, get_default_harness, set_default_harness
 
 # The runner pulls in asyncio and httpx (~110 ms); it is imported on first use, so that
@@ -79,7 +79,7 @@ _LAZY = {
     "Result": "harness.runner",
     "get_default_harness": "harness.runner",
     "set_default_harness": "harness.runner",
-    "ResponseStream": "harness.providers.base",
+    "ResponseStream": "harness.providers.streams",
 }
 
 

@@ -34,8 +34,9 @@ largest response body, or sum of a stream's bytes, the harness reads from a prov
 transport enforces it and its default (32 MiB) is set there, so ``None`` here means "not
 configured". A file that is not UTF-8 is a ``ConfigError`` naming the byte offset.
 
-This module owns the provider table (default base URL and key variable of each named
-provider), resolution of a name into a frozen ``ModelSpec``, and loading with precise errors
+This module owns resolution of a name into a frozen ``ModelSpec`` (the provider table it
+reads, with each named provider's default base URL and key variables, is
+``harness.providers.registry``), and loading with precise errors
 that name the file and the field. It never reads API keys into a spec: keys are looked up
 at call time and never stored.
 """
@@ -53,6 +54,7 @@ from typing import Any
 
 from harness.errors import ConfigError, secret_headers
 from harness.prices import Price, builtin_price
+from harness.providers.registry import PROVIDERS, ProviderInfo, provider_info, resolve_api_base
 
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
@@ -73,80 +75,6 @@ DEFAULT_TIMEOUT = 600.0
 DEFAULT_RETRIES = 2
 DEFAULT_MAX_CONCURRENCY: int | None = None
 """No per-model limit unless configured; ``max_workers`` still bounds each batch."""
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderInfo:
-    """What the harness knows about a named provider before any config."""
-
-    family: str
-    """The adapter that speaks its API: openai, azure, anthropic, gemini, cohere, echo, mock."""
-    api_base: str | None
-    key_env: tuple[str, ...] = ()
-    """Environment variables that may hold the key, first found wins."""
-    key_required: bool = True
-    base_env: tuple[str, ...] = ()
-    """Environment variables that may override the base URL."""
-    openai_native: bool = False
-    """OpenAI itself (sends ``max_completion_tokens``); compatible servers get ``max_tokens``."""
-
-
-def _compat(base: str, *key_env: str, required: bool = True) -> ProviderInfo:
-    return ProviderInfo("openai", base, key_env, key_required=required)
-
-
-PROVIDERS: Mapping[str, ProviderInfo] = MappingProxyType(
-    {
-        "openai": ProviderInfo(
-            "openai",
-            "https://api.openai.com/v1",
-            ("OPENAI_API_KEY",),
-            base_env=("OPENAI_BASE_URL",),
-            openai_native=True,
-        ),
-        "azure": ProviderInfo(
-            "azure",
-            None,
-            ("AZURE_OPENAI_API_KEY", "AZURE_API_KEY"),
-            base_env=("AZURE_OPENAI_ENDPOINT", "AZURE_API_BASE"),
-        ),
-        "ollama": _compat("http://localhost:11434/v1", required=False),
-        "vllm": _compat("http://localhost:8000/v1", "VLLM_API_KEY", required=False),
-        "hosted_vllm": _compat("http://localhost:8000/v1", "VLLM_API_KEY", required=False),
-        "llamacpp": _compat("http://127.0.0.1:8080/v1", "LLAMA_API_KEY", required=False),
-        "lm_studio": _compat("http://localhost:1234/v1", "LM_STUDIO_API_KEY", required=False),
-        "groq": _compat("https://api.groq.com/openai/v1", "GROQ_API_KEY"),
-        "together": _compat(
-            "https://api.together.xyz/v1", "TOGETHER_API_KEY", "TOGETHERAI_API_KEY"
-        ),
-        "together_ai": _compat(
-            "https://api.together.xyz/v1", "TOGETHER_API_KEY", "TOGETHERAI_API_KEY"
-        ),
-        "openrouter": _compat("https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
-        "mistral": _compat("https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
-        "deepseek": _compat("https://api.deepseek.com", "DEEPSEEK_API_KEY"),
-        "anthropic": ProviderInfo(
-            "anthropic",
-            "https://api.anthropic.com",
-            ("ANTHROPIC_API_KEY",),
-            base_env=("ANTHROPIC_BASE_URL",),
-        ),
-        "gemini": ProviderInfo(
-            "gemini",
-            "https://generativelanguage.googleapis.com/v1beta",
-            ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
-            base_env=("GOOGLE_GEMINI_BASE_URL",),
-        ),
-        "cohere": ProviderInfo(
-            "cohere",
-            "https://api.cohere.com",
-            ("CO_API_KEY", "COHERE_API_KEY"),
-            base_env=("CO_API_URL",),
-        ),
-        "echo": ProviderInfo("echo", None, key_required=False),
-        "mock": ProviderInfo("mock", None, key_required=False),
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,15 +122,11 @@ class ModelSpec:
         return f"{self.provider}/{self.model}"
 
     def resolve_api_base(self, override: str | None = None) -> str | None:
-        """The base URL: call override, then config, then env override, then provider default."""
-        if override:
-            return override.rstrip("/")
-        if self.api_base:
-            return self.api_base.rstrip("/")
-        for var in self.info.base_env:
-            if os.environ.get(var):
-                return os.environ[var].rstrip("/")
-        return self.info.api_base
+        """The base URL: call override, then config, then env override, then provider default.
+
+        The rule is ``harness.providers.registry.resolve_api_base``.
+        """
+        return resolve_api_base(self.info, self.api_base, override)
 
     def resolve_api_key(
         self, override: str | None = None, api_base: str | None = None
@@ -409,7 +333,7 @@ def parse_model_string(name: str, known_aliases: tuple[str, ...] = ()) -> ModelS
             f"providers: {', '.join(sorted(PROVIDERS))}",
             model=name,
         )
-    if provider not in PROVIDERS:
+    if provider_info(provider) is None:
         raise ConfigError(
             f"unknown provider {provider!r} in model {name!r}; "
             f"known providers: {', '.join(sorted(PROVIDERS))}",

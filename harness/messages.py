@@ -276,14 +276,14 @@ def last_user_text(messages: object, text: Callable[[Any], str] | None = None) -
     """The text of the last user message; ``None`` when there is none.
 
     ``text`` turns the message's ``content`` into text; by default
-    ``harness.providers.base.content_text`` (a string as it is, the text parts of a list
+    ``harness.providers.wire.content_text`` (a string as it is, the text parts of a list
     joined).
     """
     message = last_user_message(messages)
     if message is None:
         return None
     if text is None:
-        from harness.providers.base import content_text  # imports httpx: only when asked
+        from harness.providers.wire import content_text  # imports httpx: only when asked
 
         text = content_text
     return text(message.get("content"))

@@ -64,13 +64,8 @@ from harness.http import ClientCache, RawStream, Send, TransportKind
 from harness.limits import CostBudget, SharedLimiter
 from harness.messages import validate_conversations, validate_messages
 from harness.paths import DEFAULT_CACHE_PATH, DEFAULT_LIMITS_PATH
-from harness.providers.base import (
-    DEFAULT_MAX_RESPONSE_BYTES,
-    Call,
-    ResponseStream,
-    get_provider,
-    response_chunks,
-)
+from harness.providers.base import DEFAULT_MAX_RESPONSE_BYTES, Call, get_provider
+from harness.providers.streams import ResponseStream, response_chunks
 from harness.race import Entrant, Race
 from harness.retry import RetryPolicy
 from harness.types import Contestant, ModelResponse, StreamChunk

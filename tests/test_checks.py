@@ -1155,7 +1155,7 @@ def test_tokens_per_s_checks_the_recorded_output_speed():
     extra=st.floats(min_value=-1e3, max_value=1e5),
 )
 def test_output_speed_is_tokens_over_the_time_after_the_first_token(tokens, ttft, extra):
-    from harness.providers.base import output_speed
+    from harness.providers.streams import output_speed
 
     latency = None if ttft is None else ttft + extra
     speed = output_speed(tokens, ttft, latency)

@@ -12,7 +12,7 @@ import pytest
 import harness
 from harness import Harness, RateLimitError
 from harness.limits import CostBudget, SharedLimiter
-from harness.providers import base
+from harness.providers import streams
 from tests.local_server import LocalServer, Reply
 
 USER = [{"role": "user", "content": "Capital of Sweden?"}]
@@ -175,7 +175,7 @@ def test_a_finished_stream_hands_its_connection_back_for_reuse():
 
 
 def test_a_body_left_open_after_the_terminal_event_is_not_reused(monkeypatch):
-    monkeypatch.setattr(base, "DRAIN_TIMEOUT", 0.05)
+    monkeypatch.setattr(streams, "DRAIN_TIMEOUT", 0.05)
     held = Reply(body=SSE, headers={"content-type": "text/event-stream"}, unfinished=True)
     with LocalServer(lambda r: held) as server:
         h = Harness(retries=0)

@@ -38,7 +38,12 @@ from harness.errors import (
 from harness.providers.base import (
     Call,
     HTTPProvider,
+)
+from harness.providers.streams import (
     StreamParser,
+)
+from harness.providers.wire import (
+    FinishReasons,
     content_text,
     error_details,
     json_request,
@@ -59,7 +64,21 @@ from harness.types import (
     Usage,
 )
 
-__all__ = ["ANTHROPIC_VERSION", "DEFAULT_MAX_TOKENS", "AnthropicProvider"]
+__all__ = ["FINISH_REASONS", "ANTHROPIC_VERSION", "DEFAULT_MAX_TOKENS", "AnthropicProvider"]
+
+FINISH_REASONS = FinishReasons(
+    mapped={
+        "end_turn": "stop",
+        "stop_sequence": "stop",
+        "max_tokens": "length",
+        "model_context_window_exceeded": "length",
+        "tool_use": "tool_calls",
+        "refusal": "content_filter",
+        "pause_turn": "stop",
+    },
+    flagged=frozenset({"pause_turn"}),
+)
+"""Anthropic's stop reasons (``pause_turn`` is kept as a flag: the turn is unfinished)."""
 
 ANTHROPIC_VERSION = "2023-06-01"
 """The ``anthropic-version`` header value (the one the official SDK sends)."""
@@ -119,7 +138,7 @@ class AnthropicProvider(HTTPProvider):
                 role, tool-call arguments that are not a JSON object, bad image URL, …).
             ConfigError: no base URL could be resolved.
         """
-        base = call.spec.resolve_api_base(call.api_base)
+        base = call.base_url()
         if not base:
             raise call.error(ConfigError, "no api_base for the Anthropic API")
         headers = {"anthropic-version": ANTHROPIC_VERSION, "content-type": "application/json"}
@@ -145,7 +164,7 @@ class AnthropicProvider(HTTPProvider):
             raise call.error(InvalidResponseError, "response has no 'content' list", body=str(data))
         message, flags = _message(blocks)
         raw = data.get("stop_reason")
-        finish, finish_flags = map_finish_reason(raw, call)
+        finish, finish_flags = map_finish_reason(raw, FINISH_REASONS, call)
         return ModelResponse(
             id=str(data.get("id") or new_id("msg_")),
             model=str(data.get("model") or call.spec.model),
@@ -341,7 +360,7 @@ class AnthropicStreamParser(StreamParser):
         if raw is None:
             return [self.chunk_of([], _usage(self._usage))]
         self._stop_reason = str(raw)
-        finish, _ = map_finish_reason(self._stop_reason, self.call)
+        finish, _ = map_finish_reason(self._stop_reason, FINISH_REASONS, self.call)
         return [self.chunk(finish_reason=finish, usage=_usage(self._usage))]
 
     def _message_stop(self, payload: Mapping[str, Any]) -> list[StreamChunk]:

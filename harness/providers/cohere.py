@@ -22,6 +22,7 @@ from harness.errors import (
     APIConnectionError,
     AuthenticationError,
     BillingError,
+    ConfigError,
     HarnessError,
     InternalServerError,
     InvalidResponseError,
@@ -31,8 +32,13 @@ from harness.errors import (
 from harness.providers.base import (
     Call,
     HTTPProvider,
+)
+from harness.providers.streams import (
     PartialToolCall,
     StreamParser,
+)
+from harness.providers.wire import (
+    FinishReasons,
     content_text,
     error_details,
     json_request,
@@ -54,10 +60,18 @@ from harness.types import (
     Usage,
 )
 
-__all__ = ["DEFAULT_API_BASE", "CohereProvider", "CohereStreamParser"]
+__all__ = ["FINISH_REASONS", "CohereProvider", "CohereStreamParser"]
 
-DEFAULT_API_BASE = "https://api.cohere.com"
-"""Where requests go when neither the call, the config nor the environment names a base."""
+FINISH_REASONS = FinishReasons(
+    mapped={
+        "COMPLETE": "stop",
+        "STOP_SEQUENCE": "stop",
+        "MAX_TOKENS": "length",
+        "TOOL_CALL": "tool_calls",
+    },
+    failed={"ERROR": InternalServerError, "TIMEOUT": TimeoutError},
+)
+"""Cohere's finish reasons; ``ERROR`` and ``TIMEOUT`` mean the generation failed."""
 
 MAX_RESET_WAIT = 60.0
 """Longest wait taken from ``x-ratelimit-reset``, as the Cohere SDK caps it."""
@@ -99,7 +113,9 @@ class CohereProvider(HTTPProvider):
 
     def build_request(self, call: Call) -> httpx.Request:
         """Build the ``/v2/chat`` POST for ``call`` (pure)."""
-        base = (call.spec.resolve_api_base(call.api_base) or DEFAULT_API_BASE).rstrip("/")
+        base = call.base_url()
+        if not base:
+            raise call.error(ConfigError, "no api_base for the Cohere API")
         url = base + ("/chat" if base.endswith("/v2") else "/v2/chat")
         headers = {"content-type": "application/json", "accept": "application/json"}
         if call.api_key:
@@ -116,7 +132,7 @@ class CohereProvider(HTTPProvider):
             TimeoutError: the finish reason is ``TIMEOUT``.
         """
         raw = data.get("finish_reason")
-        finish, flags = map_finish_reason(raw, call)
+        finish, flags = map_finish_reason(raw, FINISH_REASONS, call)
         message = parse_message(data.get("message") or {})
         if message.tool_calls and finish == "stop":
             finish = "tool_calls"
@@ -272,7 +288,7 @@ class CohereStreamParser(StreamParser):
             cls = TimeoutError if self._finish == "TIMEOUT" else InternalServerError
             raise self.call.error(cls, f"the stream ended with an error: {error}", body=data)
         finish: FinishReason
-        finish, _ = map_finish_reason(self._finish, self.call)
+        finish, _ = map_finish_reason(self._finish, FINISH_REASONS, self.call)
         if self._tools and finish == "stop":
             finish = "tool_calls"
         self._usage = delta.get("usage") or {}

@@ -24,6 +24,7 @@ from harness.errors import (
     AuthenticationError,
     BadRequestError,
     BillingError,
+    ConfigError,
     HarnessError,
     InvalidResponseError,
     RateLimitError,
@@ -32,7 +33,12 @@ from harness.errors import (
 from harness.providers.base import (
     Call,
     HTTPProvider,
+)
+from harness.providers.streams import (
     StreamParser,
+)
+from harness.providers.wire import (
+    FinishReasons,
     content_text,
     error_details,
     json_request,
@@ -58,10 +64,35 @@ from harness.types import (
     Usage,
 )
 
-__all__ = ["DEFAULT_API_BASE", "GeminiProvider", "GeminiStreamParser"]
+__all__ = ["FINISH_REASONS", "GeminiProvider", "GeminiStreamParser"]
 
-DEFAULT_API_BASE = "https://generativelanguage.googleapis.com/v1beta"
-"""Where requests go when neither the call, the config nor the environment names a base."""
+FINISH_REASONS = FinishReasons(
+    mapped={
+        "STOP": "stop",
+        "MAX_TOKENS": "length",
+        "MALFORMED_FUNCTION_CALL": "stop",
+        "UNEXPECTED_TOOL_CALL": "stop",
+        "TOO_MANY_TOOL_CALLS": "stop",
+        "FINISH_REASON_UNSPECIFIED": "stop",
+    },
+    filtered=frozenset(
+        {
+            "SAFETY",
+            "RECITATION",
+            "BLOCKLIST",
+            "PROHIBITED_CONTENT",
+            "SPII",
+            "LANGUAGE",
+            "OTHER",
+            "IMAGE_SAFETY",
+            "IMAGE_PROHIBITED_CONTENT",
+            "IMAGE_RECITATION",
+            "IMAGE_OTHER",
+            "NO_IMAGE",
+        }
+    ),
+)
+"""Gemini's finish reasons; the blocked ones are ``content_filter``."""
 
 _GENERATION_FIELDS: Mapping[str, str] = {
     "temperature": "temperature",
@@ -120,7 +151,9 @@ class GeminiProvider(HTTPProvider):
         return self._request(call, ":streamGenerateContent?alt=sse")
 
     def _request(self, call: Call, method: str) -> httpx.Request:
-        base = call.spec.resolve_api_base(call.api_base) or DEFAULT_API_BASE
+        base = call.base_url()
+        if not base:
+            raise call.error(ConfigError, "no api_base for the Gemini API")
         path = call.spec.model
         if not path.startswith("tunedModels/"):
             path = "models/" + path.removeprefix("models/")
@@ -313,7 +346,7 @@ class GeminiStreamParser(StreamParser):
             if cand.tools:
                 finish = "tool_calls"
             else:
-                finish, _ = map_finish_reason(cand.finish, self.call)
+                finish, _ = map_finish_reason(cand.finish, FINISH_REASONS, self.call)
         delta = Delta(
             role="assistant" if first else None,
             content=content if content or first else None,
@@ -643,7 +676,7 @@ def parse_candidate(
     if tool_calls:
         finish = "tool_calls"
     else:
-        finish, flags = map_finish_reason(candidate.get("finishReason"), call)
+        finish, flags = map_finish_reason(candidate.get("finishReason"), FINISH_REASONS, call)
     message = Message(
         content=content if content or not tool_calls else None,
         tool_calls=tool_calls or None,

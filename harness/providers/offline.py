@@ -35,6 +35,7 @@ spread between the remaining chunks. A simulated ``error`` is raised before the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import time
 from collections.abc import AsyncGenerator, Iterator, Mapping
@@ -51,17 +52,22 @@ from harness.errors import (
 from harness.messages import last_user_text
 from harness.providers.base import (
     Call,
-    Clock,
     Provider,
-    ResponseStream,
     Send,
     SendStream,
+)
+from harness.providers.streams import (
+    Clock,
+    ResponseStream,
+    response_chunks,
+    split_words,
+)
+from harness.providers.wire import (
+    FinishReasons,
     content_text,
     map_finish_reason,
     new_id,
     now,
-    response_chunks,
-    split_words,
 )
 from harness.types import (
     Choice,
@@ -266,11 +272,24 @@ def _simulated_error(call: Call, error: Any, answer: Mapping[str, Any]) -> Excep
     )
 
 
+@functools.cache
+def _finish_reasons() -> FinishReasons:
+    """Every built-in adapter's finish reasons: a scripted answer may use any provider's."""
+    from harness.providers import anthropic, cohere, gemini, openai
+
+    return (
+        openai.FINISH_REASONS
+        | anthropic.FINISH_REASONS
+        | gemini.FINISH_REASONS
+        | cohere.FINISH_REASONS
+    )
+
+
 def _build(call: Call, answer: Mapping[str, Any]) -> ModelResponse:
     content = answer.get("content")
     tool_calls = [ToolCall.from_dict(t) for t in answer.get("tool_calls") or []] or None
     raw_finish = answer.get("finish_reason") or ("tool_calls" if tool_calls else "stop")
-    finish, flags = map_finish_reason(raw_finish, call)
+    finish, flags = map_finish_reason(raw_finish, _finish_reasons(), call)
     if content is not None and not isinstance(content, str):
         import json
 

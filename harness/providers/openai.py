@@ -31,15 +31,22 @@ from harness.errors import (
     ConfigError,
     ContentFilterError,
     HarnessError,
+    InternalServerError,
     InvalidResponseError,
+    ServiceUnavailableError,
     error_from_status,
 )
 from harness.providers.base import (
     Call,
     HTTPProvider,
-    PartialToolCall,
     Send,
+)
+from harness.providers.streams import (
+    PartialToolCall,
     StreamParser,
+)
+from harness.providers.wire import (
+    FinishReasons,
     content_text,
     error_details,
     json_request,
@@ -64,7 +71,24 @@ from harness.types import (
     Usage,
 )
 
-__all__ = ["DEFAULT_AZURE_API_VERSION", "AzureProvider", "OpenAIProvider"]
+__all__ = ["FINISH_REASONS", "DEFAULT_AZURE_API_VERSION", "AzureProvider", "OpenAIProvider"]
+
+FINISH_REASONS = FinishReasons(
+    mapped={
+        "stop": "stop",
+        "length": "length",
+        "tool_calls": "tool_calls",
+        "content_filter": "content_filter",
+        "function_call": "function_call",
+        "eos": "stop",
+        "model_length": "length",
+    },
+    failed={
+        "error": InternalServerError,  # Mistral, OpenRouter
+        "insufficient_system_resource": ServiceUnavailableError,  # DeepSeek
+    },
+)
+"""OpenAI's finish reasons and the compatible servers' own spellings."""
 
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
 """The Azure OpenAI ``api-version`` used when neither the config nor the environment sets one."""
@@ -104,7 +128,7 @@ class OpenAIProvider(HTTPProvider):
     def _chat_request(self, call: Call, extra: Mapping[str, Any] | None) -> httpx.Request:
         """The chat request with ``extra`` fields set in the body (the stream options)."""
         spec = call.spec
-        base = call.api_base or spec.resolve_api_base()
+        base = call.base_url()
         if not base:
             raise call.error(
                 ConfigError,
@@ -213,7 +237,7 @@ class OpenAIProvider(HTTPProvider):
         if finish is not None and not isinstance(finish, str):
             finish = str(finish)
         mapped: FinishReason
-        mapped, flags = map_finish_reason(finish, call)
+        mapped, flags = map_finish_reason(finish, FINISH_REASONS, call)
         meta.raw_finish_reasons.append(finish)
         if flags:
             meta.flags.extend(flags)
@@ -478,7 +502,7 @@ class OpenAIStreamParser(StreamParser):
         mapped: FinishReason | None = None
         if finish is not None:
             buf.finish = str(finish)
-            mapped, _ = map_finish_reason(buf.finish, self.call)
+            mapped, _ = map_finish_reason(buf.finish, FINISH_REASONS, self.call)
         return ChunkChoice(index, out, mapped, raw.get("logprobs"))
 
     def _tool_fragments(self, buf: _ChoiceBuffer, fragments: Any) -> list[DeltaToolCall] | None:
@@ -583,7 +607,7 @@ class AzureProvider(OpenAIProvider):
             ConfigError: no endpoint is configured.
         """
         spec = call.spec
-        base = call.api_base or spec.resolve_api_base()
+        base = call.base_url()
         if not base:
             raise call.error(
                 ConfigError,

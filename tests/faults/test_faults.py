@@ -25,7 +25,8 @@ from harness import (
 )
 from harness import TimeoutError as HarnessTimeout
 from harness.http import ClientCache, LeanTransport
-from harness.providers.base import DEFAULT_MAX_RESPONSE_BYTES, Call, collect, get_provider
+from harness.providers.base import DEFAULT_MAX_RESPONSE_BYTES, Call, get_provider
+from harness.providers.streams import collect
 from tests.faults.server import ANSWER, FaultServer
 
 pytestmark = pytest.mark.timeout(30)  # a safety net only: every case ends on its own

@@ -16,13 +16,13 @@ from harness import errors
 from harness.config import ModelSpec
 from harness.providers.base import Call, get_provider
 from harness.providers.cohere import (
-    DEFAULT_API_BASE,
     MAX_RESET_WAIT,
     CohereProvider,
     parse_message,
     parse_usage,
     retry_after,
 )
+from harness.providers.registry import PROVIDERS
 
 BASE = "https://cohere.test"
 URL = f"{BASE}/v2/chat"
@@ -250,7 +250,7 @@ async def test_generate_returns_tool_calls() -> None:
 def test_default_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CO_API_URL", raising=False)
     request = CohereProvider().build_request(make_call(api_base=None))
-    assert str(request.url) == f"{DEFAULT_API_BASE}/v2/chat"
+    assert str(request.url) == f"{PROVIDERS['cohere'].api_base}/v2/chat"
     assert request.method == "POST"
 
 

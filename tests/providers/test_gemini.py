@@ -17,12 +17,12 @@ from harness import errors
 from harness.config import ModelSpec
 from harness.providers.base import Call, get_provider
 from harness.providers.gemini import (
-    DEFAULT_API_BASE,
     GeminiProvider,
     candidate_indices,
     parse_candidate,
     parse_usage,
 )
+from harness.providers.registry import PROVIDERS
 
 BASE = "https://gemini.test/v1beta"
 URL = f"{BASE}/models/gemini-2.5-flash:generateContent"
@@ -265,7 +265,7 @@ def test_minted_tool_call_ids_are_unique() -> None:
 def test_default_base_url_and_models_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GOOGLE_GEMINI_BASE_URL", raising=False)
     request = GeminiProvider().build_request(make_call(api_base=None, model="models/gemini-pro"))
-    assert str(request.url) == f"{DEFAULT_API_BASE}/models/gemini-pro:generateContent"
+    assert str(request.url) == f"{PROVIDERS['gemini'].api_base}/models/gemini-pro:generateContent"
     assert request.method == "POST"
 
 

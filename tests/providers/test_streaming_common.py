@@ -29,15 +29,12 @@ from harness.providers.base import (
     Call,
     HTTPProvider,
     Provider,
-    ResponseStream,
-    collect,
     get_provider,
-    response_chunks,
-    split_words,
-    with_json_fields,
 )
 from harness.providers.offline import EchoProvider, MockProvider, _build
 from harness.providers.openai import OpenAIProvider
+from harness.providers.streams import ResponseStream, collect, response_chunks, split_words
+from harness.providers.wire import with_json_fields
 from harness.types import (
     ChunkChoice,
     Delta,
