@@ -35,7 +35,6 @@ spread between the remaining chunks. A simulated ``error`` is raised before the 
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import time
 from collections.abc import AsyncGenerator, Iterator, Mapping
@@ -63,8 +62,8 @@ from harness.providers.streams import (
     split_words,
 )
 from harness.providers.wire import (
-    FinishReasons,
     content_text,
+    every_finish_reason,
     map_finish_reason,
     new_id,
     now,
@@ -272,24 +271,11 @@ def _simulated_error(call: Call, error: Any, answer: Mapping[str, Any]) -> Excep
     )
 
 
-@functools.cache
-def _finish_reasons() -> FinishReasons:
-    """Every built-in adapter's finish reasons: a scripted answer may use any provider's."""
-    from harness.providers import anthropic, cohere, gemini, openai
-
-    return (
-        openai.FINISH_REASONS
-        | anthropic.FINISH_REASONS
-        | gemini.FINISH_REASONS
-        | cohere.FINISH_REASONS
-    )
-
-
 def _build(call: Call, answer: Mapping[str, Any]) -> ModelResponse:
     content = answer.get("content")
     tool_calls = [ToolCall.from_dict(t) for t in answer.get("tool_calls") or []] or None
     raw_finish = answer.get("finish_reason") or ("tool_calls" if tool_calls else "stop")
-    finish, flags = map_finish_reason(raw_finish, _finish_reasons(), call)
+    finish, flags = map_finish_reason(raw_finish, every_finish_reason(), call)
     if content is not None and not isinstance(content, str):
         import json
 

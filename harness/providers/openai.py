@@ -49,6 +49,7 @@ from harness.providers.wire import (
     FinishReasons,
     content_text,
     error_details,
+    every_finish_reason,
     json_request,
     map_finish_reason,
     new_id,
@@ -237,7 +238,7 @@ class OpenAIProvider(HTTPProvider):
         if finish is not None and not isinstance(finish, str):
             finish = str(finish)
         mapped: FinishReason
-        mapped, flags = map_finish_reason(finish, FINISH_REASONS, call)
+        mapped, flags = map_finish_reason(finish, every_finish_reason(), call)
         meta.raw_finish_reasons.append(finish)
         if flags:
             meta.flags.extend(flags)
@@ -502,7 +503,7 @@ class OpenAIStreamParser(StreamParser):
         mapped: FinishReason | None = None
         if finish is not None:
             buf.finish = str(finish)
-            mapped, _ = map_finish_reason(buf.finish, FINISH_REASONS, self.call)
+            mapped, _ = map_finish_reason(buf.finish, every_finish_reason(), self.call)
         return ChunkChoice(index, out, mapped, raw.get("logprobs"))
 
     def _tool_fragments(self, buf: _ChoiceBuffer, fragments: Any) -> list[DeltaToolCall] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import email.utils
+import functools
 import json
 import re
 import time
@@ -322,3 +323,21 @@ def map_finish_reason(
     if raw in reasons.filtered:
         return "content_filter", []
     return "stop", [f"unknown_finish_reason:{raw}"]
+
+
+@functools.cache
+def every_finish_reason() -> FinishReasons:
+    """Every built-in adapter's finish reasons together.
+
+    For answers that may use any vendor's words: scripted mock answers, and OpenAI-compatible
+    servers (proxies and gateways pass other vendors' reasons through, ``end_turn`` or
+    ``MAX_TOKENS``). The adapters are imported here, when first asked.
+    """
+    from harness.providers import anthropic, cohere, gemini, openai
+
+    return (
+        openai.FINISH_REASONS
+        | anthropic.FINISH_REASONS
+        | gemini.FINISH_REASONS
+        | cohere.FINISH_REASONS
+    )

@@ -607,7 +607,10 @@ def test_azure_filter_results_are_ignored() -> None:
     ("raw", "mapped"),
     [("stop", "stop"), ("length", "length"), ("tool_calls", "tool_calls"),
      ("content_filter", "content_filter"), ("function_call", "function_call"),
-     ("eos", "stop"), ("model_length", "length"), (None, "stop")],
+     ("eos", "stop"), ("model_length", "length"), (None, "stop"),
+     # gateways in front of other vendors pass their words through
+     ("end_turn", "stop"), ("max_tokens", "length"), ("MAX_TOKENS", "length"),
+     ("SAFETY", "content_filter")],
 )
 def test_finish_reasons(raw: str | None, mapped: str) -> None:
     result = parse(completion(finish=raw))
