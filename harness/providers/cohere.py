@@ -26,9 +26,9 @@ from harness.errors import (
     HarnessError,
     InternalServerError,
     InvalidResponseError,
-    TimeoutError,
     error_from_status,
 )
+from harness.errors import TimeoutError as HarnessTimeoutError
 from harness.providers.base import (
     Call,
     HTTPProvider,
@@ -69,7 +69,7 @@ FINISH_REASONS = FinishReasons(
         "MAX_TOKENS": "length",
         "TOOL_CALL": "tool_calls",
     },
-    failed={"ERROR": InternalServerError, "TIMEOUT": TimeoutError},
+    failed={"ERROR": InternalServerError, "TIMEOUT": HarnessTimeoutError},
 )
 """Cohere's finish reasons; ``ERROR`` and ``TIMEOUT`` mean the generation failed."""
 
@@ -185,7 +185,7 @@ class CohereProvider(HTTPProvider):
 
 
 class CohereStreamParser(StreamParser):
-    """Parses a Chat v2 event stream (providers.md §4.5).
+    """Parses a Chat v2 event stream (docs/providers.md §4.5).
 
     ``message-start`` gives the id (and a role-only chunk); ``content-delta`` events stream
     text or thinking, ``tool-plan-delta`` the tool plan (reasoning), ``tool-call-start`` /
@@ -285,7 +285,7 @@ class CohereStreamParser(StreamParser):
         self._finish = None if raw is None else str(raw)
         error = delta.get("error")
         if error:
-            cls = TimeoutError if self._finish == "TIMEOUT" else InternalServerError
+            cls = HarnessTimeoutError if self._finish == "TIMEOUT" else InternalServerError
             raise self.call.error(cls, f"the stream ended with an error: {error}", body=data)
         finish: FinishReason
         finish, _ = map_finish_reason(self._finish, FINISH_REASONS, self.call)

@@ -43,11 +43,11 @@ from typing import Any
 from harness.errors import (
     APIConnectionError,
     HarnessError,
-    TimeoutError,
     default_status,
     error_class,
     error_from_status,
 )
+from harness.errors import TimeoutError as HarnessTimeoutError
 from harness.messages import last_user_text
 from harness.providers.base import (
     Call,
@@ -251,7 +251,7 @@ def _simulated_error(call: Call, error: Any, answer: Mapping[str, Any]) -> Excep
             status=default_status(error),
         )
     if error == "timeout":
-        return call.error(TimeoutError, "mock model timed out (simulated)")
+        return call.error(HarnessTimeoutError, "mock model timed out (simulated)")
     if error == "connection":
         return call.error(APIConnectionError, "mock model connection failed (simulated)")
     if isinstance(error, int) and not isinstance(error, bool):

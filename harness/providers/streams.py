@@ -11,7 +11,6 @@ send. The timing helpers (``output_speed``, ``chunk_output``) live here too.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import copy
 import json
 import re
@@ -31,8 +30,8 @@ from harness.errors import (
     BadRequestError,
     HarnessError,
     InvalidResponseError,
-    TimeoutError,
 )
+from harness.errors import TimeoutError as HarnessTimeoutError
 from harness.providers.sse import SSEDecodeError, SSEDecoder, SSELineSplitter
 from harness.providers.wire import (
     SHAPE_ERRORS,
@@ -211,7 +210,7 @@ async def _events_or_refuse(
                 head += raw
                 if len(head) >= EXCERPT_BYTES:
                     break
-    except (builtins.TimeoutError, httpx.TransportError, httpx.DecodingError, OSError):
+    except (TimeoutError, httpx.TransportError, httpx.DecodingError, OSError):
         pass
     shown = excerpt(head)
     message = (
@@ -248,7 +247,7 @@ class StreamParser(ABC):
     Attributes set by ``feed`` for the caller:
         done: the terminal event arrived; read no further.
         output_started: an event carried output (text, reasoning or a tool call), by the
-            provider's rule in providers.md §5.5; the time to first token is taken then.
+            provider's rule in docs/providers.md §5.5; the time to first token is taken then.
         text_started: an event carried visible text (not reasoning).
     """
 
@@ -475,14 +474,14 @@ class ResponseStream:
         try:
             async with deadline:
                 return await chunks.__anext__()
-        except builtins.TimeoutError:
+        except TimeoutError:
             if not deadline.expired():
                 raise  # raised by the stream itself, already the right error
             call = self.parser.call if self.parser is not None else None
             message = f"no chunk within {seconds:g} s"
             if call is None:
-                raise TimeoutError(message) from None
-            raise call.error(TimeoutError, message) from None
+                raise HarnessTimeoutError(message) from None
+            raise call.error(HarnessTimeoutError, message) from None
 
     async def aclose(self) -> None:
         """Stop the stream and close its connection (a no-op once it has ended)."""
@@ -752,7 +751,7 @@ async def _drain(response: httpx.Response | _http.RawStream, body: AsyncIterator
                 read += len(raw)
                 if read > DRAIN_LIMIT:
                     return
-    except (builtins.TimeoutError, httpx.TransportError, httpx.DecodingError, OSError):
+    except (TimeoutError, httpx.TransportError, httpx.DecodingError, OSError):
         return
 
 

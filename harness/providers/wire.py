@@ -10,7 +10,6 @@ short excerpts of bodies that are not what was asked for, and the finish-reason 
 
 from __future__ import annotations
 
-import builtins
 import email.utils
 import functools
 import json
@@ -29,8 +28,8 @@ from harness.errors import (
     HarnessError,
     InvalidResponseError,
     ResponseTooLargeError,
-    TimeoutError,
 )
+from harness.errors import TimeoutError as HarnessTimeoutError
 from harness.types import FinishReason
 
 if TYPE_CHECKING:
@@ -59,7 +58,7 @@ __all__ = [
 SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError)
 """What a parser raises on data of an unexpected shape (reported as ``InvalidResponseError``)."""
 
-TIMEOUTS = (httpx.TimeoutException, builtins.TimeoutError)
+TIMEOUTS = (httpx.TimeoutException, TimeoutError)
 """The exceptions of a read or connect that timed out."""
 
 _TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
@@ -110,7 +109,7 @@ def transport_error(call: Call, exc: BaseException, *, streaming: bool = True) -
         what = "stream" if streaming else "response body"
         return call.error(InvalidResponseError, f"cannot decode the {what}: {exc}")
     if isinstance(exc, TIMEOUTS):
-        return call.error(TimeoutError, _described(exc))
+        return call.error(HarnessTimeoutError, _described(exc))
     prefix = "stream broke: " if streaming else ""
     return call.error(APIConnectionError, prefix + _described(exc))
 
