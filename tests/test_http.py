@@ -85,16 +85,28 @@ async def test_connection_close_is_honoured():
 
 @pytest.mark.asyncio
 async def test_a_stale_keep_alive_socket_is_retried_once_on_a_new_one():
-    # A server that answers one request per connection without saying "close", then hangs up.
-    served = 0
+    # The server answers the first request on a connection with keep-alive, then treats
+    # the connection as expired: a second request on it is read and the socket closed
+    # without a byte of answer, as when a server's idle close crosses the client's reuse.
+    # The client cannot tell before it sends, so only the retry on a new socket saves it.
+    connections: list[int] = []  # requests answered, per connection
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal served
-        await reader.readuntil(b"\r\n\r\n")
-        served += 1
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-        await writer.drain()
-        writer.close()
+        connections.append(0)
+        here = len(connections) - 1
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(2)  # the body, b"{}"
+                if connections[here]:
+                    return  # stale: close without answering
+                connections[here] += 1
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            return
+        finally:
+            writer.close()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -102,12 +114,35 @@ async def test_a_stale_keep_alive_socket_is_retried_once_on_a_new_one():
     try:
         async with httpx.AsyncClient(transport=transport) as client:
             assert (await post(client, f"http://127.0.0.1:{port}/")).text == "ok"
-            await asyncio.sleep(0)  # let the loop see the server's FIN... or not: both must work
             assert (await post(client, f"http://127.0.0.1:{port}/")).text == "ok"
     finally:
         server.close()
         await server.wait_closed()
-    assert served == 2
+    assert connections == [1, 1]  # the stale socket was reused, then a new one answered
+    assert transport.connections_opened == 2
+
+
+@pytest.mark.asyncio
+async def test_a_fresh_socket_closed_without_an_answer_is_not_retried():
+    # The retry is for reused sockets only: a new socket closed unanswered is an error.
+    requests = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        await reader.readuntil(b"\r\n\r\n")
+        requests += 1
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with httpx.AsyncClient(transport=LeanTransport()) as client:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await post(client, f"http://127.0.0.1:{port}/")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert requests == 1
 
 
 @pytest.mark.asyncio
