@@ -33,17 +33,44 @@ def convs(n: int) -> list[list[dict[str, str]]]:
 # --- batch ----------------------------------------------------------------------------
 
 
-def test_batch_keeps_input_order_with_uneven_latencies():
-    h = Harness(retries=0)
-    # Later items answer sooner: a naive "as completed" collection would reverse them.
-    script = [{"content": f"answer {i}", "latency_ms": (20 - i) * 2} for i in range(20)]
-    results = [
-        h.batch_completion("mock/m", [msgs], mock_response=script[i])[0]
-        for i, msgs in enumerate(convs(3))
-    ]
-    assert [r.content for r in results] == ["answer 0", "answer 1", "answer 2"]
+def test_batch_keeps_input_order_when_answers_complete_in_reverse():
+    # One batch, every request in flight at once; the server answers the last first and
+    # each earlier one only after the later one's result has been handed back, so the
+    # answers complete in exactly the reverse of the input order.
+    n = 5
+    gates: list[asyncio.Event] = []
+    arrived = 0
+    completed: list[int] = []
 
-    echo = h.batch_completion("echo/e", convs(50), max_workers=7)
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal arrived
+        i = int(json.loads(request.content)["messages"][0]["content"].split()[-1])
+        arrived += 1
+        if arrived == n:
+            gates[n - 1].set()
+        await gates[i].wait()
+        return httpx.Response(200, json=chat_body(f"answer {i}"))
+
+    def on_result(i: int, result: object) -> None:
+        completed.append(i)
+        if i > 0:
+            gates[i - 1].set()
+
+    async def main() -> list:
+        gates.extend(asyncio.Event() for _ in range(n))
+        h = Harness(transport=httpx.MockTransport(handler), retries=0)
+        async with asyncio.timeout(30):  # a guard against a hang, never reached
+            return await h.abatch_completion(
+                "openai/m", convs(n), max_workers=n, on_result=on_result, api_key="k" * 10
+            )
+
+    results = asyncio.run(main())
+    assert completed == [4, 3, 2, 1, 0]
+    assert [r.content for r in results] == [f"answer {i}" for i in range(n)]
+
+
+def test_batch_with_fewer_workers_than_conversations_keeps_input_order():
+    echo = Harness(retries=0).batch_completion("echo/e", convs(50), max_workers=7)
     assert [r.content for r in echo] == [f"question {i}" for i in range(50)]
 
 
@@ -72,32 +99,37 @@ def test_batch_puts_errors_in_their_slots_and_raises_nothing():
 
 
 def test_batch_concurrency_is_bounded_by_max_workers():
+    # The first requests are held until four are in flight, and then until every other task
+    # has had many turns of the loop (nothing here does I/O, so a fifth request would have
+    # arrived by then); after that, none waits.
     in_flight = 0
     peak = 0
-    lock = threading.Lock()
+    full = asyncio.Event()
+    releaser: list[asyncio.Task[None]] = []
 
-    def handler(request: Request) -> Reply:
+    async def release_later() -> None:
+        for _ in range(100):
+            await asyncio.sleep(0)
+        full.set()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
         nonlocal in_flight, peak
-        with lock:
-            in_flight += 1
-            peak = max(peak, in_flight)
-        return Reply(body=chat_body(), delay=0.01)
+        in_flight += 1
+        peak = max(peak, in_flight)
+        if in_flight == 4 and not full.is_set():
+            releaser.append(asyncio.create_task(release_later()))
+        await full.wait()
+        in_flight -= 1
+        return httpx.Response(200, json=chat_body())
 
-    with LocalServer(handler) as server:
-        write = server._write
+    async def main() -> list:
+        h = Harness(transport=httpx.MockTransport(handler), retries=0)
+        async with asyncio.timeout(30):  # a guard against a hang, never reached
+            return await h.abatch_completion("openai/t", convs(30), max_workers=4, api_key="k" * 10)
 
-        def counting_write(writer, reply):  # a request is over once its reply is written
-            nonlocal in_flight
-            with lock:
-                in_flight -= 1
-            write(writer, reply)
-
-        server._write = counting_write  # type: ignore[method-assign]
-        results = Harness(retries=0).batch_completion(
-            "openai/t", convs(30), max_workers=4, api_base=server.url, api_key="k" * 10
-        )
+    results = asyncio.run(main())
     assert all(isinstance(r, ModelResponse) for r in results)
-    assert 2 <= peak <= 4
+    assert peak == 4
 
 
 def test_batch_respects_the_models_configured_concurrency():
