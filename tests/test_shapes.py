@@ -21,6 +21,7 @@ from harness import (
     ServiceUnavailableError,
 )
 from harness.limits import CostBudget
+from tests.helpers import virtual_time
 from tests.local_server import LocalServer, Reply, Request, chat_body
 
 USER = [{"role": "user", "content": "hello"}]
@@ -160,7 +161,7 @@ def test_batch_respects_the_models_configured_concurrency():
         finally:
             offline.MockProvider.generate = original  # type: ignore[method-assign]
 
-    results = asyncio.run(main())
+    results, _ = virtual_time.run(main())
     assert len(results) == 12 and peak == 2
 
 
@@ -202,8 +203,9 @@ def test_race_winner_is_the_fastest_success_not_the_first_listed():
         }
     }
     h = Harness(cfg, retries=0)
-    r = h.batch_completion_models(["slow", "fast", "mid"], USER)
+    r, elapsed = virtual_time.run(h.abatch_completion_models(["slow", "fast", "mid"], USER))
     assert r.content == "fast"
+    assert elapsed == pytest.approx(0.010)  # the losers were not waited for
     race = r.harness.race
     assert race is not None and race.winner == "fast"
     outcomes = {c.model: c.outcome for c in race.contestants}
@@ -218,7 +220,9 @@ def test_race_a_fast_failure_does_not_win():
             "ok": {"model": "mock/ok", "latency_ms": 30, "responses": ["ok"]},
         }
     }
-    r = Harness(cfg, retries=0).batch_completion_models(["broken", "ok"], USER)
+    r, _ = virtual_time.run(
+        Harness(cfg, retries=0).abatch_completion_models(["broken", "ok"], USER)
+    )
     assert r.content == "ok"
     outcomes = {c.model: (c.outcome, c.error) for c in r.harness.race.contestants}
     assert outcomes["broken"][0] == "failed" and "InternalServerError" in outcomes["broken"][1]
@@ -329,17 +333,14 @@ def test_all_responses_align_with_models_and_keep_errors():
 
 
 def test_all_responses_run_concurrently():
-    async def main() -> list:
-        h = Harness(retries=0)
-        return await asyncio.wait_for(
-            h.abatch_completion_models_all_responses(
-                ["mock/a", "mock/b", "mock/c"], USER, mock_latency_ms=300
-            ),
-            # Sequential calls would need 900 ms; concurrent ones finish in ~300 ms.
-            timeout=0.85,
+    h = Harness(retries=0)
+    results, elapsed = virtual_time.run(
+        h.abatch_completion_models_all_responses(
+            ["mock/a", "mock/b", "mock/c"], USER, mock_latency_ms=300
         )
-
-    assert [r.content for r in asyncio.run(main())] == ["hello"] * 3
+    )
+    assert [r.content for r in results] == ["hello"] * 3
+    assert elapsed == pytest.approx(0.300)  # one after the other would take 0.9 s
 
 
 def test_unknown_model_in_a_list_fails_before_any_call():
