@@ -38,7 +38,7 @@ from harness.http import (
     parse_chunk_size,
     parse_content_length,
 )
-from tests.local_server import LocalServer, Reply, Request, chat_body
+from tests.helpers.local_server import LocalServer, Reply, Request, chat_body
 
 USER = [{"role": "user", "content": "hello"}]
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import tests.litellm_shim as litellm
-from tests.local_server import LocalServer, Reply, Request, chat_body
+from tests.helpers.local_server import LocalServer, Reply, Request, chat_body
 
 USER = [{"role": "user", "content": "Hey, how's it going?"}]
 KEY = "k" * 12

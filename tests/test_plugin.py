@@ -484,7 +484,7 @@ def test_bad_baseline_is_a_usage_error(project):
 
 
 def test_cache_records_then_replays_with_the_server_stopped(pytester):
-    from tests.local_server import LocalServer, Reply, chat_body
+    from tests.helpers.local_server import LocalServer, Reply, chat_body
 
     (pytester.path / "suites").mkdir()
     (pytester.path / "suites" / "net.yaml").write_text(textwrap.dedent("""
@@ -526,7 +526,7 @@ def test_bad_cache_mode_is_a_usage_error(project):
 def test_model_concurrency_limit_holds_across_xdist_workers(pytester):
     import threading
 
-    from tests.local_server import LocalServer, Reply, chat_body
+    from tests.helpers.local_server import LocalServer, Reply, chat_body
 
     lock = threading.Lock()
     state = {"now": 0, "peak": 0}
@@ -576,7 +576,7 @@ def test_suites_stream_by_default_and_record_time_to_first_token(project):
 
 
 def test_max_cost_stops_sending_and_skips_the_rest(pytester):
-    from tests.local_server import LocalServer, Reply, chat_body
+    from tests.helpers.local_server import LocalServer, Reply, chat_body
 
     cases = "\n".join(f"  - {{ id: c{i}, vars: {{ n: {i} }}, assert: [{{ contains: hi }}] }}" for i in range(6))
     (pytester.path / "suites").mkdir()

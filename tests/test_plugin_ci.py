@@ -141,7 +141,7 @@ def test_a_rerun_of_a_python_test_starts_its_records_afresh(project):
 
 
 def test_replay_mode_fails_an_item_with_a_missing_recording(pytester):
-    from tests.local_server import LocalServer, Reply, chat_body
+    from tests.helpers.local_server import LocalServer, Reply, chat_body
 
     (pytester.path / "suites").mkdir()
     suite = pytester.path / "suites" / "net.yaml"

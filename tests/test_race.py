@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from harness import AllModelsFailed, Choice, Harness, HarnessError, Message, ModelResponse
-from tests.local_server import LocalServer, Reply, Request, chat_body
+from tests.helpers.local_server import LocalServer, Reply, Request, chat_body
 
 USER = [{"role": "user", "content": "who is first?"}]
 

@@ -14,7 +14,7 @@ import textwrap
 import pytest
 
 import harness.suites  # noqa: F401  (PyYAML's C extension must be imported only once)
-from tests.local_server import LocalServer, Reply, Request, chat_body
+from tests.helpers.local_server import LocalServer, Reply, Request, chat_body
 
 
 def _fake_key(prefix: str) -> str:

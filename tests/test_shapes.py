@@ -22,7 +22,7 @@ from harness import (
 )
 from harness.limits import CostBudget
 from tests.helpers import virtual_time
-from tests.local_server import LocalServer, Reply, Request, chat_body
+from tests.helpers.local_server import LocalServer, Reply, Request, chat_body
 
 USER = [{"role": "user", "content": "hello"}]
 

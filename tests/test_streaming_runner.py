@@ -13,7 +13,7 @@ import harness
 from harness import Harness, RateLimitError
 from harness.limits import CostBudget, SharedLimiter
 from harness.providers import base
-from tests.local_server import LocalServer, Reply
+from tests.helpers.local_server import LocalServer, Reply
 
 USER = [{"role": "user", "content": "Capital of Sweden?"}]
 KEY = "sk-test-stream-runner-0123456789"
