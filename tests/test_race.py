@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from harness import AllModelsFailed, Choice, Harness, HarnessError, Message, ModelResponse
-from tests.helpers.local_server import LocalServer, Reply, Request, chat_body
+from tests.helpers.local_server import Reply, Request, chat_body
 
 USER = [{"role": "user", "content": "who is first?"}]
 
@@ -84,7 +84,7 @@ IN_FLIGHT = 50
 
 
 @pytest.mark.asyncio
-async def test_many_close_races_against_a_local_server_never_raise():
+async def test_many_close_races_against_a_local_server_never_raise(local_server):
     """1,000 races of three models, 50 at a time; the server holds a race's three requests
     until all three have arrived and then answers them at once, so finishes are close."""
     lock = threading.Lock()
@@ -104,27 +104,27 @@ async def test_many_close_races_against_a_local_server_never_raise():
     h = Harness(retries=0)
     failures: list[BaseException] = []
     winners: dict[str, int] = {}
-    with LocalServer(handler) as server:
-        params = {"api_base": server.url, "api_key": "k" * 10}
+    server = local_server(handler)
+    params = {"api_base": server.url, "api_key": "k" * 10}
 
-        async def race(k: int) -> None:
-            messages = [{"role": "user", "content": f"race {k}"}]
-            try:
-                r = await h.abatch_completion_models(
-                    ["openai/a", "openai/b", "openai/c"], messages, **params
-                )
-            except BaseException as exc:  # anything at all is a failure of this test
-                failures.append(exc)
-                return
-            info = r.harness.race
-            assert info is not None and r.content == info.winner.removeprefix("openai/")
-            assert [c.outcome for c in info.contestants].count("winner") == 1
-            assert {c.outcome for c in info.contestants} <= {"winner", "cancelled", "finished"}
-            winners[info.winner] = winners.get(info.winner, 0) + 1
+    async def race(k: int) -> None:
+        messages = [{"role": "user", "content": f"race {k}"}]
+        try:
+            r = await h.abatch_completion_models(
+                ["openai/a", "openai/b", "openai/c"], messages, **params
+            )
+        except BaseException as exc:  # anything at all is a failure of this test
+            failures.append(exc)
+            return
+        info = r.harness.race
+        assert info is not None and r.content == info.winner.removeprefix("openai/")
+        assert [c.outcome for c in info.contestants].count("winner") == 1
+        assert {c.outcome for c in info.contestants} <= {"winner", "cancelled", "finished"}
+        winners[info.winner] = winners.get(info.winner, 0) + 1
 
-        for start in range(0, CLOSE_RACES, IN_FLIGHT):
-            await asyncio.gather(*(race(k) for k in range(start, start + IN_FLIGHT)))
-        await h.aclose()
+    for start in range(0, CLOSE_RACES, IN_FLIGHT):
+        await asyncio.gather(*(race(k) for k in range(start, start + IN_FLIGHT)))
+    await h.aclose()
 
     assert failures == []
     assert sum(winners.values()) == CLOSE_RACES

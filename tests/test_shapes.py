@@ -22,7 +22,7 @@ from harness import (
 )
 from harness.limits import CostBudget
 from tests.helpers import virtual_time
-from tests.helpers.local_server import LocalServer, Reply, Request, chat_body
+from tests.helpers.local_server import Reply, Request, chat_body
 
 USER = [{"role": "user", "content": "hello"}]
 
@@ -75,7 +75,7 @@ def test_batch_with_fewer_workers_than_conversations_keeps_input_order():
     assert [r.content for r in echo] == [f"question {i}" for i in range(50)]
 
 
-def test_batch_puts_errors_in_their_slots_and_raises_nothing():
+def test_batch_puts_errors_in_their_slots_and_raises_nothing(local_server):
     h = Harness(retries=0)
     server_replies = {
         1: Reply(status=429, body={"error": {"message": "slow down"}}),
@@ -86,13 +86,13 @@ def test_batch_puts_errors_in_their_slots_and_raises_nothing():
         idx = int(request.json()["messages"][0]["content"].split()[-1])
         return server_replies.get(idx, Reply(body=chat_body(f"ok {idx}")))
 
-    with LocalServer(handler) as server:
-        results = h.batch_completion(
-            "openai/test",
-            convs(5),
-            api_base=server.url + "/v1",
-            api_key="sk-test-key-123456",
-        )
+    server = local_server(handler)
+    results = h.batch_completion(
+        "openai/test",
+        convs(5),
+        api_base=server.url + "/v1",
+        api_key="sk-test-key-123456",
+    )
     assert len(results) == 5
     assert isinstance(results[1], RateLimitError) and results[1].status == 429
     assert isinstance(results[3], BadRequestError) and results[3].status == 400
@@ -253,7 +253,7 @@ def test_race_rejects_a_plain_string_for_models():
         harness.batch_completion_models(models=[], messages=USER)
 
 
-def test_race_losers_are_disconnected_at_the_server():
+def test_race_losers_are_disconnected_at_the_server(local_server):
     release = threading.Event()
 
     def handler(request: Request) -> Reply:
@@ -263,26 +263,20 @@ def test_race_losers_are_disconnected_at_the_server():
         return Reply(body=chat_body("too late", model), release=release)  # held until released
 
     try:
-        with LocalServer(handler) as server:
-            h = Harness(retries=0)
-            r = h.batch_completion_models(
-                ["openai/slow1", "openai/fast", "openai/slow2"],
-                USER,
-                api_base=server.url,
-                api_key="k" * 10,
-            )
-            assert r.content == "fast wins" and r.harness.race.winner == "openai/fast"
-            assert server.disconnected.wait(10)
-            # Both losers' sockets were closed while the server still held their requests.
-            for _ in range(100):
-                if server.disconnects == 2:
-                    break
-                server.disconnected.clear()
-                server.disconnected.wait(0.1)
-            assert server.disconnects == 2
-            assert {c.outcome for c in r.harness.race.contestants if c.model != "openai/fast"} == {
-                "cancelled"
-            }
+        server = local_server(handler)
+        h = Harness(retries=0)
+        r = h.batch_completion_models(
+            ["openai/slow1", "openai/fast", "openai/slow2"],
+            USER,
+            api_base=server.url,
+            api_key="k" * 10,
+        )
+        assert r.content == "fast wins" and r.harness.race.winner == "openai/fast"
+        # Both losers' sockets were closed while the server still held their requests.
+        assert server.wait_until(lambda: server.disconnects == 2)
+        assert {c.outcome for c in r.harness.race.contestants if c.model != "openai/fast"} == {
+            "cancelled"
+        }
     finally:
         release.set()
 
@@ -384,16 +378,16 @@ def test_sync_functions_work_from_many_threads():
     assert out == {i: f"t{i}" for i in range(8)}
 
 
-def test_connections_are_reused_across_sync_calls():
-    with LocalServer(lambda r: Reply(body=chat_body())) as server:
-        h = Harness(retries=0)
-        for _ in range(5):
-            h.completion("openai/x", USER, api_base=server.url, api_key="k" * 10)
-        h.batch_completion(
-            "openai/x", convs(10), max_workers=2, api_base=server.url, api_key="k" * 10
-        )
-        assert len(server.requests) == 15
-        assert server.connections <= 2
+def test_connections_are_reused_across_sync_calls(local_server):
+    server = local_server(lambda r: Reply(body=chat_body()))
+    h = Harness(retries=0)
+    for _ in range(5):
+        h.completion("openai/x", USER, api_base=server.url, api_key="k" * 10)
+    h.batch_completion(
+        "openai/x", convs(10), max_workers=2, api_base=server.url, api_key="k" * 10
+    )
+    assert len(server.requests) == 15
+    assert server.connections <= 2
 
 
 def test_unexpected_adapter_bug_becomes_an_error_in_its_slot(monkeypatch):
@@ -430,7 +424,7 @@ def test_race_on_first_token_lets_the_first_streamer_win_and_aborts_the_rest():
         h.batch_completion_models(["early"], USER, race_on="fastest")
 
 
-def test_first_token_race_over_http_records_first_byte_of_losers():
+def test_first_token_race_over_http_records_first_byte_of_losers(local_server):
     release = threading.Event()
     sse = (
         'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"fast","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
@@ -444,15 +438,15 @@ def test_first_token_race_over_http_records_first_byte_of_losers():
         return Reply(body=sse, headers={"content-type": "text/event-stream"}, release=release)
 
     try:
-        with LocalServer(handler) as server:
-            r = Harness(retries=0).batch_completion_models(
-                ["openai/slow", "openai/fast"], USER, race_on="first_token",
-                api_base=server.url, api_key="k" * 10,
-            )
-            assert r.content == "hi" and r.harness.race.winner == "openai/fast"
-            slow = next(c for c in r.harness.race.contestants if c.model == "openai/slow")
-            assert slow.outcome == "cancelled" and slow.first_byte is False
-            assert server.disconnected.wait(10)
+        server = local_server(handler)
+        r = Harness(retries=0).batch_completion_models(
+            ["openai/slow", "openai/fast"], USER, race_on="first_token",
+            api_base=server.url, api_key="k" * 10,
+        )
+        assert r.content == "hi" and r.harness.race.winner == "openai/fast"
+        slow = next(c for c in r.harness.race.contestants if c.model == "openai/slow")
+        assert slow.outcome == "cancelled" and slow.first_byte is False
+        assert server.disconnected.wait(10)
     finally:
         release.set()
 
@@ -517,7 +511,7 @@ async def test_race_records_what_each_contestant_consumed(tmp_path):
     assert race.to_dict()["contestants"][0]["prompt_tokens"] == 1200
 
 
-def test_a_race_loser_cancelled_before_any_usage_reports_none():
+def test_a_race_loser_cancelled_before_any_usage_reports_none(local_server):
     release = threading.Event()
 
     def handler(request: Request) -> Reply:
@@ -526,14 +520,14 @@ def test_a_race_loser_cancelled_before_any_usage_reports_none():
         return Reply(body=chat_body("late"), release=release)
 
     try:
-        with LocalServer(handler) as server:
-            r = Harness(retries=0).batch_completion_models(
-                ["openai/slow", "openai/fast"], USER, api_base=server.url, api_key="k" * 10
-            )
-            slow = r.harness.race.contestants[0]
-            assert slow.outcome == "cancelled"
-            assert (slow.prompt_tokens, slow.completion_tokens, slow.cost_usd) == (None, None, None)
-            fast = r.harness.race.contestants[1]
-            assert (fast.prompt_tokens, fast.completion_tokens) == (3, 1)
+        server = local_server(handler)
+        r = Harness(retries=0).batch_completion_models(
+            ["openai/slow", "openai/fast"], USER, api_base=server.url, api_key="k" * 10
+        )
+        slow = r.harness.race.contestants[0]
+        assert slow.outcome == "cancelled"
+        assert (slow.prompt_tokens, slow.completion_tokens, slow.cost_usd) == (None, None, None)
+        fast = r.harness.race.contestants[1]
+        assert (fast.prompt_tokens, fast.completion_tokens) == (3, 1)
     finally:
         release.set()

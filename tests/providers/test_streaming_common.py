@@ -450,7 +450,11 @@ SOCKET_TAIL = sse(
 
 class HoldingServer(LocalServer):
     """The local server, answering every request with a chunked event stream that sends
-    ``head``, then holds until ``release`` is set (or the client goes away), then ``tail``."""
+    ``head``, then holds until ``release`` is set (or the client goes away), then ``tail``.
+
+    A server of its own rather than the session's: it writes its answer in two parts, with
+    its own ``_serve``, which a handler's ``Reply`` cannot express.
+    """
 
     def __init__(self, head: bytes, tail: bytes) -> None:
         super().__init__(lambda request: Reply())
@@ -489,14 +493,14 @@ def _chunk(data: bytes) -> bytes:
 
 
 @pytest.mark.asyncio
-async def test_lean_transport_streams_a_chunked_event_stream() -> None:
-    with LocalServer(lambda r: Reply(body=SOCKET_HEAD + SOCKET_TAIL, chunked=True,
-                                     headers={"content-type": "text/event-stream"})) as server:
-        cache = ClientCache("lean")
-        call = make_call("openai/gpt-4o-mini", api_base=server.url)
-        stream = OpenAIProvider().stream(call, cache.stream_sender())
-        response = await collect(stream)
-        cache.close_all()
+async def test_lean_transport_streams_a_chunked_event_stream(local_server) -> None:
+    server = local_server(lambda r: Reply(body=SOCKET_HEAD + SOCKET_TAIL, chunked=True,
+                                          headers={"content-type": "text/event-stream"}))
+    cache = ClientCache("lean")
+    call = make_call("openai/gpt-4o-mini", api_base=server.url)
+    stream = OpenAIProvider().stream(call, cache.stream_sender())
+    response = await collect(stream)
+    cache.close_all()
     assert response.content == "Stockholm"
     assert json.loads(server.requests[0].body)["stream"] is True
     assert server.requests[0].path == "/chat/completions"
