@@ -316,8 +316,10 @@ def test_all_responses_align_with_models_and_keep_errors():
             "fast": {"model": "mock/fast", "responses": ["fast"]},
         }
     }
-    results = Harness(cfg, retries=0).batch_completion_models_all_responses(
-        models=["slow", "bad", "fast", "echo/e"], messages=USER
+    results, _ = virtual_time.run(
+        Harness(cfg, retries=0).abatch_completion_models_all_responses(
+            models=["slow", "bad", "fast", "echo/e"], messages=USER
+        )
     )
     assert len(results) == 4
     assert results[0].content == "slow"
@@ -415,8 +417,11 @@ def test_race_on_first_token_lets_the_first_streamer_win_and_aborts_the_rest():
         "late": {"model": "mock/late", "responses": [{"content": "late answer", "ttft_ms": 400}]},
     }}
     h = Harness(cfg, retries=0)
-    r = h.batch_completion_models(["late", "early"], USER, race_on="first_token")
+    r, elapsed = virtual_time.run(
+        h.abatch_completion_models(["late", "early"], USER, race_on="first_token")
+    )
     assert r.content == "early bird" and r.harness.race.winner == "early"
+    assert elapsed < 0.4  # the late one was not waited for
     outcomes = {c.model: c for c in r.harness.race.contestants}
     assert outcomes["late"].outcome == "cancelled" and outcomes["early"].ttft_ms is not None
     assert r.harness.ttft_ms is not None
