@@ -1005,6 +1005,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
             conn = idle.pop()
             if conn.reusable:
                 conn.reused = True
+                conn.got_bytes = False  # bytes of this request's answer, not the last one's
                 return conn
             self._discard(conn)
         loop = asyncio.get_running_loop()

@@ -60,7 +60,7 @@ from harness.types import (
     ToolCall,
     Usage,
 )
-from tests.local_server import chat_body
+from tests.helpers.local_server import chat_body
 
 USER = [{"role": "user", "content": "hi"}]
 BASE = {

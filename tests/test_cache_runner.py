@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from harness import Harness, ReplayMissError
-from tests.local_server import chat_body
+from tests.helpers.local_server import chat_body
 
 USER = [{"role": "user", "content": "What is 2+2?"}]
 KEY = "sk-test-cache-runner-0123456789"

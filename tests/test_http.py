@@ -38,7 +38,7 @@ from harness.http import (
     parse_chunk_size,
     parse_content_length,
 )
-from tests.local_server import LocalServer, Reply, Request, chat_body
+from tests.helpers.local_server import Reply, Request, chat_body
 
 USER = [{"role": "user", "content": "hello"}]
 
@@ -50,51 +50,63 @@ async def post(client: httpx.AsyncClient, url: str, body: bytes = b"{}") -> http
 
 
 @pytest.mark.asyncio
-async def test_keep_alive_reuses_one_socket_for_sequential_requests():
-    with LocalServer(lambda r: Reply(body={"n": len(r.body)})) as server:
-        transport = LeanTransport()
-        async with httpx.AsyncClient(transport=transport) as client:
-            for i in range(5):
-                response = await post(client, server.url + "/x", b"a" * i)
-                assert response.json() == {"n": i}
-        assert transport.connections_opened == 1
-        assert server.connections == 1
-        assert [r.path for r in server.requests] == ["/x"] * 5
+async def test_keep_alive_reuses_one_socket_for_sequential_requests(local_server):
+    server = local_server(lambda r: Reply(body={"n": len(r.body)}))
+    transport = LeanTransport()
+    async with httpx.AsyncClient(transport=transport) as client:
+        for i in range(5):
+            response = await post(client, server.url + "/x", b"a" * i)
+            assert response.json() == {"n": i}
+    assert transport.connections_opened == 1
+    assert server.connections == 1
+    assert [r.path for r in server.requests] == ["/x"] * 5
 
 
 @pytest.mark.asyncio
-async def test_chunked_bodies_are_decoded():
+async def test_chunked_bodies_are_decoded(local_server):
     payload = {"text": "x" * 5000}
-    with LocalServer(lambda r: Reply(body=payload, chunked=True)) as server:
-        async with httpx.AsyncClient(transport=LeanTransport()) as client:
-            first = await post(client, server.url)
-            second = await post(client, server.url)
+    server = local_server(lambda r: Reply(body=payload, chunked=True))
+    async with httpx.AsyncClient(transport=LeanTransport()) as client:
+        first = await post(client, server.url)
+        second = await post(client, server.url)
     assert first.json() == payload and second.json() == payload
     assert server.connections == 1  # the socket survived a chunked body
 
 
 @pytest.mark.asyncio
-async def test_connection_close_is_honoured():
-    with LocalServer(lambda r: Reply(body=b"{}", close=True)) as server:
-        transport = LeanTransport()
-        async with httpx.AsyncClient(transport=transport) as client:
-            for _ in range(3):
-                assert (await post(client, server.url)).status_code == 200
-        assert transport.connections_opened == 3
+async def test_connection_close_is_honoured(local_server):
+    server = local_server(lambda r: Reply(body=b"{}", close=True))
+    transport = LeanTransport()
+    async with httpx.AsyncClient(transport=transport) as client:
+        for _ in range(3):
+            assert (await post(client, server.url)).status_code == 200
+    assert transport.connections_opened == 3
 
 
 @pytest.mark.asyncio
 async def test_a_stale_keep_alive_socket_is_retried_once_on_a_new_one():
-    # A server that answers one request per connection without saying "close", then hangs up.
-    served = 0
+    # The server answers the first request on a connection with keep-alive, then treats
+    # the connection as expired: a second request on it is read and the socket closed
+    # without a byte of answer, as when a server's idle close crosses the client's reuse.
+    # The client cannot tell before it sends, so only the retry on a new socket saves it.
+    connections: list[int] = []  # requests answered, per connection
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal served
-        await reader.readuntil(b"\r\n\r\n")
-        served += 1
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-        await writer.drain()
-        writer.close()
+        connections.append(0)
+        here = len(connections) - 1
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(2)  # the body, b"{}"
+                if connections[here]:
+                    return  # stale: close without answering
+                connections[here] += 1
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            return
+        finally:
+            writer.close()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -102,12 +114,35 @@ async def test_a_stale_keep_alive_socket_is_retried_once_on_a_new_one():
     try:
         async with httpx.AsyncClient(transport=transport) as client:
             assert (await post(client, f"http://127.0.0.1:{port}/")).text == "ok"
-            await asyncio.sleep(0)  # let the loop see the server's FIN... or not: both must work
             assert (await post(client, f"http://127.0.0.1:{port}/")).text == "ok"
     finally:
         server.close()
         await server.wait_closed()
-    assert served == 2
+    assert connections == [1, 1]  # the stale socket was reused, then a new one answered
+    assert transport.connections_opened == 2
+
+
+@pytest.mark.asyncio
+async def test_a_fresh_socket_closed_without_an_answer_is_not_retried():
+    # The retry is for reused sockets only: a new socket closed unanswered is an error.
+    requests = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        await reader.readuntil(b"\r\n\r\n")
+        requests += 1
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with httpx.AsyncClient(transport=LeanTransport()) as client:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await post(client, f"http://127.0.0.1:{port}/")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert requests == 1
 
 
 @pytest.mark.asyncio
@@ -162,16 +197,16 @@ def test_refused_connection_becomes_api_connection_error():
     assert result.retryable and result.provider == "openai"
 
 
-def test_timeout_cancels_the_request_and_the_server_sees_it():
+def test_timeout_cancels_the_request_and_the_server_sees_it(local_server):
     import threading
 
     release = threading.Event()
     try:
-        with LocalServer(lambda r: Reply(body=chat_body(), release=release)) as server:
-            [result] = Harness(retries=0).batch_completion(
-                "openai/x", [USER], api_base=server.url, api_key="k" * 10, timeout=0.2
-            )
-            assert server.disconnected.wait(10)
+        server = local_server(lambda r: Reply(body=chat_body(), release=release))
+        [result] = Harness(retries=0).batch_completion(
+            "openai/x", [USER], api_base=server.url, api_key="k" * 10, timeout=0.2
+        )
+        assert server.disconnected.wait(10)
     finally:
         release.set()
     from harness import TimeoutError as HarnessTimeout
@@ -194,13 +229,13 @@ def test_env_transport_is_validated(monkeypatch):
         ClientCache.env_transport()
 
 
-def test_httpx_transport_gives_the_same_answers():
-    with LocalServer(lambda r: Reply(body=chat_body("same"))) as server:
-        for kind in ("lean", "httpx"):
-            r = Harness(transport=kind).completion(
-                "openai/x", USER, api_base=server.url, api_key="k" * 10
-            )
-            assert r.content == "same"
+def test_httpx_transport_gives_the_same_answers(local_server):
+    server = local_server(lambda r: Reply(body=chat_body("same")))
+    for kind in ("lean", "httpx"):
+        r = Harness(transport=kind).completion(
+            "openai/x", USER, api_base=server.url, api_key="k" * 10
+        )
+        assert r.content == "same"
 
 
 def test_each_event_loop_gets_its_own_client():
@@ -517,17 +552,17 @@ def test_reading_pauses_while_the_buffer_is_full(loop: asyncio.AbstractEventLoop
 
 
 @pytest.mark.asyncio
-async def test_a_gzipped_answer_is_decoded_and_its_encoding_dropped() -> None:
+async def test_a_gzipped_answer_is_decoded_and_its_encoding_dropped(local_server) -> None:
     body = zlib.compress(b'{"ok": true}', wbits=31)
     headers = {"content-encoding": "gzip", "content-type": "application/json"}
-    with LocalServer(lambda r: Reply(body=body, headers=headers)) as server:
-        transport = LeanTransport()
-        request = httpx.Request("POST", server.url, content=b"{}")
-        raw = await transport.send_raw(request)
-        assert raw.content == b'{"ok": true}' and "content-encoding" not in raw.headers
-        async with httpx.AsyncClient(transport=transport) as client:
-            assert (await post(client, server.url)).json() == {"ok": True}
-        await transport.aclose()
+    server = local_server(lambda r: Reply(body=body, headers=headers))
+    transport = LeanTransport()
+    request = httpx.Request("POST", server.url, content=b"{}")
+    raw = await transport.send_raw(request)
+    assert raw.content == b'{"ok": true}' and "content-encoding" not in raw.headers
+    async with httpx.AsyncClient(transport=transport) as client:
+        assert (await post(client, server.url)).json() == {"ok": True}
+    await transport.aclose()
 
 
 def test_raw_deflate_is_accepted_like_zlib_deflate() -> None:

@@ -92,12 +92,14 @@ def run_processes(target: Any, args_list: list[tuple[Any, ...]]) -> None:
 # --- workers run in spawned processes --------------------------------------------------------
 
 
-def slot_worker(path: str, go: Any, lock: Any, current: Any, peak: Any, done: Any) -> None:
+def slot_worker(
+    path: str, go: Any, lock: Any, full: Any, current: Any, peak: Any, done: Any
+) -> None:
     go.wait(JOIN)
-    asyncio.run(_slot_tasks(path, lock, current, peak, done))
+    asyncio.run(_slot_tasks(path, lock, full, current, peak, done))
 
 
-async def _slot_tasks(path: str, lock: Any, current: Any, peak: Any, done: Any) -> None:
+async def _slot_tasks(path: str, lock: Any, full: Any, current: Any, peak: Any, done: Any) -> None:
     limiter = SharedLimiter(path)
 
     async def one() -> None:
@@ -105,7 +107,10 @@ async def _slot_tasks(path: str, lock: Any, current: Any, peak: Any, done: Any) 
             with lock:
                 current.value += 1
                 peak.value = max(peak.value, current.value)
-            await asyncio.sleep(0.001)  # hold the slot a moment, so that calls overlap
+                if current.value == 3:
+                    full.set()
+            # The first holders keep their slots until all three slots are taken at once.
+            await asyncio.to_thread(full.wait, JOIN)
             with lock:
                 current.value -= 1
                 done.value += 1
@@ -165,10 +170,10 @@ def budget_worker(path: str) -> None:
 
 
 def test_concurrency_limit_holds_across_processes(db: str) -> None:
-    go, lock = SPAWN.Event(), SPAWN.Lock()
+    go, lock, full = SPAWN.Event(), SPAWN.Lock(), SPAWN.Event()
     current, peak, done = (SPAWN.Value("i", 0, lock=False) for _ in range(3))
     procs = [
-        SPAWN.Process(target=slot_worker, args=(db, go, lock, current, peak, done))
+        SPAWN.Process(target=slot_worker, args=(db, go, lock, full, current, peak, done))
         for _ in range(4)
     ]
     for p in procs:
@@ -178,7 +183,7 @@ def test_concurrency_limit_holds_across_processes(db: str) -> None:
         p.join(JOIN)
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
     assert done.value == 100
-    assert 1 <= peak.value <= 3
+    assert peak.value == 3  # 100 calls wanted in: all three slots were in use, never more
     assert current.value == 0
     limiter = SharedLimiter(db)
     assert limiter.state("m")["in_flight"] == 0
@@ -278,17 +283,26 @@ async def test_acquire_waits_for_a_slot_and_releases_on_exit(limiter: SharedLimi
 
 
 class Peak:
-    """Counts calls inside a critical section and remembers the most at once (thread-safe)."""
+    """Counts calls inside a critical section and remembers the most at once (thread-safe).
 
-    def __init__(self) -> None:
+    With ``latch``, the first callers hold their slots until ``limit`` of them are inside at
+    once, so that the limit is reached whatever the threads' scheduling.
+    """
+
+    def __init__(self, *, latch: bool = False) -> None:
         self.lock = threading.Lock()
         self.now = self.most = self.done = 0
+        self.full = threading.Event() if latch else None
 
     async def visit(self, limiter: SharedLimiter, key: str, limit: int) -> None:
         async with limiter.acquire(key, max_concurrency=limit):
             with self.lock:
                 self.now += 1
                 self.most = max(self.most, self.now)
+                if self.full is not None and self.now == limit:
+                    self.full.set()
+            if self.full is not None:
+                await asyncio.to_thread(self.full.wait, JOIN)
             for _ in range(3):
                 await asyncio.sleep(0)
             with self.lock:
@@ -307,7 +321,7 @@ async def test_many_tasks_of_one_process_share_the_slots(limiter: SharedLimiter)
 
 def test_event_loops_in_several_threads_share_the_slots(db: str) -> None:
     limiter = SharedLimiter(db)
-    peak = Peak()
+    peak = Peak(latch=True)
 
     async def batch() -> None:
         async with asyncio.timeout(JOIN):
@@ -319,7 +333,7 @@ def test_event_loops_in_several_threads_share_the_slots(db: str) -> None:
     for t in threads:
         t.join()
     assert peak.done == 60
-    assert peak.most <= 2
+    assert peak.most == 2
     limiter.close()
 
 

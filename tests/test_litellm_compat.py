@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 
 import tests.litellm_shim as litellm
-from tests.local_server import LocalServer, Reply, Request, chat_body
+from tests.helpers.local_server import LocalServer, Reply, Request, chat_body
 
 USER = [{"role": "user", "content": "Hey, how's it going?"}]
 KEY = "k" * 12
 
 
 @pytest.fixture
-def server() -> Iterator[LocalServer]:
+def server(local_server) -> Iterator[LocalServer]:
     """An OpenAI-compatible server: answers with the model's name, or scripted statuses."""
 
     def handler(request: Request) -> Reply:
@@ -40,8 +40,8 @@ def server() -> Iterator[LocalServer]:
             return Reply(status=status, body={"error": {"message": message, "type": "x"}})
         return Reply(body=chat_body(f"answer from {model}", model))
 
-    with LocalServer(handler) as srv:
-        yield srv
+    srv = local_server(handler)
+    yield srv
 
 
 def at(server: LocalServer) -> dict[str, Any]:
@@ -357,6 +357,7 @@ def test_errors_carry_litellms_attributes(server, model, cls, status):
 
 def test_connection_errors_and_timeouts_are_api_errors():
     release = threading.Event()
+    # A server of its own: once it is stopped, its port refuses connections.
     with LocalServer(lambda r: Reply(body=chat_body(), release=release)) as slow:
         with pytest.raises(litellm.Timeout) as timeout:
             litellm.completion("openai/x", USER, timeout=0.05, **at(slow))

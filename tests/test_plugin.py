@@ -527,8 +527,8 @@ def test_bad_baseline_is_a_usage_error(project):
     result.stderr.fnmatch_lines(["*--harness-fail-on-regression needs --harness-baseline PATH*"])
 
 
-def test_cache_records_then_replays_with_the_server_stopped(pytester):
-    from tests.local_server import LocalServer, Reply, chat_body
+def test_cache_records_then_replays_with_the_server_stopped(local_server, pytester):
+    from tests.helpers.local_server import Reply, chat_body
 
     (pytester.path / "suites").mkdir()
     (pytester.path / "suites" / "net.yaml").write_text(textwrap.dedent("""
@@ -539,16 +539,16 @@ def test_cache_records_then_replays_with_the_server_stopped(pytester):
           - { id: a, vars: { n: 1 }, assert: [{ contains: answer }] }
           - { id: b, vars: { n: 2 }, assert: [{ contains: answer }] }
     """))
-    with LocalServer(lambda r: Reply(body=chat_body("answer"))) as server:
-        pytester.makepyprojecttoml(
-            CONFIG + f'\n[tool.harness.models.net]\nmodel = "openai/net"\napi_base = "{server.url}/v1"\napi_key_env = "NONE"\n'
-        )
-        first = pytester.runpytest("suites")
-        first.assert_outcomes(passed=2)
-        assert len(server.requests) == 4  # 2 cases x 2 repeats: repeats are separate answers
-        second = pytester.runpytest("suites")
-        second.assert_outcomes(passed=2)
-        assert len(server.requests) == 4  # all served from the store
+    server = local_server(lambda r: Reply(body=chat_body("answer")))
+    pytester.makepyprojecttoml(
+        CONFIG + f'\n[tool.harness.models.net]\nmodel = "openai/net"\napi_base = "{server.url}/v1"\napi_key_env = "NONE"\n'
+    )
+    first = pytester.runpytest("suites")
+    first.assert_outcomes(passed=2)
+    assert len(server.requests) == 4  # 2 cases x 2 repeats: repeats are separate answers
+    second = pytester.runpytest("suites")
+    second.assert_outcomes(passed=2)
+    assert len(server.requests) == 4  # all served from the store
     replay = pytester.runpytest("suites", "--harness-cache", "replay", "--harness-offline")
     replay.assert_outcomes(passed=2)
     recs = [r for r in records(pytester) if r["kind"] == "result"]
@@ -567,40 +567,41 @@ def test_bad_cache_mode_is_a_usage_error(project):
     result.stderr.fnmatch_lines(["*--harness-cache:*sometimes*"])
 
 
-def test_model_concurrency_limit_holds_across_xdist_workers(pytester):
+def test_model_concurrency_limit_holds_across_xdist_workers(local_server, pytester):
     import threading
 
-    from tests.local_server import LocalServer, Reply, chat_body
+    from tests.helpers.local_server import Reply, chat_body
 
     lock = threading.Lock()
     state = {"now": 0, "peak": 0}
+    full = threading.Event()  # the first requests are held until two are in flight at once
 
     def handler(request):
         with lock:
             state["now"] += 1
             state["peak"] = max(state["peak"], state["now"])
-        return Reply(body=chat_body("answer"), delay=0.05)
+            if state["now"] == 2:
+                full.set()
+        return Reply(body=chat_body("answer"), release=full)
 
     cases = "\n".join(f"  - {{ id: c{i}, vars: {{ n: {i} }}, assert: [{{ contains: answer }}] }}" for i in range(16))
     (pytester.path / "suites").mkdir()
     (pytester.path / "suites" / "net.yaml").write_text(f'models: [net]\nprompt: "Q {{{{ n }}}}"\ncases:\n{cases}\n')
-    with LocalServer(handler) as server:
-        write = server._write
+    server = local_server(handler)
 
-        def counting_write(writer, reply):
-            with lock:
-                state["now"] -= 1
-            write(writer, reply)
+    def over(request, reply):  # a request is over once its reply is written
+        with lock:
+            state["now"] -= 1
 
-        server._write = counting_write
-        pytester.makepyprojecttoml(
-            CONFIG + f'\n[tool.harness.models.net]\nmodel = "openai/net"\napi_base = "{server.url}/v1"\n'
-            'api_key_env = "NONE"\nmax_concurrency = 2\n'
-        )
-        result = pytester.runpytest_subprocess("suites", "-n", "2", "--harness-cache", "off")
-        result.assert_outcomes(passed=16)
+    server.on_reply = over
+    pytester.makepyprojecttoml(
+        CONFIG + f'\n[tool.harness.models.net]\nmodel = "openai/net"\napi_base = "{server.url}/v1"\n'
+        'api_key_env = "NONE"\nmax_concurrency = 2\n'
+    )
+    result = pytester.runpytest_subprocess("suites", "-n", "2", "--harness-cache", "off")
+    result.assert_outcomes(passed=16)
     assert len(server.requests) == 16
-    assert 1 <= state["peak"] <= 2
+    assert state["peak"] == 2
 
 
 def test_suites_stream_by_default_and_record_time_to_first_token(project):
@@ -616,19 +617,19 @@ def test_suites_stream_by_default_and_record_time_to_first_token(project):
     assert all(r["ttft_ms"] is not None for r in records(project) if r["kind"] == "result")
 
 
-def test_max_cost_stops_sending_and_skips_the_rest(pytester):
-    from tests.local_server import LocalServer, Reply, chat_body
+def test_max_cost_stops_sending_and_skips_the_rest(local_server, pytester):
+    from tests.helpers.local_server import Reply, chat_body
 
     cases = "\n".join(f"  - {{ id: c{i}, vars: {{ n: {i} }}, assert: [{{ contains: hi }}] }}" for i in range(6))
     (pytester.path / "suites").mkdir()
     (pytester.path / "suites" / "paid.yaml").write_text(f'models: [paid]\nprompt: "Q {{{{ n }}}}"\ncases:\n{cases}\n')
-    with LocalServer(lambda r: Reply(body=chat_body("hi"))) as server:
-        pytester.makepyprojecttoml(
-            CONFIG + f'\n[tool.harness.models.paid]\nmodel = "openai/paid"\napi_base = "{server.url}/v1"\n'
-            'api_key_env = "NONE"\nmax_concurrency = 1\nprice = { input_per_mtok = 1000000, output_per_mtok = 0 }\n'
-        )
-        # chat_body reports 3 prompt tokens: $3 a call; a $5 cap allows two calls.
-        result = pytester.runpytest("suites", "--harness-max-cost", "5", "--harness-cache", "off", "-rs")
+    server = local_server(lambda r: Reply(body=chat_body("hi")))
+    pytester.makepyprojecttoml(
+        CONFIG + f'\n[tool.harness.models.paid]\nmodel = "openai/paid"\napi_base = "{server.url}/v1"\n'
+        'api_key_env = "NONE"\nmax_concurrency = 1\nprice = { input_per_mtok = 1000000, output_per_mtok = 0 }\n'
+    )
+    # chat_body reports 3 prompt tokens: $3 a call; a $5 cap allows two calls.
+    result = pytester.runpytest("suites", "--harness-max-cost", "5", "--harness-cache", "off", "-rs")
     result.assert_outcomes(passed=2, skipped=4)
     assert len(server.requests) == 2
     result.stdout.fnmatch_lines(["*harness: cost cap $5 reached: 4 item(s) skipped, their requests not sent*"])

@@ -140,8 +140,8 @@ def test_a_rerun_of_a_python_test_starts_its_records_afresh(project):
 # --- replay: a missing recording fails the item as an error -------------------------------
 
 
-def test_replay_mode_fails_an_item_with_a_missing_recording(pytester):
-    from tests.local_server import LocalServer, Reply, chat_body
+def test_replay_mode_fails_an_item_with_a_missing_recording(local_server, pytester):
+    from tests.helpers.local_server import Reply, chat_body
 
     (pytester.path / "suites").mkdir()
     suite = pytester.path / "suites" / "net.yaml"
@@ -152,12 +152,12 @@ def test_replay_mode_fails_an_item_with_a_missing_recording(pytester):
         cases:
           - { id: a, vars: { n: 1 }, assert: [{ contains: answer }] }
     """))
-    with LocalServer(lambda r: Reply(body=chat_body("answer"))) as server:
-        pytester.makepyprojecttoml(
-            CONFIG + "\n[tool.harness.models.net]\n"
-            f'model = "openai/net"\napi_base = "{server.url}/v1"\napi_key_env = "NONE"\n'
-        )
-        pytester.runpytest("suites").assert_outcomes(passed=1)
+    server = local_server(lambda r: Reply(body=chat_body("answer")))
+    pytester.makepyprojecttoml(
+        CONFIG + "\n[tool.harness.models.net]\n"
+        f'model = "openai/net"\napi_base = "{server.url}/v1"\napi_key_env = "NONE"\n'
+    )
+    pytester.runpytest("suites").assert_outcomes(passed=1)
     suite.write_text(suite.read_text().replace("repeat: 3", "repeat: 4"))
     replay = pytester.runpytest("suites", "--harness-cache", "replay")
     replay.assert_outcomes(failed=1)  # 3/4 would pass the 0.6 threshold: it must not

@@ -4,19 +4,20 @@ winner's answer or ``AllModelsFailed``.
 A contestant's finish time used to be stamped by a task done-callback, which can run one
 loop iteration after the race has already seen the task done; a race between contestants
 finishing in adjacent iterations then raised a bare ``KeyError``. The first test forces that
-ordering deterministically; the second runs many close races against a local server.
+ordering deterministically; the second runs many close races against a local server, which answers a race's three
+requests at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
+import threading
 from typing import Any
 
 import pytest
 
 from harness import AllModelsFailed, Choice, Harness, HarnessError, Message, ModelResponse
-from tests.local_server import LocalServer, Reply, Request, chat_body
+from tests.helpers.local_server import Reply, Request, chat_body
 
 USER = [{"role": "user", "content": "who is first?"}]
 
@@ -83,37 +84,48 @@ IN_FLIGHT = 50
 
 
 @pytest.mark.asyncio
-async def test_many_close_races_against_a_local_server_never_raise():
-    """Three models answering at 20–25 ms with jitter, 1,000 races, 50 at a time."""
-    rng = random.Random(1234)
-    base = {"a": 0.020, "b": 0.021, "c": 0.022}
+async def test_many_close_races_against_a_local_server_never_raise(local_server):
+    """1,000 races of three models, 50 at a time; the server holds a race's three requests
+    until all three have arrived and then answers them at once, so finishes are close."""
+    lock = threading.Lock()
+    arrived: dict[str, int] = {}
+    gates: dict[str, threading.Event] = {}
 
     def handler(request: Request) -> Reply:
         model = request.json()["model"]
-        return Reply(body=chat_body(model, model), delay=base[model] + rng.uniform(0, 0.003))
+        race_id = request.json()["messages"][0]["content"]
+        with lock:
+            gate = gates.setdefault(race_id, threading.Event())
+            arrived[race_id] = arrived.get(race_id, 0) + 1
+            if arrived[race_id] == 3:
+                gate.set()
+        return Reply(body=chat_body(model, model), release=gate)
 
     h = Harness(retries=0)
     failures: list[BaseException] = []
     winners: dict[str, int] = {}
-    with LocalServer(handler) as server:
-        params = {"api_base": server.url, "api_key": "k" * 10}
+    server = local_server(handler)
+    params = {"api_base": server.url, "api_key": "k" * 10}
 
-        async def race() -> None:
-            try:
-                r = await h.abatch_completion_models(["openai/a", "openai/b", "openai/c"], USER, **params)
-            except BaseException as exc:  # anything at all is a failure of this test
-                failures.append(exc)
-                return
-            info = r.harness.race
-            assert info is not None and r.content == info.winner.removeprefix("openai/")
-            assert [c.outcome for c in info.contestants].count("winner") == 1
-            assert {c.outcome for c in info.contestants} <= {"winner", "cancelled", "finished"}
-            winners[info.winner] = winners.get(info.winner, 0) + 1
+    async def race(k: int) -> None:
+        messages = [{"role": "user", "content": f"race {k}"}]
+        try:
+            r = await h.abatch_completion_models(
+                ["openai/a", "openai/b", "openai/c"], messages, **params
+            )
+        except BaseException as exc:  # anything at all is a failure of this test
+            failures.append(exc)
+            return
+        info = r.harness.race
+        assert info is not None and r.content == info.winner.removeprefix("openai/")
+        assert [c.outcome for c in info.contestants].count("winner") == 1
+        assert {c.outcome for c in info.contestants} <= {"winner", "cancelled", "finished"}
+        winners[info.winner] = winners.get(info.winner, 0) + 1
 
-        for _ in range(CLOSE_RACES // IN_FLIGHT):
-            await asyncio.gather(*(race() for _ in range(IN_FLIGHT)))
-        await h.aclose()
+    for start in range(0, CLOSE_RACES, IN_FLIGHT):
+        await asyncio.gather(*(race(k) for k in range(start, start + IN_FLIGHT)))
+    await h.aclose()
 
     assert failures == []
     assert sum(winners.values()) == CLOSE_RACES
-    assert len(winners) >= 2  # the finishes really were close
+    assert len(arrived) == CLOSE_RACES and set(arrived.values()) == {3}

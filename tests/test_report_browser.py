@@ -17,7 +17,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 
 from harness.report.html import render_html  # noqa: E402
 from tests.benchmarks.make_results import make_results  # noqa: E402
-from tests.test_report_html import document, record  # noqa: E402
+from tests.helpers.report_docs import document, record  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

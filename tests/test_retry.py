@@ -19,7 +19,7 @@ from harness import (
     ServiceUnavailableError,
 )
 from harness.errors import APIConnectionError, ConflictError, InternalServerError, TimeoutError
-from tests.local_server import chat_body
+from tests.helpers.local_server import chat_body
 
 USER = [{"role": "user", "content": "hi"}]
 

@@ -14,7 +14,7 @@ import textwrap
 import pytest
 
 import harness.suites  # noqa: F401  (PyYAML's C extension must be imported only once)
-from tests.local_server import LocalServer, Reply, Request, chat_body
+from tests.helpers.local_server import Reply, Request, chat_body
 
 
 def _fake_key(prefix: str) -> str:
@@ -46,72 +46,72 @@ def _echo(request: Request) -> Reply:
     )
 
 
-def test_no_key_reaches_any_output(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+def test_no_key_reaches_any_output(local_server, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
     monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
     monkeypatch.setenv("TEST_CUSTOM_TOKEN", CUSTOM_TOKEN)
-    with LocalServer(_echo) as server:
-        pytester.makepyprojecttoml(textwrap.dedent(f"""
-            [tool.pytest.ini_options]
-            asyncio_default_fixture_loop_scope = "function"
-            addopts = "-p no:hypothesispytest -p no:randomly"
+    server = local_server(_echo)
+    pytester.makepyprojecttoml(textwrap.dedent(f"""
+        [tool.pytest.ini_options]
+        asyncio_default_fixture_loop_scope = "function"
+        addopts = "-p no:hypothesispytest -p no:randomly"
 
-            [tool.harness.models.gpt]
-            model = "openai/echo"
-            api_base = "{server.url}/v1"
+        [tool.harness.models.gpt]
+        model = "openai/echo"
+        api_base = "{server.url}/v1"
 
-            [tool.harness.models.gpt-ok]
-            model = "openai/ok"
-            api_base = "{server.url}/v1"
+        [tool.harness.models.gpt-ok]
+        model = "openai/ok"
+        api_base = "{server.url}/v1"
 
-            [tool.harness.models.claude]
-            model = "anthropic/echo"
-            api_base = "{server.url}"
+        [tool.harness.models.claude]
+        model = "anthropic/echo"
+        api_base = "{server.url}"
 
-            [tool.harness.models.claude-ok]
-            model = "anthropic/ok-claude"
-            api_base = "{server.url}"
-        """))
-        (pytester.path / "suites").mkdir()
-        (pytester.path / "suites" / "keys.yaml").write_text(textwrap.dedent("""
-            models: [gpt, claude, gpt-ok, claude-ok]
-            prompt: "hello"
-            defaults: { params: { num_retries: 0 } }
-            cases:
-              - id: hello
-                assert: [{ contains: fine }]
-        """))
-        pytester.makepyfile(test_api=f"""
-            import os
+        [tool.harness.models.claude-ok]
+        model = "anthropic/ok-claude"
+        api_base = "{server.url}"
+    """))
+    (pytester.path / "suites").mkdir()
+    (pytester.path / "suites" / "keys.yaml").write_text(textwrap.dedent("""
+        models: [gpt, claude, gpt-ok, claude-ok]
+        prompt: "hello"
+        defaults: { params: { num_retries: 0 } }
+        cases:
+          - id: hello
+            assert: [{ contains: fine }]
+    """))
+    pytester.makepyfile(test_api=f"""
+        import os
 
-            import harness
-            from harness import Harness
+        import harness
+        from harness import Harness
 
-            def test_python_api_failure():
-                h = Harness(retries=0)
-                response = h.completion(
-                    "openai/echo", [{{"role": "user", "content": "hi"}}],
-                    api_base="{server.url}/v1",
-                    extra_headers={{"X-Custom-Auth": os.environ["TEST_CUSTOM_TOKEN"]}},
-                )
-                assert response.content == "never"
+        def test_python_api_failure():
+            h = Harness(retries=0)
+            response = h.completion(
+                "openai/echo", [{{"role": "user", "content": "hi"}}],
+                api_base="{server.url}/v1",
+                extra_headers={{"X-Custom-Auth": os.environ["TEST_CUSTOM_TOKEN"]}},
+            )
+            assert response.content == "never"
 
-            def test_fixture_failure(batch):
-                [answer] = batch([[{{"role": "user", "content": "hi"}}]], model="claude")
-                assert not isinstance(answer, Exception), answer
+        def test_fixture_failure(batch):
+            [answer] = batch([[{{"role": "user", "content": "hi"}}]], model="claude")
+            assert not isinstance(answer, Exception), answer
 
-            def test_stream_failure():
-                stream = harness.completion(
-                    "openai/echo", [{{"role": "user", "content": "hi"}}], stream=True,
-                    api_base="{server.url}/v1", num_retries=0,
-                )
-                list(stream)
-        """)
-        result = pytester.runpytest(
-            "suites", "test_api.py", "--showlocals", "-vv", "--tb=long",
-            "--junitxml=junit.xml", "--log-file=run.log", "--log-file-level=DEBUG",
-            "-o", "log_level=DEBUG", "-rA",
-        )
+        def test_stream_failure():
+            stream = harness.completion(
+                "openai/echo", [{{"role": "user", "content": "hi"}}], stream=True,
+                api_base="{server.url}/v1", num_retries=0,
+            )
+            list(stream)
+    """)
+    result = pytester.runpytest(
+        "suites", "test_api.py", "--showlocals", "-vv", "--tb=long",
+        "--junitxml=junit.xml", "--log-file=run.log", "--log-file-level=DEBUG",
+        "-o", "log_level=DEBUG", "-rA",
+    )
     result.assert_outcomes(passed=2, failed=5)
     assert "AuthenticationError" in result.stdout.str()  # the failures were the echoing ones
     printed = result.stdout.str() + result.stderr.str()

@@ -21,7 +21,8 @@ from harness import (
     ServiceUnavailableError,
 )
 from harness.limits import CostBudget
-from tests.local_server import LocalServer, Reply, Request, chat_body
+from tests.helpers import virtual_time
+from tests.helpers.local_server import Reply, Request, chat_body
 
 USER = [{"role": "user", "content": "hello"}]
 
@@ -33,21 +34,48 @@ def convs(n: int) -> list[list[dict[str, str]]]:
 # --- batch ----------------------------------------------------------------------------
 
 
-def test_batch_keeps_input_order_with_uneven_latencies():
-    h = Harness(retries=0)
-    # Later items answer sooner: a naive "as completed" collection would reverse them.
-    script = [{"content": f"answer {i}", "latency_ms": (20 - i) * 2} for i in range(20)]
-    results = [
-        h.batch_completion("mock/m", [msgs], mock_response=script[i])[0]
-        for i, msgs in enumerate(convs(3))
-    ]
-    assert [r.content for r in results] == ["answer 0", "answer 1", "answer 2"]
+def test_batch_keeps_input_order_when_answers_complete_in_reverse():
+    # One batch, every request in flight at once; the server answers the last first and
+    # each earlier one only after the later one's result has been handed back, so the
+    # answers complete in exactly the reverse of the input order.
+    n = 5
+    gates: list[asyncio.Event] = []
+    arrived = 0
+    completed: list[int] = []
 
-    echo = h.batch_completion("echo/e", convs(50), max_workers=7)
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal arrived
+        i = int(json.loads(request.content)["messages"][0]["content"].split()[-1])
+        arrived += 1
+        if arrived == n:
+            gates[n - 1].set()
+        await gates[i].wait()
+        return httpx.Response(200, json=chat_body(f"answer {i}"))
+
+    def on_result(i: int, result: object) -> None:
+        completed.append(i)
+        if i > 0:
+            gates[i - 1].set()
+
+    async def main() -> list:
+        gates.extend(asyncio.Event() for _ in range(n))
+        h = Harness(transport=httpx.MockTransport(handler), retries=0)
+        async with asyncio.timeout(30):  # a guard against a hang, never reached
+            return await h.abatch_completion(
+                "openai/m", convs(n), max_workers=n, on_result=on_result, api_key="k" * 10
+            )
+
+    results = asyncio.run(main())
+    assert completed == [4, 3, 2, 1, 0]
+    assert [r.content for r in results] == [f"answer {i}" for i in range(n)]
+
+
+def test_batch_with_fewer_workers_than_conversations_keeps_input_order():
+    echo = Harness(retries=0).batch_completion("echo/e", convs(50), max_workers=7)
     assert [r.content for r in echo] == [f"question {i}" for i in range(50)]
 
 
-def test_batch_puts_errors_in_their_slots_and_raises_nothing():
+def test_batch_puts_errors_in_their_slots_and_raises_nothing(local_server):
     h = Harness(retries=0)
     server_replies = {
         1: Reply(status=429, body={"error": {"message": "slow down"}}),
@@ -58,13 +86,13 @@ def test_batch_puts_errors_in_their_slots_and_raises_nothing():
         idx = int(request.json()["messages"][0]["content"].split()[-1])
         return server_replies.get(idx, Reply(body=chat_body(f"ok {idx}")))
 
-    with LocalServer(handler) as server:
-        results = h.batch_completion(
-            "openai/test",
-            convs(5),
-            api_base=server.url + "/v1",
-            api_key="sk-test-key-123456",
-        )
+    server = local_server(handler)
+    results = h.batch_completion(
+        "openai/test",
+        convs(5),
+        api_base=server.url + "/v1",
+        api_key="sk-test-key-123456",
+    )
     assert len(results) == 5
     assert isinstance(results[1], RateLimitError) and results[1].status == 429
     assert isinstance(results[3], BadRequestError) and results[3].status == 400
@@ -72,32 +100,37 @@ def test_batch_puts_errors_in_their_slots_and_raises_nothing():
 
 
 def test_batch_concurrency_is_bounded_by_max_workers():
+    # The first requests are held until four are in flight, and then until every other task
+    # has had many turns of the loop (nothing here does I/O, so a fifth request would have
+    # arrived by then); after that, none waits.
     in_flight = 0
     peak = 0
-    lock = threading.Lock()
+    full = asyncio.Event()
+    releaser: list[asyncio.Task[None]] = []
 
-    def handler(request: Request) -> Reply:
+    async def release_later() -> None:
+        for _ in range(100):
+            await asyncio.sleep(0)
+        full.set()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
         nonlocal in_flight, peak
-        with lock:
-            in_flight += 1
-            peak = max(peak, in_flight)
-        return Reply(body=chat_body(), delay=0.01)
+        in_flight += 1
+        peak = max(peak, in_flight)
+        if in_flight == 4 and not full.is_set():
+            releaser.append(asyncio.create_task(release_later()))
+        await full.wait()
+        in_flight -= 1
+        return httpx.Response(200, json=chat_body())
 
-    with LocalServer(handler) as server:
-        write = server._write
+    async def main() -> list:
+        h = Harness(transport=httpx.MockTransport(handler), retries=0)
+        async with asyncio.timeout(30):  # a guard against a hang, never reached
+            return await h.abatch_completion("openai/t", convs(30), max_workers=4, api_key="k" * 10)
 
-        def counting_write(writer, reply):  # a request is over once its reply is written
-            nonlocal in_flight
-            with lock:
-                in_flight -= 1
-            write(writer, reply)
-
-        server._write = counting_write  # type: ignore[method-assign]
-        results = Harness(retries=0).batch_completion(
-            "openai/t", convs(30), max_workers=4, api_base=server.url, api_key="k" * 10
-        )
+    results = asyncio.run(main())
     assert all(isinstance(r, ModelResponse) for r in results)
-    assert 2 <= peak <= 4
+    assert peak == 4
 
 
 def test_batch_respects_the_models_configured_concurrency():
@@ -128,7 +161,7 @@ def test_batch_respects_the_models_configured_concurrency():
         finally:
             offline.MockProvider.generate = original  # type: ignore[method-assign]
 
-    results = asyncio.run(main())
+    results, _ = virtual_time.run(main())
     assert len(results) == 12 and peak == 2
 
 
@@ -170,8 +203,9 @@ def test_race_winner_is_the_fastest_success_not_the_first_listed():
         }
     }
     h = Harness(cfg, retries=0)
-    r = h.batch_completion_models(["slow", "fast", "mid"], USER)
+    r, elapsed = virtual_time.run(h.abatch_completion_models(["slow", "fast", "mid"], USER))
     assert r.content == "fast"
+    assert elapsed == pytest.approx(0.010)  # the losers were not waited for
     race = r.harness.race
     assert race is not None and race.winner == "fast"
     outcomes = {c.model: c.outcome for c in race.contestants}
@@ -186,7 +220,9 @@ def test_race_a_fast_failure_does_not_win():
             "ok": {"model": "mock/ok", "latency_ms": 30, "responses": ["ok"]},
         }
     }
-    r = Harness(cfg, retries=0).batch_completion_models(["broken", "ok"], USER)
+    r, _ = virtual_time.run(
+        Harness(cfg, retries=0).abatch_completion_models(["broken", "ok"], USER)
+    )
     assert r.content == "ok"
     outcomes = {c.model: (c.outcome, c.error) for c in r.harness.race.contestants}
     assert outcomes["broken"][0] == "failed" and "InternalServerError" in outcomes["broken"][1]
@@ -217,7 +253,7 @@ def test_race_rejects_a_plain_string_for_models():
         harness.batch_completion_models(models=[], messages=USER)
 
 
-def test_race_losers_are_disconnected_at_the_server():
+def test_race_losers_are_disconnected_at_the_server(local_server):
     release = threading.Event()
 
     def handler(request: Request) -> Reply:
@@ -227,26 +263,20 @@ def test_race_losers_are_disconnected_at_the_server():
         return Reply(body=chat_body("too late", model), release=release)  # held until released
 
     try:
-        with LocalServer(handler) as server:
-            h = Harness(retries=0)
-            r = h.batch_completion_models(
-                ["openai/slow1", "openai/fast", "openai/slow2"],
-                USER,
-                api_base=server.url,
-                api_key="k" * 10,
-            )
-            assert r.content == "fast wins" and r.harness.race.winner == "openai/fast"
-            assert server.disconnected.wait(10)
-            # Both losers' sockets were closed while the server still held their requests.
-            for _ in range(100):
-                if server.disconnects == 2:
-                    break
-                server.disconnected.clear()
-                server.disconnected.wait(0.1)
-            assert server.disconnects == 2
-            assert {c.outcome for c in r.harness.race.contestants if c.model != "openai/fast"} == {
-                "cancelled"
-            }
+        server = local_server(handler)
+        h = Harness(retries=0)
+        r = h.batch_completion_models(
+            ["openai/slow1", "openai/fast", "openai/slow2"],
+            USER,
+            api_base=server.url,
+            api_key="k" * 10,
+        )
+        assert r.content == "fast wins" and r.harness.race.winner == "openai/fast"
+        # Both losers' sockets were closed while the server still held their requests.
+        assert server.wait_until(lambda: server.disconnects == 2)
+        assert {c.outcome for c in r.harness.race.contestants if c.model != "openai/fast"} == {
+            "cancelled"
+        }
     finally:
         release.set()
 
@@ -286,8 +316,10 @@ def test_all_responses_align_with_models_and_keep_errors():
             "fast": {"model": "mock/fast", "responses": ["fast"]},
         }
     }
-    results = Harness(cfg, retries=0).batch_completion_models_all_responses(
-        models=["slow", "bad", "fast", "echo/e"], messages=USER
+    results, _ = virtual_time.run(
+        Harness(cfg, retries=0).abatch_completion_models_all_responses(
+            models=["slow", "bad", "fast", "echo/e"], messages=USER
+        )
     )
     assert len(results) == 4
     assert results[0].content == "slow"
@@ -297,17 +329,14 @@ def test_all_responses_align_with_models_and_keep_errors():
 
 
 def test_all_responses_run_concurrently():
-    async def main() -> list:
-        h = Harness(retries=0)
-        return await asyncio.wait_for(
-            h.abatch_completion_models_all_responses(
-                ["mock/a", "mock/b", "mock/c"], USER, mock_latency_ms=300
-            ),
-            # Sequential calls would need 900 ms; concurrent ones finish in ~300 ms.
-            timeout=0.85,
+    h = Harness(retries=0)
+    results, elapsed = virtual_time.run(
+        h.abatch_completion_models_all_responses(
+            ["mock/a", "mock/b", "mock/c"], USER, mock_latency_ms=300
         )
-
-    assert [r.content for r in asyncio.run(main())] == ["hello"] * 3
+    )
+    assert [r.content for r in results] == ["hello"] * 3
+    assert elapsed == pytest.approx(0.300)  # one after the other would take 0.9 s
 
 
 def test_unknown_model_in_a_list_fails_before_any_call():
@@ -351,16 +380,16 @@ def test_sync_functions_work_from_many_threads():
     assert out == {i: f"t{i}" for i in range(8)}
 
 
-def test_connections_are_reused_across_sync_calls():
-    with LocalServer(lambda r: Reply(body=chat_body())) as server:
-        h = Harness(retries=0)
-        for _ in range(5):
-            h.completion("openai/x", USER, api_base=server.url, api_key="k" * 10)
-        h.batch_completion(
-            "openai/x", convs(10), max_workers=2, api_base=server.url, api_key="k" * 10
-        )
-        assert len(server.requests) == 15
-        assert server.connections <= 2
+def test_connections_are_reused_across_sync_calls(local_server):
+    server = local_server(lambda r: Reply(body=chat_body()))
+    h = Harness(retries=0)
+    for _ in range(5):
+        h.completion("openai/x", USER, api_base=server.url, api_key="k" * 10)
+    h.batch_completion(
+        "openai/x", convs(10), max_workers=2, api_base=server.url, api_key="k" * 10
+    )
+    assert len(server.requests) == 15
+    assert server.connections <= 2
 
 
 def test_unexpected_adapter_bug_becomes_an_error_in_its_slot(monkeypatch):
@@ -388,8 +417,11 @@ def test_race_on_first_token_lets_the_first_streamer_win_and_aborts_the_rest():
         "late": {"model": "mock/late", "responses": [{"content": "late answer", "ttft_ms": 400}]},
     }}
     h = Harness(cfg, retries=0)
-    r = h.batch_completion_models(["late", "early"], USER, race_on="first_token")
+    r, elapsed = virtual_time.run(
+        h.abatch_completion_models(["late", "early"], USER, race_on="first_token")
+    )
     assert r.content == "early bird" and r.harness.race.winner == "early"
+    assert elapsed < 0.4  # the late one was not waited for
     outcomes = {c.model: c for c in r.harness.race.contestants}
     assert outcomes["late"].outcome == "cancelled" and outcomes["early"].ttft_ms is not None
     assert r.harness.ttft_ms is not None
@@ -397,7 +429,7 @@ def test_race_on_first_token_lets_the_first_streamer_win_and_aborts_the_rest():
         h.batch_completion_models(["early"], USER, race_on="fastest")
 
 
-def test_first_token_race_over_http_records_first_byte_of_losers():
+def test_first_token_race_over_http_records_first_byte_of_losers(local_server):
     release = threading.Event()
     sse = (
         'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"fast","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
@@ -411,15 +443,15 @@ def test_first_token_race_over_http_records_first_byte_of_losers():
         return Reply(body=sse, headers={"content-type": "text/event-stream"}, release=release)
 
     try:
-        with LocalServer(handler) as server:
-            r = Harness(retries=0).batch_completion_models(
-                ["openai/slow", "openai/fast"], USER, race_on="first_token",
-                api_base=server.url, api_key="k" * 10,
-            )
-            assert r.content == "hi" and r.harness.race.winner == "openai/fast"
-            slow = next(c for c in r.harness.race.contestants if c.model == "openai/slow")
-            assert slow.outcome == "cancelled" and slow.first_byte is False
-            assert server.disconnected.wait(10)
+        server = local_server(handler)
+        r = Harness(retries=0).batch_completion_models(
+            ["openai/slow", "openai/fast"], USER, race_on="first_token",
+            api_base=server.url, api_key="k" * 10,
+        )
+        assert r.content == "hi" and r.harness.race.winner == "openai/fast"
+        slow = next(c for c in r.harness.race.contestants if c.model == "openai/slow")
+        assert slow.outcome == "cancelled" and slow.first_byte is False
+        assert server.disconnected.wait(10)
     finally:
         release.set()
 
@@ -484,7 +516,7 @@ async def test_race_records_what_each_contestant_consumed(tmp_path):
     assert race.to_dict()["contestants"][0]["prompt_tokens"] == 1200
 
 
-def test_a_race_loser_cancelled_before_any_usage_reports_none():
+def test_a_race_loser_cancelled_before_any_usage_reports_none(local_server):
     release = threading.Event()
 
     def handler(request: Request) -> Reply:
@@ -493,14 +525,14 @@ def test_a_race_loser_cancelled_before_any_usage_reports_none():
         return Reply(body=chat_body("late"), release=release)
 
     try:
-        with LocalServer(handler) as server:
-            r = Harness(retries=0).batch_completion_models(
-                ["openai/slow", "openai/fast"], USER, api_base=server.url, api_key="k" * 10
-            )
-            slow = r.harness.race.contestants[0]
-            assert slow.outcome == "cancelled"
-            assert (slow.prompt_tokens, slow.completion_tokens, slow.cost_usd) == (None, None, None)
-            fast = r.harness.race.contestants[1]
-            assert (fast.prompt_tokens, fast.completion_tokens) == (3, 1)
+        server = local_server(handler)
+        r = Harness(retries=0).batch_completion_models(
+            ["openai/slow", "openai/fast"], USER, api_base=server.url, api_key="k" * 10
+        )
+        slow = r.harness.race.contestants[0]
+        assert slow.outcome == "cancelled"
+        assert (slow.prompt_tokens, slow.completion_tokens, slow.cost_usd) == (None, None, None)
+        fast = r.harness.race.contestants[1]
+        assert (fast.prompt_tokens, fast.completion_tokens) == (3, 1)
     finally:
         release.set()

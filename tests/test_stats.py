@@ -175,15 +175,13 @@ def test_normal_approximation_is_close_to_exact_in_the_tail():
         assert normal.p_value == pytest.approx(exact.p_value, abs=0.01, rel=0.15)
 
 
-def test_large_suites_switch_to_the_normal_approximation_and_stay_fast():
-    import time
-
+def test_large_suites_switch_to_the_normal_approximation():
+    # How long it takes is measured by tests/benchmarks/bench_verdicts.py (column ms, rows
+    # of 2,000 cases).
     rng = random.Random(3)
     strata = [(sum(rng.random() < 0.8 for _ in range(20)), 20, 0, 20) for _ in range(2000)]
     strata = [(x, 20, sum(rng.random() < 0.8 for _ in range(20)), 20) for x, *_ in strata]
-    start = time.perf_counter()
     result = stratified_test(strata)
-    assert time.perf_counter() - start < 0.2
     assert result.method == "normal" and result.informative > 1500
 
 

@@ -13,7 +13,7 @@ import harness
 from harness import Harness, RateLimitError
 from harness.limits import CostBudget, SharedLimiter
 from harness.providers import streams
-from tests.local_server import LocalServer, Reply
+from tests.helpers.local_server import Reply
 
 USER = [{"role": "user", "content": "Capital of Sweden?"}]
 KEY = "sk-test-stream-runner-0123456789"
@@ -160,32 +160,32 @@ def test_mock_models_stream_with_a_scripted_ttft():
     assert r.content == "Stockholm" and r.harness.ttft_ms is not None
 
 
-def test_a_finished_stream_hands_its_connection_back_for_reuse():
+def test_a_finished_stream_hands_its_connection_back_for_reuse(local_server):
     sse = Reply(body=SSE, headers={"content-type": "text/event-stream"}, chunked=True)
-    with LocalServer(lambda r: sse) as server:
-        h = Harness(retries=0)
-        for _ in range(3):
-            stream = h.completion("openai/m", USER, stream=True, api_base=server.url, api_key=KEY)
-            assert "".join(c.delta.content or "" for ch in stream for c in ch.choices) == "Stockholm"
-        answers = h.batch_completion(
-            "openai/m", [USER] * 2, stream=True, max_workers=1, api_base=server.url, api_key=KEY
-        )
-        assert [a.content for a in answers] == ["Stockholm", "Stockholm"]
-        assert len(server.requests) == 5 and server.connections == 1
+    server = local_server(lambda r: sse)
+    h = Harness(retries=0)
+    for _ in range(3):
+        stream = h.completion("openai/m", USER, stream=True, api_base=server.url, api_key=KEY)
+        assert "".join(c.delta.content or "" for ch in stream for c in ch.choices) == "Stockholm"
+    answers = h.batch_completion(
+        "openai/m", [USER] * 2, stream=True, max_workers=1, api_base=server.url, api_key=KEY
+    )
+    assert [a.content for a in answers] == ["Stockholm", "Stockholm"]
+    assert len(server.requests) == 5 and server.connections == 1
 
 
-def test_a_body_left_open_after_the_terminal_event_is_not_reused(monkeypatch):
+def test_a_body_left_open_after_the_terminal_event_is_not_reused(local_server, monkeypatch):
     monkeypatch.setattr(streams, "DRAIN_TIMEOUT", 0.05)
     held = Reply(body=SSE, headers={"content-type": "text/event-stream"}, unfinished=True)
-    with LocalServer(lambda r: held) as server:
-        h = Harness(retries=0)
-        for _ in range(2):
-            [answer] = h.batch_completion(
-                "openai/m", [USER], stream=True, api_base=server.url, api_key=KEY
-            )
-            assert answer.content == "Stockholm"
-        assert server.connections == 2
-        assert server.disconnected.wait(10)
+    server = local_server(lambda r: held)
+    h = Harness(retries=0)
+    for _ in range(2):
+        [answer] = h.batch_completion(
+            "openai/m", [USER], stream=True, api_base=server.url, api_key=KEY
+        )
+        assert answer.content == "Stockholm"
+    assert server.connections == 2
+    assert server.disconnected.wait(10)
 
 
 @pytest.mark.asyncio

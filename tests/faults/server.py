@@ -1,7 +1,7 @@
 """A misbehaving HTTP/1.1 server for tests: every byte on the wire under the test's control.
 
 ``FaultServer`` runs asyncio on 127.0.0.1 in a background thread (the ``fault_server``
-fixture starts one per test session, like ``tests/local_server.py``, but writing raw bytes).
+fixture starts one per test session, like ``tests/helpers/local_server.py``, but writing raw bytes).
 Each request picks its fault by the model name in its JSON body (``openai/reset-body`` sends
 ``"model": "reset-body"``) or by its path (``{url}/fault/reset-body/v1/chat/completions``);
 ``"stream": true`` in the body selects the streaming variant of the fault (server-sent
@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tests.local_server import read_request
+from tests.helpers.local_server import read_request
 
 ANSWER = "Hello world"
 TRICKLE_INTERVAL = 0.005

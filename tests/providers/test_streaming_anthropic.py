@@ -9,7 +9,7 @@ import pytest
 
 from harness import errors
 from harness.providers.anthropic import AnthropicProvider
-from tests.providers.test_streaming_common import (
+from tests.helpers.streaming import (
     FakeClock,
     Pieces,
     Ticking,

@@ -11,7 +11,7 @@ import pytest
 
 from harness import errors
 from harness.providers.gemini import GeminiProvider
-from tests.providers.test_streaming_common import (
+from tests.helpers.streaming import (
     FakeClock,
     Pieces,
     Ticking,

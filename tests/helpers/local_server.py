@@ -4,6 +4,10 @@ It runs its own event loop in a background thread, so tests can drive it from sy
 code. Each route is a function ``(request) -> Reply``; a reply may be delayed (``delay``)
 or withheld until ``release`` is set, which lets a test hold a request open and watch the
 client cancel it without sleeping.
+
+One server serves a whole test session (the ``local_server`` fixture in ``tests/conftest.py``):
+``reset(handler)`` closes every connection of the previous test and clears what it recorded,
+so each test sees a fresh server on the same port.
 """
 
 from __future__ import annotations
@@ -83,11 +87,16 @@ def _quiet_cancellations(loop: asyncio.AbstractEventLoop, context: dict[str, Any
 class LocalServer:
     def __init__(self, handler: Callable[[Request], Reply]) -> None:
         self.handler = handler
+        self.on_reply: Callable[[Request, Reply], None] | None = None
+        """Called as each reply is about to be written (the request is then over)."""
         self.requests: list[Request] = []
         self.disconnects = 0
         self.connections = 0
         self.disconnected = threading.Event()
+        self._changed = threading.Condition()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._loop = asyncio.new_event_loop()
+        self._loop.set_exception_handler(_quiet_cancellations)
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.base_events.Server | None = None
         self.port = 0
@@ -121,11 +130,44 @@ class LocalServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def reset(self, handler: Callable[[Request], Reply]) -> None:
+        """Close every open connection, forget what was recorded, and answer with ``handler``."""
+
+        async def close_connections() -> None:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(close_connections(), self._loop).result(timeout=10)
+        with self._changed:
+            self.handler = handler
+            self.on_reply = None
+            self.requests = []
+            self.disconnects = 0
+            self.connections = 0
+            self.disconnected.clear()
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+        """Wait until ``condition()`` holds (checked whenever a request or disconnect is
+        recorded); ``False`` if it still does not after ``timeout`` seconds."""
+        with self._changed:
+            return self._changed.wait_for(condition, timeout)
+
+    def _record_disconnect(self) -> None:
+        with self._changed:
+            self.disconnects += 1
+            self.disconnected.set()
+            self._changed.notify_all()
+
     async def _start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
         self.connections += 1
         try:
             while True:
@@ -133,22 +175,25 @@ class LocalServer:
                 if parts is None:
                     return
                 request = Request(*parts)
-                self.requests.append(request)
+                with self._changed:
+                    self.requests.append(request)
+                    self._changed.notify_all()
                 reply = self.handler(request)
                 if not await self._wait(reply, reader):
-                    self.disconnects += 1
-                    self.disconnected.set()
+                    self._record_disconnect()
                     return
+                if self.on_reply is not None:
+                    self.on_reply(request, reply)
                 self._write(writer, reply)
                 await writer.drain()
                 if reply.unfinished:  # hold the body open until the client goes away
                     await reader.read(1)
-                    self.disconnects += 1
-                    self.disconnected.set()
+                    self._record_disconnect()
                     return
                 if reply.close:
                     return
         finally:
+            self._tasks.discard(task)
             writer.close()
 
     async def _wait(self, reply: Reply, reader: asyncio.StreamReader) -> bool:
@@ -161,10 +206,13 @@ class LocalServer:
         if not waits:
             return True
         gone = asyncio.ensure_future(reader.read(1))
-        done, pending = await asyncio.wait([*waits, gone], return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            done, _ = await asyncio.wait([*waits, gone], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            pending = [task for task in (*waits, gone) if not task.done()]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         return gone not in done
 
     @staticmethod
