@@ -11,13 +11,14 @@ providers map to typed harness errors) may come out, never a ``ValueError``, ``I
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import shutil
 import socket
 import ssl
 import subprocess
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -39,6 +40,19 @@ from harness.http import (
     parse_content_length,
 )
 from tests.helpers.local_server import Reply, Request, chat_body
+
+
+@contextlib.asynccontextmanager
+async def raw_server(
+    serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> AsyncIterator[str]:
+    """A one-off server on 127.0.0.1 whose every byte ``serve`` writes; yields its URL."""
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    finally:
+        server.close()
+        await server.wait_closed()
 
 USER = [{"role": "user", "content": "hello"}]
 
@@ -108,16 +122,10 @@ async def test_a_stale_keep_alive_socket_is_retried_once_on_a_new_one():
         finally:
             writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
     transport = LeanTransport()
-    try:
-        async with httpx.AsyncClient(transport=transport) as client:
-            assert (await post(client, f"http://127.0.0.1:{port}/")).text == "ok"
-            assert (await post(client, f"http://127.0.0.1:{port}/")).text == "ok"
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with raw_server(serve) as url, httpx.AsyncClient(transport=transport) as client:
+        assert (await post(client, url)).text == "ok"
+        assert (await post(client, url)).text == "ok"
     assert connections == [1, 1]  # the stale socket was reused, then a new one answered
     assert transport.connections_opened == 2
 
@@ -133,15 +141,10 @@ async def test_a_fresh_socket_closed_without_an_answer_is_not_retried():
         requests += 1
         writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with raw_server(serve) as url:
         async with httpx.AsyncClient(transport=LeanTransport()) as client:
             with pytest.raises(httpx.RemoteProtocolError):
-                await post(client, f"http://127.0.0.1:{port}/")
-    finally:
-        server.close()
-        await server.wait_closed()
+                await post(client, url)
     assert requests == 1
 
 
@@ -156,14 +159,9 @@ async def test_interim_100_continue_is_skipped():
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with raw_server(serve) as url:
         async with httpx.AsyncClient(transport=LeanTransport()) as client:
-            response = await post(client, f"http://127.0.0.1:{port}/")
-    finally:
-        server.close()
-        await server.wait_closed()
+            response = await post(client, url)
     assert (response.status_code, response.text, response.headers["x-a"]) == (201, "done", "1")
 
 
@@ -175,15 +173,10 @@ async def test_a_truncated_body_is_an_error_not_a_short_answer():
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with raw_server(serve) as url:
         async with httpx.AsyncClient(transport=LeanTransport()) as client:
             with pytest.raises(httpx.RemoteProtocolError):
-                await post(client, f"http://127.0.0.1:{port}/")
-    finally:
-        server.close()
-        await server.wait_closed()
+                await post(client, url)
 
 
 def test_refused_connection_becomes_api_connection_error():
@@ -594,16 +587,10 @@ async def test_both_framings_given_means_the_socket_is_not_reused() -> None:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
     transport = LeanTransport()
-    try:
-        async with httpx.AsyncClient(transport=transport) as client:
-            for _ in range(2):
-                assert (await post(client, f"http://127.0.0.1:{port}/")).text == "ok"
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with raw_server(serve) as url, httpx.AsyncClient(transport=transport) as client:
+        for _ in range(2):
+            assert (await post(client, url)).text == "ok"
     assert transport.connections_opened == 2
 
 
