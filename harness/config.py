@@ -50,7 +50,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from harness.errors import ConfigError, secret_headers
 from harness.prices import Price, builtin_price
@@ -193,8 +193,7 @@ _MAX_INT = 2**63 - 1
 """Counts are stored in SQLite (``harness.limits``), whose integers are 64-bit."""
 
 
-@dataclass(frozen=True, slots=True)
-class CacheSettings:
+class CacheSettings(NamedTuple):
     """``[cache]``: the response store. Its presence turns the store on for the library."""
 
     mode: str | None = None
@@ -204,16 +203,14 @@ class CacheSettings:
     """The SQLite file; ``None``: not given (``harness.paths.DEFAULT_CACHE_PATH``)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ReportSettings:
+class ReportSettings(NamedTuple):
     """``[report]``: where the pytest plugin writes ``results.jsonl`` and the reports."""
 
     dir: str | None = None
     """The report directory, relative to the pytest rootdir; ``None``: ``reports``."""
 
 
-@dataclass(frozen=True, slots=True)
-class SuiteSettings:
+class SuiteSettings(NamedTuple):
     """``[suites]``: which files the pytest plugin collects as YAML suites."""
 
     globs: tuple[str, ...] | None = None
@@ -221,8 +218,7 @@ class SuiteSettings:
     ``suites/**/*.yaml suites/**/*.yml``."""
 
 
-@dataclass(frozen=True, slots=True)
-class LimitsSettings:
+class LimitsSettings(NamedTuple):
     """``[limits]``: the SQLite file where processes share rate limits and the cost cap."""
 
     path: str | None = None
