@@ -1,4 +1,4 @@
-"""Tests of the server-sent-events layer: line splitting and event parsing (docs/providers.md §5.5)."""
+"""Tests of the server-sent-events layer: line splitting and event parsing (docs/wire-formats.md §5.5)."""
 
 from __future__ import annotations
 

@@ -249,7 +249,7 @@ class _Block:
 
 
 class AnthropicStreamParser(StreamParser):
-    """Parses a Messages API event stream (docs/providers.md §2.5).
+    """Parses a Messages API event stream (docs/wire-formats.md §2.5).
 
     ``message_start`` gives the id, model and input usage (and a role-only chunk); content
     blocks stream as text, thinking (reasoning) and tool-call chunks, each ``tool_use``

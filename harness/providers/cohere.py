@@ -185,7 +185,7 @@ class CohereProvider(HTTPProvider):
 
 
 class CohereStreamParser(StreamParser):
-    """Parses a Chat v2 event stream (docs/providers.md §4.5).
+    """Parses a Chat v2 event stream (docs/wire-formats.md §4.5).
 
     ``message-start`` gives the id (and a role-only chunk); ``content-delta`` events stream
     text or thinking, ``tool-plan-delta`` the tool plan (reasoning), ``tool-call-start`` /

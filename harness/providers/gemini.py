@@ -253,7 +253,7 @@ class _Candidate:
 
 
 class GeminiStreamParser(StreamParser):
-    """Parses a ``streamGenerateContent?alt=sse`` stream (docs/providers.md §3.5).
+    """Parses a ``streamGenerateContent?alt=sse`` stream (docs/wire-formats.md §3.5).
 
     Each chunk carries only new parts; they are appended per candidate and streamed as
     text, reasoning (``thought`` parts) and whole tool calls (ids minted where Gemini sends

@@ -398,7 +398,7 @@ class _ChoiceBuffer:
 
 
 class OpenAIStreamParser(StreamParser):
-    """Parses a ``chat.completion.chunk`` stream (docs/providers.md §1.5 and §1.6).
+    """Parses a ``chat.completion.chunk`` stream (docs/wire-formats.md §1.5 and §1.6).
 
     Each chunk is normalised (finish reasons mapped, tool-call fragments indexed, reasoning
     under ``reasoning_content``); chunks with neither choices nor usage (Azure's first) are

@@ -9,10 +9,10 @@ This module owns the two layers below the adapters' stream parsers:
   streaming path reads bytes and splits them here. Bytes that are not UTF-8 raise
   ``SSEDecodeError`` (the specification would replace them with U+FFFD, which would let a
   corrupted answer pass for a good one);
-* turning lines into ``(event, data)`` pairs (docs/providers.md §5.5): comment lines (``:``) such as
-  keep-alives are ignored, several ``data:`` lines of one event are joined with ``\n``, a
-  blank line ends an event, an event without data is dropped, and an event left without
-  its closing blank line at the end of the stream is still delivered.
+* turning lines into ``(event, data)`` pairs (docs/wire-formats.md §5.5): comment lines
+  (``:``) such as keep-alives are ignored, several ``data:`` lines of one event are joined
+  with ``\n``, a blank line ends an event, an event without data is dropped, and an event
+  left without its closing blank line at the end of the stream is still delivered.
 
 ``iter_sse`` / ``iter_sse_lines`` are sync twins of the async functions, for pure tests.
 """

@@ -247,7 +247,7 @@ class StreamParser(ABC):
     Attributes set by ``feed`` for the caller:
         done: the terminal event arrived; read no further.
         output_started: an event carried output (text, reasoning or a tool call), by the
-            provider's rule in docs/providers.md §5.5; the time to first token is taken then.
+            provider's rule in docs/wire-formats.md §5.5; the time to first token is taken then.
         text_started: an event carried visible text (not reasoning).
     """
 

@@ -62,7 +62,7 @@ def body_of(request: httpx.Request) -> dict[str, Any]:
 
 
 def completion(content: Any = "Stockholm", finish: Any = "stop", **top: Any) -> dict[str, Any]:
-    """A chat.completion body as in docs/providers.md §1.3."""
+    """A chat.completion body as in docs/wire-formats.md §1.3."""
     body: dict[str, Any] = {
         "id": "chatcmpl-9fXk2",
         "object": "chat.completion",

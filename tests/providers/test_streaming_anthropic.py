@@ -1,4 +1,4 @@
-"""Streaming tests of the Anthropic Messages adapter (docs/providers.md §2.5)."""
+"""Streaming tests of the Anthropic Messages adapter (docs/wire-formats.md §2.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Streaming tests of the Cohere Chat v2 adapter (docs/providers.md §4.5)."""
+"""Streaming tests of the Cohere Chat v2 adapter (docs/wire-formats.md §4.5)."""
 
 from __future__ import annotations
 

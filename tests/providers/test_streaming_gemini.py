@@ -1,4 +1,4 @@
-"""Streaming tests of the Gemini adapter (docs/providers.md §3.5)."""
+"""Streaming tests of the Gemini adapter (docs/wire-formats.md §3.5)."""
 
 from __future__ import annotations
 

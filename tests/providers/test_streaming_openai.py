@@ -1,4 +1,4 @@
-"""Streaming tests of the OpenAI / OpenAI-compatible / Azure adapter (docs/providers.md §1.5, §1.6)."""
+"""Streaming tests of the OpenAI / OpenAI-compatible / Azure adapter (docs/wire-formats.md §1.5, §1.6)."""
 
 from __future__ import annotations
 
