@@ -4,6 +4,9 @@ This module owns how the output's JSON is found (the whole output, else its firs
 ```` ```json ```` or bare ```` ``` ```` fenced block), ``is_json``, ``json_schema`` (and the
 validation of its schema), ``json_path`` with JSON equality (``1`` is not ``true``), and
 the small JSONPath subset: ``parse_json_path`` and ``format_json_path``.
+
+``jsonschema`` (more than half of the checks' import time) is imported only when a
+``json_schema`` check is validated or run.
 """
 
 from __future__ import annotations
@@ -11,13 +14,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
-
-import jsonschema
-from jsonschema.exceptions import best_match
+from typing import TYPE_CHECKING, Any
 
 from harness.checks.core import CheckContext, CheckSpecError, _short, _Verdict
 from harness.checks.registry import _anything, _builtin, _spec_error, _text
+
+if TYPE_CHECKING:
+    import jsonschema
 
 _FENCE_RE = re.compile(r"```[ \t]*(?:json)?[ \t]*\r?\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
@@ -72,6 +75,8 @@ def is_json(ctx: CheckContext, /) -> _Verdict:
 
 
 def _validator(schema: Mapping[str, Any] | bool) -> jsonschema.Draft202012Validator:
+    import jsonschema
+
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
@@ -117,6 +122,8 @@ def json_schema(ctx: CheckContext, /, schema: Mapping[str, Any] | bool) -> _Verd
     errors = list(validator.iter_errors(value))
     if not errors:
         return _Verdict(True, f"JSON in {where} matches the schema")
+    from jsonschema.exceptions import best_match
+
     best = best_match(errors)
     assert best is not None
     message = best.message if len(best.message) <= 300 else best.message[:299] + "…"
