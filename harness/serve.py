@@ -9,7 +9,7 @@ under a server without lifespan) inside the server's event loop and closed at sh
   ``"model": "a,b"`` or ``["a", "b"]`` is all-responses (a JSON array aligned with the
   list, an OpenAI error object in a failed slot); with ``"fastest_response": true`` it is a
   race (one completion, header ``x-harness-fastest-response``; with ``"stream": true`` the
-  race is on the first token and the winner's answer is sent as its chunks).
+  race is on the first output and the winner's stream is relayed as it arrives).
 * ``GET /v1/models`` (also ``/models``): the configured aliases; ``GET /health``: the version.
 
 Errors are OpenAI error JSON (``{"error": {"message", "type", "param", "code"}}``) with the
@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from harness._version import __version__
 from harness.config import HarnessConfig, load_config
@@ -57,7 +57,10 @@ from harness.errors import (
 from harness.paths import DEFAULT_CACHE_PATH
 from harness.results import JsonlWriter, make_record
 from harness.runner import Harness
-from harness.types import ModelResponse
+from harness.types import ModelResponse, StreamChunk
+
+if TYPE_CHECKING:
+    from harness.providers.streams import ResponseStream
 
 __all__ = [
     "API_KEY_ENV",
@@ -110,7 +113,6 @@ _SSE_HEADERS = [
 ]
 
 _log = get_logger("harness.serve")
-_T = TypeVar("_T")
 
 
 class _Disconnected(Exception):
@@ -559,71 +561,83 @@ class ServeApp:
         body = {**error_body(failure, status), "responses": slots}
         await _send_json(send, status, body, _retry_after_header(failure, status))
 
-    async def _race_winner(
-        self, models: list[str], messages: list[Any], params: dict[str, Any], race_on: str
-    ) -> ModelResponse:
+    async def _race(
+        self, models: list[str], messages: list[Any], params: dict[str, Any], send: Send
+    ) -> None:
         try:
             winner: ModelResponse = await self.harness.abatch_completion_models(
-                models, messages, race_on=race_on, **params
+                models, messages, **params
             )
         except AllModelsFailed as exc:
             for model, error in exc.errors.items():
                 self._record(model, error, "race", messages)
             raise
         self._record(winner.harness.model or models[0], winner, "race", messages)
-        return winner
-
-    async def _race(
-        self, models: list[str], messages: list[Any], params: dict[str, Any], send: Send
-    ) -> None:
-        winner = await self._race_winner(models, messages, params, "complete")
         await _send_json(send, 200, _completion_json(winner), _winner_header(winner))
 
     async def _race_stream(
         self, models: list[str], messages: list[Any], params: dict[str, Any], send: Send
     ) -> None:
-        from harness.providers.streams import response_chunks
-
-        winner = await self._race_winner(models, messages, params, "first_token")
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [*_SSE_HEADERS, *_winner_header(winner)],
-            }
+        """Race on the first output, then relay the winner's stream as it arrives."""
+        streams = [self.harness.astream(m, messages, **params) for m in models]
+        try:
+            index, first = await _first_output(models, streams)
+        except AllModelsFailed as exc:
+            for model, error in exc.errors.items():
+                self._record(model, error, "race", messages)
+            raise
+        await self._relay(
+            streams[index],
+            first,
+            models[index],
+            "race",
+            messages,
+            send,
+            [(FASTEST_HEADER.encode(), models[index].encode("utf-8", "replace"))],
         )
-        for chunk in response_chunks(winner):
-            if chunk.usage is not None and not _wants_usage(params):
-                continue
-            await _send_event(send, chunk.to_dict())
-        await _send_event(send, None)
 
     async def _stream(
         self, model: str, messages: list[Any], params: dict[str, Any], send: Send
     ) -> None:
         try:
             stream = self.harness.astream(model, messages, **params)
-            chunks = stream.__aiter__()
-            try:
-                first = await chunks.__anext__()
-            except StopAsyncIteration:
-                first = None
+            first: list[StreamChunk] = []
+            async for chunk in stream:  # the first chunk: an error before it gets a status
+                first.append(chunk)
+                break
         except HarnessError as exc:
             self._record(model, exc, "completion", messages)
             raise
-        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+        await self._relay(stream, first, model, "completion", messages, send, [])
+
+    async def _relay(
+        self,
+        stream: ResponseStream,
+        first: list[StreamChunk],
+        model: str,
+        shape: str,
+        messages: list[Any],
+        send: Send,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        """Send ``first``, then the rest of ``stream``, as SSE ending in ``data: [DONE]``."""
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + headers}
+        )
         try:
-            if first is not None:
-                await _send_event(send, first.to_dict())
-                async for chunk in chunks:
-                    await _send_event(send, chunk.to_dict())
+            for chunk in first:
+                await _send_event(send, chunk.to_dict())
+            async for chunk in stream:
+                await _send_event(send, chunk.to_dict())
         except HarnessError as exc:  # mid-stream: the status is sent; say it in the stream
-            self._record(model, exc, "completion", messages)
+            self._record(model, exc, shape, messages)
             await _send_event(send, error_body(exc))
             await _send_event(send, None)
             return
+        finally:
+            await stream.aclose()
         if stream.response is not None:
-            self._record(model, stream.response, "completion", messages)
+            self._record(model, stream.response, shape, messages)
         await _send_event(send, None)
 
     def _record(
@@ -707,9 +721,49 @@ def _winner_header(winner: ModelResponse) -> list[tuple[bytes, bytes]]:
     return [(FASTEST_HEADER.encode(), name.encode("utf-8", "replace"))]
 
 
-def _wants_usage(params: dict[str, Any]) -> bool:
-    options = params.get("stream_options")
-    return isinstance(options, dict) and bool(options.get("include_usage"))
+async def _until_output(stream: ResponseStream) -> list[StreamChunk]:
+    """Read ``stream`` up to its first chunk with output (or its end); those chunks."""
+    chunks: list[StreamChunk] = []
+    async for chunk in stream:
+        chunks.append(chunk)
+        if stream.ttft_ms is not None:
+            break
+    return chunks
+
+
+async def _first_output(
+    models: list[str], streams: list[ResponseStream]
+) -> tuple[int, list[StreamChunk]]:
+    """A race on the first output: the winner's index and its chunks so far.
+
+    The others are cancelled and closed (their connections too) before this returns, and
+    when it is cancelled. ``AllModelsFailed`` with every error when none produces output.
+    """
+    tasks = [asyncio.ensure_future(_until_output(s)) for s in streams]
+    errors: dict[str, BaseException] = {}
+    winner: int | None = None
+    try:
+        pending: set[asyncio.Future[list[StreamChunk]]] = set(tasks)
+        while pending and winner is None:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for i, task in enumerate(tasks):
+                if task not in done:
+                    continue
+                exc = task.exception()
+                if exc is not None:
+                    errors[models[i]] = exc
+                elif winner is None:
+                    winner = i
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for i, stream in enumerate(streams):
+            if i != winner:
+                await stream.aclose()
+    if winner is None:
+        raise AllModelsFailed({m: errors[m] for m in models if m in errors})
+    return winner, tasks[winner].result()
 
 
 async def _until_disconnect(receive: Receive) -> None:

@@ -243,6 +243,21 @@ def test_race_streamed_is_decided_on_the_first_token(base: str, upstream: LocalS
     assert upstream.wait_until(lambda: upstream.disconnects >= 1)
 
 
+def test_race_streamed_skips_a_model_that_fails_before_output(base: str) -> None:
+    response = post(
+        base,
+        {"model": "broken,fast", "messages": USER, "stream": True, "fastest_response": True},
+    )
+    assert response.status_code == 200
+    assert response.headers["x-harness-fastest-response"] == "fast"
+    assert response.text.endswith("data: [DONE]\n\n")
+    failed = post(
+        base,
+        {"model": "broken,limited", "messages": USER, "stream": True, "fastest_response": True},
+    )
+    assert failed.status_code == 502 and "all 2 models failed" in failed.json()["error"]["message"]
+
+
 def test_race_all_failed(base: str) -> None:
     response = post(base, {"model": "broken,limited", "messages": USER, "fastest_response": True})
     assert response.status_code == 502  # a 400 and a 429: no common status
