@@ -9,6 +9,7 @@
     harness demo                                           # the offline three-shapes demo
     harness cache stats|prune --older-than 7d|export F|import F   # the response store
     harness serve [--config F] [--host H] [--port P] [--api-key K] [--cache MODE] [--record-dir D]
+                  [--cache-path F] [--max-cost USD]
 
 Exit status: 0 on success, 1 when ``compare`` finds a significant regression, 2 on bad
 input (a missing or malformed results file, an out-of-range ``power`` argument, an
@@ -106,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--cache", dest="cache_mode", help="use, replay, record, refresh-failed, off")
     srv.add_argument("--cache-path", type=Path, help="the response store's SQLite file")
     srv.add_argument("--record-dir", type=Path, help="append results.jsonl records there")
+    srv.add_argument("--max-cost", type=float, help="cost cap in USD for the server's life")
     return ap
 
 
@@ -128,6 +130,7 @@ def serve_command(args: argparse.Namespace) -> int:
             cache_mode=args.cache_mode,
             cache_path=args.cache_path,
             record_dir=args.record_dir,
+            max_cost=args.max_cost,
         )
     except (HarnessError, ValueError, OSError) as exc:
         print(f"harness serve: {exc}", file=sys.stderr)

@@ -54,7 +54,7 @@ from harness.errors import (
     get_logger,
     scrub,
 )
-from harness.paths import DEFAULT_CACHE_PATH
+from harness.paths import DEFAULT_CACHE_PATH, DEFAULT_LIMITS_PATH
 from harness.results import JsonlWriter, make_record
 from harness.runner import Harness
 from harness.types import ModelResponse, StreamChunk
@@ -233,6 +233,7 @@ class ServeApp:
         cache_path: str | os.PathLike[str] | None,
         record_dir: str | os.PathLike[str] | None,
         harness: Harness | None,
+        max_cost: float | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.config = config
@@ -241,6 +242,7 @@ class ServeApp:
         self._cache_path = cache_path
         self._harness = harness
         self._owns_harness = harness is None
+        self._max_cost = max_cost
         self.record_dir = Path(record_dir) if record_dir is not None else None
         self._writer: JsonlWriter | None = None
         self.session_id = uuid.uuid4().hex[:12]
@@ -257,7 +259,15 @@ class ServeApp:
             cache: str | os.PathLike[str] | None = self._cache_path
             if cache is None and self._cache_mode not in (None, "off") and not self.config.cache:
                 cache = DEFAULT_CACHE_PATH
-            self._harness = Harness(self.config, cache=cache, cache_mode=self._cache_mode)
+            budget = None
+            if self._max_cost is not None:
+                from harness.limits import CostBudget
+
+                path = self.config.limits.path or DEFAULT_LIMITS_PATH
+                budget = CostBudget(self._max_cost, path, key=f"serve-{self.session_id}")
+            self._harness = Harness(
+                self.config, cache=cache, cache_mode=self._cache_mode, budget=budget
+            )
         return self._harness
 
     def _record_writer(self) -> JsonlWriter | None:
@@ -669,6 +679,7 @@ def create_app(
     cache_path: str | os.PathLike[str] | None = None,
     record_dir: str | os.PathLike[str] | None = None,
     harness: Harness | None = None,
+    max_cost: float | None = None,
 ) -> ServeApp:
     """The ASGI application serving ``config``'s models (see the module docstring).
 
@@ -683,6 +694,8 @@ def create_app(
         cache_path: the response store's SQLite file.
         record_dir: append a ``results.jsonl`` record per answer there.
         harness: use this ``Harness`` (not closed at shutdown) instead of making one.
+        max_cost: the cost cap in USD for the server's life (``CostBudget``, in the
+            ``[limits] path`` file): once spent, calls fail with 402 before sending.
     """
     if harness is not None:
         loaded = harness.config
@@ -703,6 +716,7 @@ def create_app(
         cache_path=cache_path,
         record_dir=record_dir,
         harness=harness,
+        max_cost=max_cost,
     )
 
 

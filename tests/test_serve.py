@@ -360,6 +360,14 @@ def test_upstream_failures(base: str, model: str, status: int) -> None:
     assert "upstream trouble" in response.json()["error"]["message"]
 
 
+def test_the_cost_cap_is_402_before_sending(config_path: Path, upstream: LocalServer) -> None:
+    with running(create_app(config_path, max_cost=0.0)) as base:
+        response = post(base, {"model": "fast", "messages": USER})
+    assert response.status_code == 402
+    assert response.json()["error"]["code"] == "BudgetExceededError"
+    assert upstream.requests == []
+
+
 def test_an_unexpected_error_is_a_bare_500(config_path: Path) -> None:
     harness = Harness(config_path)
 
