@@ -21,6 +21,8 @@ once. With ``record_dir`` every answer is appended to ``record_dir/results.jsonl
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import hashlib
 import hmac
 import json
 import math
@@ -66,6 +68,8 @@ __all__ = [
     "API_KEY_ENV",
     "MAX_BODY_BYTES",
     "ASGIApp",
+    "FASTEST_HEADER",
+    "TEST_ID_HEADER",
     "ServeApp",
     "create_app",
     "error_body",
@@ -86,6 +90,13 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 """The largest request body accepted (a larger one gets 413)."""
 
 FASTEST_HEADER = "x-harness-fastest-response"
+"""The race's response header naming the winner."""
+TEST_ID_HEADER = "x-harness-test-id"
+"""A request header naming the client's test; its records get ``<value>[<model>]`` as their
+``test_id`` (default: ``serve::`` and a hash of the messages, so a prompt asked again is a
+repeat of the same item, and two runs of a suite compare item by item)."""
+
+_case: contextvars.ContextVar[str] = contextvars.ContextVar("harness_serve_case", default="")
 
 # Body fields a client may not set: they choose where our provider keys go, or override
 # the server's own settings.
@@ -355,7 +366,8 @@ class ServeApp:
                 if method != "POST":
                     raise _Refused(405, f"{method} is not allowed on {path}; use POST")
                 body = await self._read_body(headers, receive)
-                await self._chat(body, receive, send)
+                named = headers.get(TEST_ID_HEADER.encode(), b"").decode("latin-1").strip()
+                await self._chat(body, receive, send, scrub(named[:200]))
             else:
                 raise _Refused(404, f"no route {path}", code="unknown_url")
         except _Refused as refused:
@@ -477,8 +489,12 @@ class ServeApp:
                 code="model_not_found",
             ) from None
 
-    async def _chat(self, body: bytes, receive: Receive, send: Send) -> None:
+    async def _chat(self, body: bytes, receive: Receive, send: Send, case: str) -> None:
         models, listed, race, messages, params = self._parse(body)
+        if not case:
+            text = json.dumps(messages, sort_keys=True, default=str).encode()
+            case = "serve::" + hashlib.sha256(text).hexdigest()[:12]
+        _case.set(case)  # the call's task (made below) sees it
         stream = params.pop("stream")
         out = _Tracked(send)
         work: Coroutine[Any, Any, None]
@@ -661,7 +677,7 @@ class ServeApp:
         except HarnessError:
             resolved = None
         record = make_record(
-            test_id=f"serve::{model}",
+            test_id=f"{_case.get() or 'serve'}[{model}]",
             model=model,
             result=result,
             shape=shape,

@@ -279,6 +279,13 @@ def test_models_and_health(base: str) -> None:
         "gateway_timeout",
         "offline",
     ]
+    assert httpx.get(base + "/models").json()["object"] == "list"
+    unprefixed = httpx.post(
+        base + "/chat/completions", json={"model": "offline", "messages": USER}, timeout=30
+    )
+    assert unprefixed.json()["choices"][0]["message"]["content"] == "offline answer"
+    assert httpx.get(base + "/v1/chat/completions").status_code == 405
+    assert httpx.get(base + "/v2/nothing").status_code == 404
     health = httpx.get(base + "/health")
     assert health.status_code == 200
     from harness import __version__
@@ -456,7 +463,11 @@ def test_record_dir_feeds_harness_report(config_path: Path, tmp_path: Path) -> N
         post(base, {"model": "fast", "messages": USER})
         post(base, {"model": "offline,broken", "messages": USER})
         post(base, {"model": "slow,fast", "messages": USER, "fastest_response": True})
-        post(base, {"model": "fast", "messages": USER, "stream": True})
+        post(
+            base,
+            {"model": "fast", "messages": USER, "stream": True},
+            headers={"x-harness-test-id": "checkout.test.ts > greets"},
+        )
     text = (out / "results.jsonl").read_text()
     assert SECRET not in text
     lines = [json.loads(line) for line in text.splitlines()]
@@ -471,6 +482,9 @@ def test_record_dir_feeds_harness_report(config_path: Path, tmp_path: Path) -> N
     assert results[-1]["ttft_ms"] is not None and results[0]["latency_ms"] is not None
     assert results[0]["total_tokens"] == 4
     assert results[3]["race"]["winner"] == "fast"
+    case = results[0]["test_id"].removesuffix("[fast]")
+    assert case.startswith("serve::") and results[2]["test_id"] == case + "[broken]"
+    assert results[-1]["test_id"] == "checkout.test.ts > greets[fast]"
     assert results[2]["error"]["type"] == "BadRequestError"
     assert main(["report", str(out / "results.jsonl"), "--format", "md,json"]) == 0
     assert "fast" in (out / "report.md").read_text()
