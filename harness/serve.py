@@ -353,33 +353,37 @@ class ServeApp:
         path: str = scope["path"]
         method: str = scope["method"]
         headers: dict[bytes, bytes] = {k.lower(): v for k, v in scope.get("headers", [])}
+        out = _Tracked(send)
         try:
             if path == "/health":
-                await _send_json(send, 200, {"status": "ok", "version": __version__})
+                await _send_json(out, 200, {"status": "ok", "version": __version__})
                 return
             self._authorize(headers)
             if path in _MODELS_PATHS:
                 if method != "GET":
                     raise _Refused(405, f"{method} is not allowed on {path}; use GET")
-                await _send_json(send, 200, self._models_list())
+                await _send_json(out, 200, self._models_list())
             elif path in _CHAT_PATHS:
                 if method != "POST":
                     raise _Refused(405, f"{method} is not allowed on {path}; use POST")
                 body = await self._read_body(headers, receive)
                 named = headers.get(TEST_ID_HEADER.encode(), b"").decode("latin-1").strip()
-                await self._chat(body, receive, send, scrub(named[:200]))
+                await self._chat(body, receive, out, scrub(named[:200]))
             else:
                 raise _Refused(404, f"no route {path}", code="unknown_url")
         except _Refused as refused:
             extra = [(b"www-authenticate", b"Bearer")] if refused.status == 401 else []
-            await _send_json(
-                send,
-                refused.status,
-                error_body(refused.message, refused.status, param=refused.param, code=refused.code),
-                extra,
+            answer = error_body(
+                refused.message, refused.status, param=refused.param, code=refused.code
             )
+            await out.fail(refused.status, answer, extra)
         except _Disconnected:
             return
+        except Exception as exc:  # noqa: BLE001 - a bug of ours: a bare 500, no details
+            _log.error(
+                "unexpected error in harness serve: %s: %s", type(exc).__name__, scrub(str(exc))
+            )
+            await out.fail(500, error_body(exc, 500))
 
     def _authorize(self, headers: dict[bytes, bytes]) -> None:
         if self._api_key is None:
@@ -489,14 +493,13 @@ class ServeApp:
                 code="model_not_found",
             ) from None
 
-    async def _chat(self, body: bytes, receive: Receive, send: Send, case: str) -> None:
+    async def _chat(self, body: bytes, receive: Receive, out: _Tracked, case: str) -> None:
         models, listed, race, messages, params = self._parse(body)
         if not case:
             text = json.dumps(messages, sort_keys=True, default=str).encode()
             case = "serve::" + hashlib.sha256(text).hexdigest()[:12]
         _case.set(case)  # the call's task (made below) sees it
         stream = params.pop("stream")
-        out = _Tracked(send)
         work: Coroutine[Any, Any, None]
         if race:
             if stream:

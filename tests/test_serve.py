@@ -375,13 +375,18 @@ def test_the_cost_cap_is_402_before_sending(config_path: Path, upstream: LocalSe
     assert upstream.requests == []
 
 
-def test_an_unexpected_error_is_a_bare_500(config_path: Path) -> None:
+@pytest.mark.parametrize("where", ["acompletion", "resolve"])
+def test_an_unexpected_error_is_a_bare_500(config_path: Path, where: str) -> None:
     harness = Harness(config_path)
 
-    async def boom(*args: Any, **kwargs: Any) -> Any:
+    async def async_boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f"internal detail {SECRET}")
 
-    harness.acompletion = boom
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"internal detail {SECRET}")
+
+    # inside the call's task, or before it (while checking the request)
+    setattr(harness, where, async_boom if where == "acompletion" else boom)
     with running(create_app(harness=harness)) as base:
         response = post(base, {"model": "fast", "messages": USER})
     assert response.status_code == 500
