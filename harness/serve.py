@@ -432,7 +432,7 @@ class ServeApp:
         """models, list form, race, messages and the remaining params of a request body."""
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
             raise _Refused(400, "the request body is not JSON", code="invalid_json") from None
         if not isinstance(data, dict):
             raise _Refused(400, "the request body must be a JSON object", code="invalid_json")
@@ -495,10 +495,11 @@ class ServeApp:
 
     async def _chat(self, body: bytes, receive: Receive, out: _Tracked, case: str) -> None:
         models, listed, race, messages, params = self._parse(body)
-        if not case:
-            text = json.dumps(messages, sort_keys=True, default=str).encode()
-            case = "serve::" + hashlib.sha256(text).hexdigest()[:12]
-        _case.set(case)  # the call's task (made below) sees it
+        if self.record_dir is not None:
+            if not case:
+                text = json.dumps(messages, sort_keys=True, default=str).encode()
+                case = "serve::" + hashlib.sha256(text).hexdigest()[:12]
+            _case.set(case)  # the call's task (made below) sees it
         stream = params.pop("stream")
         work: Coroutine[Any, Any, None]
         if race:

@@ -327,8 +327,9 @@ def test_bad_requests_are_400_naming_the_field(base: str, body: Any, param: str)
 
 
 def test_malformed_body_and_messages_are_400(base: str, upstream: LocalServer) -> None:
-    response = httpx.post(base + "/v1/chat/completions", content=b"{nope", timeout=30)
-    assert response.status_code == 400
+    for body in (b"{nope", b"[" * 200_000, b"\xff\xfe"):
+        response = httpx.post(base + "/v1/chat/completions", content=body, timeout=30)
+        assert response.status_code == 400
     response = post(base, {"model": "fast", "messages": [{"role": "nobody"}]})
     assert response.status_code == 400
     assert upstream.requests == []
