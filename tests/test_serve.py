@@ -34,9 +34,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_config(path: Path, server: LocalServer) -> Path:
-    """fast, slow, broken, limited, bad_gateway, unavailable, gateway_timeout → the local
-    server (the model name picks the reply); offline → a mock model."""
-    names = ["fast", "slow", "broken", "limited", "bad_gateway", "unavailable", "gateway_timeout"]
+    """fast, slow, open, broken, limited, bad_gateway, unavailable, gateway_timeout → the
+    local server (the model name picks the reply); offline → a mock model."""
+    names = [
+        "fast",
+        "slow",
+        "open",
+        "broken",
+        "limited",
+        "bad_gateway",
+        "unavailable",
+        "gateway_timeout",
+    ]
     tables = "".join(
         f'[models.{name}]\nmodel = "openai/{name}"\napi_base = "{server.url}/v1"\n'
         f'api_key_env = "SERVE_TEST_API_KEY"\nretries = 0\n\n'
@@ -93,6 +102,11 @@ class Provider:
                     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
                 }
             )
+            if name == "open":  # the first chunks, then the stream stays open
+                text = "".join(f"data: {json.dumps(e)}\n\n" for e in events[:2])
+                return Reply(
+                    body=text, headers={"content-type": "text/event-stream"}, unfinished=True
+                )
             text = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
             return Reply(body=text, headers={"content-type": "text/event-stream"})
         return Reply(body=chat_body("fast answer", name))
@@ -243,6 +257,33 @@ def test_race_streamed_is_decided_on_the_first_token(base: str, upstream: LocalS
     assert upstream.wait_until(lambda: upstream.disconnects >= 1)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "open"},
+        {"model": "slow,open", "fastest_response": True},
+    ],
+)
+def test_streams_are_relayed_as_they_arrive(
+    base: str, upstream: LocalServer, body: dict[str, Any]
+) -> None:
+    """The provider's stream stays open after its first chunks: they still reach the client,
+    and the client closing its stream closes the provider's connection."""
+    request = {**body, "messages": USER, "stream": True}
+    with httpx.stream("POST", base + "/v1/chat/completions", json=request, timeout=30) as reply:
+        if "fastest_response" in body:
+            assert reply.headers["x-harness-fastest-response"] == "open"
+        text = ""
+        for line in reply.iter_lines():
+            if line.startswith("data: "):
+                chunk = json.loads(line.removeprefix("data: "))
+                text += chunk["choices"][0]["delta"].get("content") or ""
+            if text == "fast answer":
+                break
+    wanted = 2 if "fastest_response" in body else 1  # a race also closed the loser's
+    assert upstream.wait_until(lambda: upstream.disconnects == wanted)
+
+
 def test_race_streamed_skips_a_model_that_fails_before_output(base: str) -> None:
     response = post(
         base,
@@ -272,6 +313,7 @@ def test_models_and_health(base: str) -> None:
     assert ids == [
         "fast",
         "slow",
+        "open",
         "broken",
         "limited",
         "bad_gateway",
