@@ -59,7 +59,7 @@ from harness.errors import (
 from harness.paths import DEFAULT_CACHE_PATH, DEFAULT_LIMITS_PATH
 from harness.results import JsonlWriter, make_record
 from harness.runner import Harness
-from harness.types import ModelResponse, StreamChunk
+from harness.types import Contestant, ModelResponse, RaceInfo, StreamChunk
 
 if TYPE_CHECKING:
     from harness.providers.streams import ResponseStream
@@ -611,11 +611,14 @@ class ServeApp:
         """Race on the first output, then relay the winner's stream as it arrives."""
         streams = [self.harness.astream(m, messages, **params) for m in models]
         try:
-            index, first = await _first_output(models, streams)
+            index, first, contestants = await _first_output(models, streams)
         except AllModelsFailed as exc:
             for model, error in exc.errors.items():
                 self._record(model, error, "race", messages)
             raise
+        for entry in contestants:
+            if entry.outcome != "winner":
+                self._charge_loser(entry)
         await self._relay(
             streams[index],
             first,
@@ -624,7 +627,20 @@ class ServeApp:
             messages,
             send,
             [(FASTEST_HEADER.encode(), models[index].encode("utf-8", "replace"))],
+            RaceInfo(models[index], contestants),
         )
+
+    def _charge_loser(self, entry: Contestant) -> None:
+        """Price what a cancelled contestant consumed; it counts toward the cost cap."""
+        if entry.prompt_tokens is None and entry.completion_tokens is None:
+            return
+        spec = self.harness.resolve(entry.model)
+        if spec.price is None:
+            return
+        entry.cost_usd = spec.price.cost(entry.prompt_tokens or 0, entry.completion_tokens or 0, 0)
+        budget = self.harness.budget
+        if budget is not None and entry.cost_usd and spec.provider not in ("echo", "mock"):
+            budget.add(entry.cost_usd)
 
     async def _stream(
         self, model: str, messages: list[Any], params: dict[str, Any], send: Send
@@ -649,6 +665,7 @@ class ServeApp:
         messages: list[Any],
         send: Send,
         headers: list[tuple[bytes, bytes]],
+        race: RaceInfo | None = None,
     ) -> None:
         """Send ``first``, then the rest of ``stream``, as SSE ending in ``data: [DONE]``."""
         await send(
@@ -667,6 +684,15 @@ class ServeApp:
         finally:
             await stream.aclose()
         if stream.response is not None:
+            if race is not None:  # the winner's own numbers, now that its stream has ended
+                meta, usage = stream.response.harness, stream.response.usage
+                for entry in race.contestants:
+                    if entry.outcome == "winner":
+                        entry.latency_ms = meta.latency_ms
+                        entry.prompt_tokens = usage.prompt_tokens
+                        entry.completion_tokens = usage.completion_tokens
+                        entry.cost_usd = meta.cost_usd
+                meta.race = race
             self._record(model, stream.response, shape, messages)
         await _send_event(send, None)
 
@@ -767,13 +793,23 @@ async def _until_output(stream: ResponseStream) -> list[StreamChunk]:
 
 async def _first_output(
     models: list[str], streams: list[ResponseStream]
-) -> tuple[int, list[StreamChunk]]:
-    """A race on the first output: the winner's index and its chunks so far.
+) -> tuple[int, list[StreamChunk], list[Contestant]]:
+    """A race on the first output: the winner's index, its chunks so far, every contestant.
 
-    The others are cancelled and closed (their connections too) before this returns, and
-    when it is cancelled. ``AllModelsFailed`` with every error when none produces output.
+    The winner's latency and tokens are filled in when its stream ends. The others are
+    cancelled and closed (their connections too) before this returns, and when it is
+    cancelled. ``AllModelsFailed`` with every error when none produces output.
     """
-    tasks = [asyncio.ensure_future(_until_output(s)) for s in streams]
+    start = time.perf_counter()
+    ended: dict[int, float] = {}
+
+    async def run(i: int) -> list[StreamChunk]:
+        try:
+            return await _until_output(streams[i])
+        finally:
+            ended[i] = (time.perf_counter() - start) * 1000
+
+    tasks = [asyncio.ensure_future(run(i)) for i in range(len(streams))]
     errors: dict[str, BaseException] = {}
     winner: int | None = None
     try:
@@ -797,7 +833,23 @@ async def _first_output(
                 await stream.aclose()
     if winner is None:
         raise AllModelsFailed({m: errors[m] for m in models if m in errors})
-    return winner, tasks[winner].result()
+    contestants = []
+    for i, (model, stream) in enumerate(zip(models, streams, strict=True)):
+        error = errors.get(model) if not tasks[i].cancelled() else None
+        usage = stream.usage_so_far()
+        contestants.append(
+            Contestant(
+                model=model,
+                outcome="winner" if i == winner else "failed" if error else "cancelled",
+                latency_ms=ended.get(i, 0.0),
+                error=f"{type(error).__name__}: {error}" if error else None,
+                ttft_ms=stream.ttft_ms,
+                first_byte=stream.ttfb_ms is not None,
+                prompt_tokens=usage.prompt_tokens if usage is not None else None,
+                completion_tokens=usage.completion_tokens if usage is not None else None,
+            )
+        )
+    return winner, tasks[winner].result(), contestants
 
 
 async def _until_disconnect(receive: Receive) -> None:

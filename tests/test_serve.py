@@ -513,6 +513,10 @@ def test_record_dir_feeds_harness_report(config_path: Path, tmp_path: Path) -> N
         post(base, {"model": "slow,fast", "messages": USER, "fastest_response": True})
         post(
             base,
+            {"model": "slow,fast", "messages": USER, "fastest_response": True, "stream": True},
+        )
+        post(
+            base,
             {"model": "fast", "messages": USER, "stream": True},
             headers={"x-harness-test-id": "checkout.test.ts > greets"},
         )
@@ -525,11 +529,17 @@ def test_record_dir_feeds_harness_report(config_path: Path, tmp_path: Path) -> N
         ("all", "offline"),
         ("all", "broken"),
         ("race", "fast"),
+        ("race", "fast"),
         ("completion", "fast"),
     ]
     assert results[-1]["ttft_ms"] is not None and results[0]["latency_ms"] is not None
     assert results[0]["total_tokens"] == 4
     assert results[3]["race"]["winner"] == "fast"
+    streamed_race = results[4]["race"]
+    assert streamed_race["winner"] == "fast"
+    outcomes = {c["model"]: c["outcome"] for c in streamed_race["contestants"]}
+    assert outcomes == {"slow": "cancelled", "fast": "winner"}
+    assert results[4]["ttft_ms"] is not None and results[4]["total_tokens"] is not None
     case = results[0]["test_id"].removesuffix("[fast]")
     assert case.startswith("serve::") and results[2]["test_id"] == case + "[broken]"
     assert results[-1]["test_id"] == "checkout.test.ts > greets[fast]"
