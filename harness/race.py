@@ -3,8 +3,11 @@
 ``Race`` owns the loop over the contestants' tasks and the verdict: who won, each
 contestant's outcome and timings (``Contestant``), and the cancellation of the losers, which
 is awaited so that their sockets are closed before the race returns. What a contestant is
-(a planned call with retries, a stream, a store lookup) is the runner's business: the race
-sees a coroutine per contestant, and asks a ``Entrant`` for the few facts it reports.
+(a planned call with retries, a stream, a store lookup) is the caller's business: the race
+sees a coroutine per contestant, and asks an ``Entrant`` for the few facts it reports. The
+runner races whole answers (``Race.run``); ``harness serve`` races streams to their first
+output and relays the winner's (``Race.decide``, with each contestant's coroutine returning
+the chunks read so far).
 
 Timing: each contestant stamps its own finish time inside its task, so the time is known as
 soon as the task is done (a done-callback could run one loop iteration after the race sees
@@ -18,16 +21,18 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from harness.errors import AllModelsFailed
 from harness.types import Contestant, ModelResponse, RaceInfo
 
 __all__ = ["Entrant", "Race"]
 
+T = TypeVar("T")
+
 
 @dataclass(slots=True)
-class Entrant:
+class Entrant(Generic[T]):
     """One contestant as the race sees it.
 
     ``start(on_first_output)`` returns the coroutine of its call (``on_first_output`` is
@@ -37,29 +42,38 @@ class Entrant:
     """
 
     name: str
-    start: Callable[[Callable[[], None] | None], Awaitable[ModelResponse]]
+    start: Callable[[Callable[[], None] | None], Awaitable[T]]
     first_byte: Callable[[], bool | None]
-    account: Callable[[Contestant, asyncio.Task[ModelResponse]], None]
+    account: Callable[[Contestant, asyncio.Task[T]], None]
 
 
-class Race:
+class Race(Generic[T]):
     """One race between ``entrants``; ``await Race(entrants).run()`` is the winning answer.
 
     Raises the winner's error when a ``first_token`` winner fails after its first output,
     and ``AllModelsFailed`` (every model's error, in model order) when nobody succeeds.
     """
 
-    def __init__(self, entrants: Sequence[Entrant], *, first_token: bool = False) -> None:
+    def __init__(self, entrants: Sequence[Entrant[T]], *, first_token: bool = False) -> None:
         self.entrants = entrants
         self.first_token = first_token
         self._t0 = 0.0
         self._ended: dict[int, float] = {}
         self._firsts: dict[int, float] = {}
         self._signalled = asyncio.Event()
-        self._tasks: list[asyncio.Task[ModelResponse]] = []
+        self._tasks: list[asyncio.Task[T]] = []
 
-    async def run(self) -> ModelResponse:
-        """Start every contestant, wait for a winner, cancel the rest, report."""
+    async def run(self: Race[ModelResponse]) -> ModelResponse:
+        """The winning answer, its ``harness.race`` telling what happened to everyone."""
+        winner, response, contestants = await self.decide()
+        response.harness.race = RaceInfo(self.entrants[winner].name, contestants)
+        return response
+
+    async def decide(self) -> tuple[int, T, list[Contestant]]:
+        """Start every contestant, wait for a winner, cancel the rest.
+
+        Returns the winner's index and result, and every contestant's outcome in order.
+        """
         loop = asyncio.get_running_loop()
         self._t0 = time.perf_counter()
         for i, entrant in enumerate(self.entrants):
@@ -74,11 +88,9 @@ class Race:
             raise AllModelsFailed(
                 _unique((c.model, tasks[i].exception()) for i, c in enumerate(contestants))
             )
-        response = tasks[winner].result()
-        response.harness.race = RaceInfo(self.entrants[winner].name, contestants)
-        return response
+        return winner, tasks[winner].result(), contestants
 
-    async def _contest(self, i: int, call: Awaitable[ModelResponse]) -> ModelResponse:
+    async def _contest(self, i: int, call: Awaitable[T]) -> T:
         try:
             return await call
         finally:
@@ -95,7 +107,7 @@ class Race:
         """Wait until a contestant succeeds (or delivers output first); cancel the others."""
         tasks, firsts, ended = self._tasks, self._firsts, self._ended
         winner: int | None = None
-        pending: set[asyncio.Task[ModelResponse]] = set(tasks)
+        pending: set[asyncio.Task[T]] = set(tasks)
         try:
             while pending and winner is None:
                 waiters: set[asyncio.Future[Any]] = set(pending)

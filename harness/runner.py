@@ -68,7 +68,7 @@ from harness.providers.base import DEFAULT_MAX_RESPONSE_BYTES, Call, get_provide
 from harness.providers.streams import ResponseStream, response_chunks
 from harness.race import Entrant, Race
 from harness.retry import RetryPolicy
-from harness.types import Contestant, ModelResponse, StreamChunk
+from harness.types import Contestant, ModelResponse, StreamChunk, Usage
 
 __all__ = ["Harness", "Result", "get_default_harness", "set_default_harness"]
 
@@ -708,7 +708,7 @@ class Harness:
         plans = self._plans_for_models(models, messages, params)
         return await Race([self._entrant(plan) for plan in plans], first_token=first_token).run()
 
-    def _entrant(self, plan: _Plan) -> Entrant:
+    def _entrant(self, plan: _Plan) -> Entrant[ModelResponse]:
         """``plan`` as a race contestant."""
 
         def start(on_first_output: Callable[[], None] | None) -> Awaitable[ModelResponse]:
@@ -741,15 +741,26 @@ class Harness:
             entry.cost_usd = response.harness.cost_usd
             return
         usage = plan.live.usage_so_far() if plan.live is not None else None
+        self.charge_stopped(entry, usage, plan.call.spec, offline=plan.family in _OFFLINE)
+
+    def charge_stopped(
+        self, entry: Contestant, usage: Usage | None, spec: ModelSpec, *, offline: bool = False
+    ) -> None:
+        """Record and price what a contestant stopped mid-answer had consumed.
+
+        ``usage`` is what its provider reported before the stop
+        (``ResponseStream.usage_so_far()``); that spend was real, so it counts toward the
+        cost cap (unless the model is offline).
+        """
         if usage is None:
             return
         entry.prompt_tokens, entry.completion_tokens = usage.prompt_tokens, usage.completion_tokens
-        price = plan.call.spec.price
+        price = spec.price
         if price is not None:
             entry.cost_usd = price.cost(
                 usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens
             )
-            if self.budget is not None and entry.cost_usd and plan.family not in _OFFLINE:
+            if self.budget is not None and entry.cost_usd and not offline:
                 self.budget.add(entry.cost_usd)
 
     async def abatch_completion_models_all_responses(

@@ -52,11 +52,12 @@ from harness.errors import (
     RateLimitError,
     ReplayMissError,
     ServiceUnavailableError,
-    TimeoutError,
     get_logger,
     scrub,
 )
+from harness.errors import TimeoutError as HarnessTimeoutError
 from harness.paths import DEFAULT_CACHE_PATH, DEFAULT_LIMITS_PATH
+from harness.race import Entrant, Race
 from harness.results import JsonlWriter, make_record
 from harness.runner import Harness
 from harness.types import Contestant, ModelResponse, RaceInfo, StreamChunk
@@ -156,7 +157,7 @@ _STATUS_OF: tuple[tuple[type[HarnessError], int], ...] = (
     (NotFoundError, 404),
     (BadRequestError, 400),
     (ConfigError, 400),
-    (TimeoutError, 504),
+    (HarnessTimeoutError, 504),
     (BadGatewayError, 502),
     (ServiceUnavailableError, 503),
     (InternalServerError, 502),
@@ -610,15 +611,19 @@ class ServeApp:
     ) -> None:
         """Race on the first output, then relay the winner's stream as it arrives."""
         streams = [self.harness.astream(m, messages, **params) for m in models]
+        entrants = [self._stream_entrant(m, s) for m, s in zip(models, streams, strict=True)]
+        race = Race(entrants, first_token=True)
+        index: int | None = None
         try:
-            index, first, contestants = await _first_output(models, streams)
+            index, first, contestants = await race.decide()
         except AllModelsFailed as exc:
             for model, error in exc.errors.items():
                 self._record(model, error, "race", messages)
             raise
-        for entry in contestants:
-            if entry.outcome != "winner":
-                self._charge_loser(entry)
+        finally:
+            for i, stream in enumerate(streams):
+                if i != index:
+                    await stream.aclose()  # losers: their connections close now
         await self._relay(
             streams[index],
             first,
@@ -630,17 +635,26 @@ class ServeApp:
             RaceInfo(models[index], contestants),
         )
 
-    def _charge_loser(self, entry: Contestant) -> None:
-        """Price what a cancelled contestant consumed; it counts toward the cost cap."""
-        if entry.prompt_tokens is None and entry.completion_tokens is None:
-            return
-        spec = self.harness.resolve(entry.model)
-        if spec.price is None:
-            return
-        entry.cost_usd = spec.price.cost(entry.prompt_tokens or 0, entry.completion_tokens or 0, 0)
-        budget = self.harness.budget
-        if budget is not None and entry.cost_usd and spec.provider not in ("echo", "mock"):
-            budget.add(entry.cost_usd)
+    def _stream_entrant(self, model: str, stream: ResponseStream) -> Entrant[list[StreamChunk]]:
+        """A streamed contestant: done at its first output, with the chunks read so far.
+
+        A contestant stopped before its end is charged what it had consumed.
+        """
+
+        async def start(first_output: Callable[[], None] | None) -> list[StreamChunk]:
+            chunks = await _until_output(stream)
+            if first_output is not None and stream.ttft_ms is not None:
+                first_output()
+            return chunks
+
+        def account(entry: Contestant, task: asyncio.Task[list[StreamChunk]]) -> None:
+            if entry.outcome != "winner":  # the winner's usage comes with its stream's end
+                spec = self.harness.resolve(model)
+                self.harness.charge_stopped(
+                    entry, stream.usage_so_far(), spec, offline=spec.family in ("echo", "mock")
+                )
+
+        return Entrant(model, start, lambda: stream.ttfb_ms is not None, account)
 
     async def _stream(
         self, model: str, messages: list[Any], params: dict[str, Any], send: Send
@@ -789,67 +803,6 @@ async def _until_output(stream: ResponseStream) -> list[StreamChunk]:
         if stream.ttft_ms is not None:
             break
     return chunks
-
-
-async def _first_output(
-    models: list[str], streams: list[ResponseStream]
-) -> tuple[int, list[StreamChunk], list[Contestant]]:
-    """A race on the first output: the winner's index, its chunks so far, every contestant.
-
-    The winner's latency and tokens are filled in when its stream ends. The others are
-    cancelled and closed (their connections too) before this returns, and when it is
-    cancelled. ``AllModelsFailed`` with every error when none produces output.
-    """
-    start = time.perf_counter()
-    ended: dict[int, float] = {}
-
-    async def run(i: int) -> list[StreamChunk]:
-        try:
-            return await _until_output(streams[i])
-        finally:
-            ended[i] = (time.perf_counter() - start) * 1000
-
-    tasks = [asyncio.ensure_future(run(i)) for i in range(len(streams))]
-    errors: dict[str, BaseException] = {}
-    winner: int | None = None
-    try:
-        pending: set[asyncio.Future[list[StreamChunk]]] = set(tasks)
-        while pending and winner is None:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for i, task in enumerate(tasks):
-                if task not in done:
-                    continue
-                exc = task.exception()
-                if exc is not None:
-                    errors[models[i]] = exc
-                elif winner is None:
-                    winner = i
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for i, stream in enumerate(streams):
-            if i != winner:
-                await stream.aclose()
-    if winner is None:
-        raise AllModelsFailed({m: errors[m] for m in models if m in errors})
-    contestants = []
-    for i, (model, stream) in enumerate(zip(models, streams, strict=True)):
-        error = errors.get(model) if not tasks[i].cancelled() else None
-        usage = stream.usage_so_far()
-        contestants.append(
-            Contestant(
-                model=model,
-                outcome="winner" if i == winner else "failed" if error else "cancelled",
-                latency_ms=ended.get(i, 0.0),
-                error=f"{type(error).__name__}: {error}" if error else None,
-                ttft_ms=stream.ttft_ms,
-                first_byte=stream.ttfb_ms is not None,
-                prompt_tokens=usage.prompt_tokens if usage is not None else None,
-                completion_tokens=usage.completion_tokens if usage is not None else None,
-            )
-        )
-    return winner, tasks[winner].result(), contestants
 
 
 async def _until_disconnect(receive: Receive) -> None:
