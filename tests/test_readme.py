@@ -52,3 +52,48 @@ def test_the_configuration_example_loads(tmp_path):
     assert set(config.models) == {"fast", "local", "scripted"}
     assert config.cache is not None and config.cache.mode == "use"
     assert config.report.dir == "reports" and config.limits.path == ".harness/limits.sqlite"
+
+
+def test_the_serve_examples_run_as_written(tmp_path):
+    import os
+    import shutil
+    import signal
+    import socket
+
+    import pytest
+
+    start, curl = _python_blocks("Serve: the three shapes over HTTP, for any language", "bash")
+    if shutil.which("curl") is None:
+        pytest.skip("needs the curl command")
+    with socket.socket() as s:  # a free port instead of the README's 4000
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    (tmp_path / "pyproject.toml").write_text(
+        (ROOT / "pyproject.toml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    [command] = [line for line in start.splitlines() if line.startswith("harness serve")]
+    argv = command.removesuffix("&").split()[2:]
+    key = "local-secret"
+    assert f"export HARNESS_SERVE_API_KEY={key}" in start
+    env = {**os.environ, "HARNESS_SERVE_API_KEY": key}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "serve", *[a.replace("4000", port) for a in argv]],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == f"harness serve: listening on http://127.0.0.1:{port}"
+        done = subprocess.run(
+            ["bash", "-c", curl.replace(":4000", f":{port}").replace("curl -s", "curl -s -i")],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        )
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=30)
+        server.stdout.close()
+    assert code == 0
+    assert done.stdout.startswith("HTTP/1.1 200"), done.stdout
+    assert "x-harness-fastest-response: quick" in done.stdout or (
+        "x-harness-fastest-response: careful" in done.stdout
+    )
+    assert (tmp_path / "reports" / "serve" / "results.jsonl").read_text().count('"shape": "race"')
