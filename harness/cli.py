@@ -8,6 +8,8 @@
     harness merge a.json b.json ... --out merged.json      # sharded CI jobs → one run
     harness demo                                           # the offline three-shapes demo
     harness cache stats|prune --older-than 7d|export F|import F   # the response store
+    harness serve [--config F] [--host H] [--port P] [--api-key K] [--cache MODE] [--record-dir D]
+                  [--cache-path F] [--max-cost USD]
 
 Exit status: 0 on success, 1 when ``compare`` finds a significant regression, 2 on bad
 input (a missing or malformed results file, an out-of-range ``power`` argument, an
@@ -34,7 +36,7 @@ from typing import Any
 
 from harness.paths import DEFAULT_CACHE_PATH
 
-__all__ = ["cache_command", "main", "parse_duration"]
+__all__ = ["cache_command", "main", "parse_duration", "serve_command"]
 
 FORMATS = ("json", "html", "md")
 
@@ -97,7 +99,71 @@ def _parser() -> argparse.ArgumentParser:
     mer.add_argument("--out", type=Path, required=True, help="the merged results.json")
     sub.add_parser("demo", help="the offline demo of the three call shapes")
     sub.add_parser("cache", help="the response store: stats, prune, export, import", add_help=False)
+    srv = sub.add_parser("serve", help="an OpenAI-compatible HTTP server over the models")
+    srv.add_argument("--config", type=Path, help="harness.toml or pyproject.toml")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=4000, help="0: any free port")
+    srv.add_argument("--api-key", help="required as Bearer (default: HARNESS_SERVE_API_KEY)")
+    srv.add_argument("--cache", dest="cache_mode", help="use, replay, record, refresh-failed, off")
+    srv.add_argument("--cache-path", type=Path, help="the response store's SQLite file")
+    srv.add_argument("--record-dir", type=Path, help="append results.jsonl records there")
+    srv.add_argument("--max-cost", type=float, help="cost cap in USD for the server's life")
     return ap
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """``harness serve``: run the ASGI app under uvicorn until SIGINT/SIGTERM."""
+    try:
+        import uvicorn
+    except ImportError:
+        print('harness serve needs uvicorn: pip install "llm-harness[serve]"', file=sys.stderr)
+        return 2
+    import asyncio
+
+    from harness.errors import HarnessError
+    from harness.serve import create_app
+
+    try:
+        app = create_app(
+            args.config,
+            api_key=args.api_key,
+            cache_mode=args.cache_mode,
+            cache_path=args.cache_path,
+            record_dir=args.record_dir,
+            max_cost=args.max_cost,
+        )
+    except (HarnessError, ValueError, OSError) as exc:
+        print(f"harness serve: {exc}", file=sys.stderr)
+        return 2
+
+    class _Server(uvicorn.Server):
+        """Announces the bound address; a stop signal also cancels the calls in flight."""
+
+        async def startup(self, sockets: list[Any] | None = None) -> None:
+            await super().startup(sockets)
+            if self.should_exit:
+                return
+            port = args.port
+            for server in getattr(self, "servers", []):
+                for sock in server.sockets:
+                    port = sock.getsockname()[1]
+                    break
+            print(f"harness serve: listening on http://{args.host}:{port}", flush=True)
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()  # a clean stop: exit 0, not death by the signal
+            try:
+                loop.call_soon_threadsafe(app.cancel_inflight)
+            except RuntimeError:  # the loop is already closed
+                pass
+
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
+    server = _Server(config)
+    with asyncio.Runner() as runner:  # closes async generators (the HTTP clients' sentinels)
+        loop = runner.get_loop()
+        runner.run(server.serve())
+    return 0 if server.started else 1
 
 
 class _BadInput(ValueError):
@@ -341,6 +407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["cache"]:
         return cache_command(argv[1:])
     args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return serve_command(args)
     try:
         if args.command == "demo":
             from harness.demo import main as demo
