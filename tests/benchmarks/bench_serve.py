@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import cProfile
 import importlib
+import importlib.util
 import io
 import itertools
 import json
@@ -43,6 +44,7 @@ import pstats
 import select
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -133,18 +135,27 @@ max_concurrency = {MAX_CONCURRENCY}
 
 @contextlib.contextmanager
 def harness_gateway(
-    workdir: Path, provider_port: int, profile_to: Path | None
+    workdir: Path, provider_port: int, profile_to: Path | None, python: str, uvloop: bool
 ) -> Iterator[tuple[int, int]]:
-    """``harness serve`` on a free port for the block: yields (pid, port)."""
+    """``harness serve`` on a free port for the block: yields (pid, port).
+
+    ``python`` runs it (another venv: this checkout's ``harness`` goes first on its path);
+    with ``profile_to`` or ``uvloop`` it runs inside this script's ``--wrap-serve``.
+    """
     config = _write_config(workdir, provider_port)
     serve_args = ["serve", "--config", str(config), "--host", "127.0.0.1", "--port", "0",
                   "--cache", "off"]
-    if profile_to is None:
-        cmd = [sys.executable, "-m", "harness.cli", *serve_args]
+    if profile_to is None and not uvloop:
+        cmd = [python, "-m", "harness.cli", *serve_args]
     else:
-        cmd = [sys.executable, os.path.abspath(__file__), "--profiled-serve", str(profile_to),
-               *serve_args]
-    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, text=True)
+        wrap = json.dumps({"profile_to": profile_to and str(profile_to), "uvloop": uvloop})
+        cmd = [python, os.path.abspath(__file__), "--wrap-serve", wrap, *serve_args]
+    env = dict(os.environ)
+    spec = importlib.util.find_spec("harness")
+    if spec is not None and spec.origin is not None:
+        root = str(Path(spec.origin).parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -207,9 +218,11 @@ litellm_settings:
         log.close()
 
 
-def _profiled_serve(profile_to: str, serve_args: list[str]) -> None:
-    """Run ``harness serve`` in this process; SIGUSR1 starts cProfile, SIGUSR2 dumps it."""
+def _wrapped_serve(wrap: dict[str, Any], serve_args: list[str]) -> None:
+    """Run ``harness serve`` in this process, on uvloop's event loop if asked; with a
+    ``profile_to`` path, SIGUSR1 starts cProfile (the loop's thread) and SIGUSR2 dumps it."""
     profile = cProfile.Profile()
+    profile_to = wrap["profile_to"]
 
     def start(signum: int, frame: Any) -> None:
         profile.enable()
@@ -218,8 +231,13 @@ def _profiled_serve(profile_to: str, serve_args: list[str]) -> None:
         profile.disable()
         profile.dump_stats(profile_to)
 
-    signal.signal(signal.SIGUSR1, start)
-    signal.signal(signal.SIGUSR2, dump)
+    if profile_to:
+        signal.signal(signal.SIGUSR1, start)
+        signal.signal(signal.SIGUSR2, dump)
+    if wrap["uvloop"]:
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # the CLI's new_event_loop()
     from harness.cli import main
 
     sys.exit(main(serve_args))
@@ -448,13 +466,12 @@ def _verdict(rows: list[dict[str, Any]], client: str) -> list[str]:
           and r["client"] == client and "failed" not in r]
     if not ok:
         return []
-    ratios = sorted(r["wall_over_ideal"] for r in ok)
-    added = sorted(r["added_p50_ms"] for r in ok if "added_p50_ms" in r)
-    ratio = ratios[len(ratios) // 2]
+    ratio = statistics.median(r["wall_over_ideal"] for r in ok)
+    added = [r["added_p50_ms"] for r in ok if "added_p50_ms" in r]
     lines = [f"{client} client: target wall/ideal <= {TARGET_WALL_OVER_IDEAL} at C=100: median {ratio:.2f} "
              f"({'met' if ratio <= TARGET_WALL_OVER_IDEAL else 'MISSED'})"]
     if added:
-        mid = added[len(added) // 2]
+        mid = statistics.median(added)
         lines.append(f"{client} client: target added p50 <= {TARGET_ADDED_P50_MS:g} ms: median {mid:+.1f} ms "
                      f"({'met' if mid <= TARGET_ADDED_P50_MS else 'MISSED'})")
     return lines
@@ -476,10 +493,15 @@ def main() -> None:
                         help="cProfile the gateway over each measured batch; to stderr")
     parser.add_argument("--json", action="store_true", help="JSON rows to stdout, table to stderr")
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--profiled-serve", help=argparse.SUPPRESS)
+    parser.add_argument("--gateway-python", default=sys.executable, metavar="PATH",
+                        help="the interpreter that runs `harness serve` (e.g. a venv with "
+                             "httptools/uvloop); this checkout's harness is put on its path")
+    parser.add_argument("--gateway-uvloop", action="store_true",
+                        help="run the gateway on uvloop's event loop (needs uvloop there)")
+    parser.add_argument("--wrap-serve", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
-    if args.profiled_serve:
-        _profiled_serve(args.profiled_serve, rest)
+    if args.wrap_serve:
+        _wrapped_serve(json.loads(args.wrap_serve), rest)
         return
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
@@ -500,8 +522,8 @@ def main() -> None:
         provider = stack.enter_context(fake_server(latency_ms=LATENCY_MS,
                                                    model_latency={MODEL: LATENCY_MS}))
         profile_path = workdir / "gateway.prof" if args.profile else None
-        gw_pid, gw_port = stack.enter_context(harness_gateway(workdir, provider.port,
-                                                              profile_path))
+        gw_pid, gw_port = stack.enter_context(harness_gateway(
+            workdir, provider.port, profile_path, args.gateway_python, args.gateway_uvloop))
         targets: list[tuple[str, int | None, int, str]] = [
             ("harness", gw_pid, gw_port, "bench-key")]
         if not args.no_direct:
