@@ -11,6 +11,9 @@ this order (alternating, so a noisy moment hits both alike):
 * ``litellm`` — with ``--litellm PATH``: the same through the LiteLLM proxy
   (``litellm --config <yaml> --port <free>``, the same model at the same provider).
 
+The client (``--client``) is the ``openai`` SDK (``sdk``, the issue's driver) or ``raw``, a
+minimal keep-alive client on asyncio streams that leaves the CPU to the gateway (the SDK costs
+~1.7 ms of CPU per request, so with it even ``direct`` is ~3.5 x ideal at C = 100 here).
 Every measurement runs in a fresh child process (the client) that warms up with one batch of
 C requests, then times N requests with C workers. Reported: wall time, the ideal
 ``ceil(N/C) * L``, wall/ideal, requests/s, the p50/p99 latency of one request as the client
@@ -20,7 +23,12 @@ client's CPU per request, the provider's peak in-flight requests and new connect
 errors. Targets (issue 13): wall/ideal <= 1.3 at C = 100, added p50 <= 2 ms.
 
     python tests/benchmarks/bench_serve.py [--quick] [--scenario c100,c500] [--rounds 2]
-        [--litellm /tmp/litellm-venv/bin/litellm] [--profile] [--json]
+        [--client sdk,raw] [--litellm /tmp/litellm-venv/bin/litellm]
+        [--gateway-python PATH] [--gateway-uvloop] [--profile] [--json]
+
+``--gateway-python`` runs the gateway with another interpreter (e.g. a venv with httptools
+and uvloop; this checkout's ``harness`` goes first on its path), ``--gateway-uvloop`` on
+uvloop's event loop.
 
 ``--profile`` runs the gateway under cProfile, switched on for the measured batches only
 (SIGUSR1/SIGUSR2), and prints its top functions to stderr; its rows are slower for it.
@@ -485,9 +493,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="direct/gateway(s) alternations")
     parser.add_argument("--litellm", metavar="PATH",
                         help="the LiteLLM proxy's `litellm` script: add its rows")
-    parser.add_argument("--client", default="sdk",
-                        help="sdk (the openai SDK, the issue's driver), raw (a minimal client "
-                             "that leaves the CPU to the gateway), or both: sdk,raw")
+    parser.add_argument("--client", default="sdk,raw",
+                        help="sdk (the openai SDK, the issue's driver) and/or raw (a minimal "
+                             "client that leaves the CPU to the gateway); default both")
     parser.add_argument("--no-direct", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the gateway over each measured batch; to stderr")
