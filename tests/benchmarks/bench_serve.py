@@ -65,7 +65,12 @@ from typing import Any
 from tabulate import tabulate
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fake_server import fake_server, fetch_stats, reset_stats  # noqa: E402
+from fake_server import (  # noqa: E402
+    fake_server,
+    fetch_stats,
+    reset_stats,
+    stop_server_process,
+)
 
 MODEL = "fast"
 LATENCY_MS = 50.0
@@ -105,18 +110,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def _stop(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
-    if proc.stdout is not None:
-        proc.stdout.close()
 
 
 # --- the gateways ----------------------------------------------------------------------------
@@ -177,7 +170,7 @@ def harness_gateway(
         port = int(line.strip().rsplit(":", 1)[1])
         yield proc.pid, port
     finally:
-        _stop(proc)
+        stop_server_process(proc, 10.0)
 
 
 @contextlib.contextmanager
@@ -222,7 +215,7 @@ litellm_settings:
             time.sleep(0.25)
         yield proc.pid, port
     finally:
-        _stop(proc)
+        stop_server_process(proc, 10.0)
         log.close()
 
 

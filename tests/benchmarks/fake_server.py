@@ -495,7 +495,7 @@ def start_server_process(
         raise
 
 
-def stop_server_process(proc: subprocess.Popen[str], timeout: float = 5.0) -> None:
+def stop_server_process(proc: subprocess.Popen[Any], timeout: float = 5.0) -> None:
     """Terminate the server process (kill it if it does not exit in ``timeout`` s)."""
     if proc.poll() is None:
         proc.terminate()
