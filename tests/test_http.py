@@ -40,6 +40,7 @@ from harness.http import (
     parse_content_length,
 )
 from tests.helpers.local_server import Reply, Request, chat_body
+from tests.helpers.pieces import cut
 
 
 @contextlib.asynccontextmanager
@@ -328,17 +329,6 @@ class FakeSocket:
         pass
 
 
-def pieces(data: bytes, sizes: list[int]) -> Iterator[bytes]:
-    start = 0
-    for size in sizes:
-        if start >= len(data):
-            return
-        yield data[start : start + size]
-        start += size
-    if start < len(data):
-        yield data[start:]
-
-
 LIMIT = 4096
 
 
@@ -436,7 +426,7 @@ def test_any_response_bytes_give_a_body_or_an_httpx_error(
 ) -> None:
     try:
         body = loop.run_until_complete(
-            asyncio.wait_for(read_response(list(pieces(data, sizes)), streaming), 5)
+            asyncio.wait_for(read_response(list(cut(data, sizes)), streaming), 5)
         )
     except (httpx.HTTPError, _ConnectionClosed) as exc:  # _roundtrip makes the latter one
         event(type(exc).__name__)
@@ -465,7 +455,7 @@ def test_decoding_gives_the_payload_or_a_decoding_error(
         data[corrupt] ^= 0x5A
     inflater = _Inflater("gzip" if encoding == "gzip" else "deflate", limit)
     try:
-        out = b"".join(inflater.decode(piece) for piece in pieces(bytes(data), sizes))
+        out = b"".join(inflater.decode(piece) for piece in cut(bytes(data), sizes))
         inflater.finish()
     except ResponseTooLarge as exc:
         assert (len(payload) > limit or corrupt >= 0) and exc.limit == limit

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -19,6 +19,7 @@ from harness.providers.sse import (
     iter_sse,
     iter_sse_lines,
 )
+from tests.helpers.pieces import cut
 
 Event = tuple[str | None, str]
 
@@ -34,18 +35,6 @@ def serialise(events: list[Event], newline: str = "\n", comments: bool = False) 
         out.extend(f"data: {line}" for line in data.split("\n"))
         out.append("")
     return "".join(line + newline for line in out)
-
-
-def cut(data: bytes, sizes: list[int]) -> Iterator[bytes]:
-    """``data`` in consecutive pieces of the given sizes (the rest in one last piece)."""
-    start = 0
-    for size in sizes:
-        if start >= len(data):
-            return
-        yield data[start : start + size]
-        start += size
-    if start < len(data):
-        yield data[start:]
 
 
 def parse_bytes(pieces: list[bytes]) -> list[Event]:

@@ -315,11 +315,7 @@ def _overall(document: RunDocument, races: Mapping[str, Any] | None) -> dict[str
     loser_cost = races["lost_cost_usd"] if races else None
     return {
         "models": integer(o["models"]),
-        "total": integer(o["items"]),
-        "passed": integer(o["passed"]),
-        "failed": integer(o["failed"]),
-        "errors": integer(o["errors"]),
-        "records": integer(o["records"]),
+        **_counts(o),
         "pass_rate": percent(o["pass_rate"]),
         "ci": interval(lo, hi) if o["items"] else "",
         "cost": usd(o["cost_usd"]),
@@ -327,6 +323,14 @@ def _overall(document: RunDocument, races: Mapping[str, Any] | None) -> dict[str
         "saved": usd(o["saved_usd"]) if o["saved_usd"] is not None else "",
         "loser_cost": usd(loser_cost) if loser_cost else "",
         "duration": duration(o["duration_s"]),
+    }
+
+
+def _counts(summary: Mapping[str, Any]) -> dict[str, str]:
+    """Items, passed, failed, errors and records of a summary, formatted."""
+    return {
+        "total": integer(summary["items"]),
+        **{key: integer(summary[key]) for key in ("passed", "failed", "errors", "records")},
     }
 
 
@@ -344,11 +348,7 @@ def _model_rows(
                 "pass_rate": percent(s["pass_rate"]),
                 "ci": interval(lo, hi) if s["items"] else "",
                 "bar": pass_rate_svg(s["pass_rate"], lo, hi, width=120, height=12),
-                "total": integer(s["items"]),
-                "passed": integer(s["passed"]),
-                "failed": integer(s["failed"]),
-                "errors": integer(s["errors"]),
-                "records": integer(s["records"]),
+                **_counts(s),
                 "p50": ms(s["latency_p50_ms"]),
                 "p95": ms(s["latency_p95_ms"]),
                 "ttft": (
