@@ -371,6 +371,7 @@ def _spec_error(label: str, param: str, expected: str, value: Any) -> CheckSpecE
 
 
 def _text(label: str, param: str, value: Any) -> str:
+    """Text (a number is read as its text)."""
     if isinstance(value, str):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -379,6 +380,7 @@ def _text(label: str, param: str, value: Any) -> str:
 
 
 def _nonempty_text(label: str, param: str, value: Any) -> str:
+    """Non-empty text."""
     text = _text(label, param, value)
     if not text:
         raise CheckSpecError(f"check {label!r}: {param!r} is empty, so the check means nothing")
@@ -386,18 +388,21 @@ def _nonempty_text(label: str, param: str, value: Any) -> str:
 
 
 def _texts(label: str, param: str, value: Any) -> list[str]:
+    """A non-empty list of texts."""
     if not isinstance(value, list | tuple) or not value:
         raise _spec_error(label, param, "a non-empty list of texts, e.g. [cat, dog]", value)
     return [_nonempty_text(label, f"{param}[{i}]", v) for i, v in enumerate(value)]
 
 
 def _count(label: str, param: str, value: Any) -> int:
+    """A whole number >= 0."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     raise _spec_error(label, param, "a whole number >= 0", value)
 
 
 def _number(label: str, param: str, value: Any) -> float | None:
+    """A number >= 0."""
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
@@ -407,10 +412,12 @@ def _number(label: str, param: str, value: Any) -> float | None:
 
 
 def _fraction(label: str, param: str, value: Any) -> float:
+    """A number from 0 to 1."""
     if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1:
         return float(value)
     raise _spec_error(label, param, "a number from 0 to 1", value)
 
 
 def _anything(label: str, param: str, value: Any) -> Any:
+    """Any value."""
     return value
