@@ -8,7 +8,8 @@ A suite file holds cases; the pytest plugin turns each (case, model) into one te
       Summarise for a {{ audience }} in one sentence:
       {{ text }}
     vars: { audience: adult }        # suite-level vars; case vars override
-    vars_file: data/cases.csv        # more cases from CSV (header = var names) or JSONL rows
+    vars_file: data/cases.csv        # more cases from CSV (header = var names) or JSONL rows;
+                                     # a row's ``assert`` column/key adds checks to its case
     assert: [ { max_words: 50 } ]    # checks applied to every case, before the case's own
     defaults: { repeat: 3, threshold: 0.66, params: { temperature: 0 } }
     cases:
@@ -24,6 +25,12 @@ A suite file holds cases; the pytest plugin turns each (case, model) into one te
 Instead of ``prompt`` a suite may give ``messages``, a list of ``{role, content}`` whose
 contents are templates. Every case is rendered when the file is loaded, so a missing
 variable fails at collection, not halfway through a paid run.
+
+Check arguments are templates too (``icontains: "{{ expected }}"``), rendered per case
+with its vars before the check is validated: a string that is exactly one
+``{{ expression }}`` keeps the value's type (``equals: "{{ total }}"`` stays the int 42),
+any other renders to text. Keys, ``python:`` refs and ``llm_judge`` rubrics (the judge
+renders those when it runs) are left as written.
 
 A suite file is treated as untrusted input (it may come from a pull request):
 
@@ -44,7 +51,8 @@ A suite file is treated as untrusted input (it may come from a pull request):
 * Files that are not UTF-8 fail naming the byte offset and line.
 
 This module owns the ``Suite`` and ``Case`` data, ``load_suite`` (YAML with line numbers,
-sandboxed jinja2 rendering, validation of every field and of every check spec through
+sandboxed jinja2 rendering of prompts and check arguments, a ``vars_file`` row's
+``assert``, validation of every field and of every check spec through
 ``harness.checks.validate_check_spec``), ``render_template`` (the sandbox) and
 ``dump_suite`` (the data back in the YAML shape).
 Every problem is a ``SuiteError`` whose message starts with the file path and names the
@@ -193,7 +201,8 @@ class Case:
     messages: list[dict[str, Any]]
     """The rendered conversation sent to each model."""
     checks: list[Any]
-    """Assert specs: the suite-level ones first, then the case's own."""
+    """Assert specs, templates rendered: the suite-level ones first, then the case's own
+    (or the ``vars_file`` row's)."""
     repeat: int = DEFAULT_REPEAT
     """How many repeats; with ``adaptive``, the most that may be asked."""
     threshold: float = DEFAULT_THRESHOLD

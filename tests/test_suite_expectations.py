@@ -578,3 +578,26 @@ def test_the_data_expectations_example_fails_on_a_row_expectation(
     result = examples.runpytest("suites/data_expectations.yaml", "-k", "japan")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*icontains: expected the output to contain 'Tokyo'*"])
+
+
+def test_the_readme_example_loads_with_its_data(tmp_path: Path) -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("# suites/capitals.yaml")
+    block = text[start : text.index("```", start)]
+    rows = [line.removeprefix("#   ") for line in block.splitlines() if line.startswith("#   ")]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "capitals.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    suite = load_suite(write(tmp_path, block, "capitals.yaml"))
+    assert suite.case("japan").checks == [
+        {"icontains": "Tokyo"},
+        {"max_words": 40},
+        {"tool_call": {"name": "get_weather", "arguments": {"city": "Tokyo"}}},
+        {"not-icontains": "Kyoto"},
+    ]
+    (tmp_path / "data" / "capitals.csv").write_text("id,country\njapan,Japan\n")
+    with pytest.raises(SuiteError) as info:
+        load_suite(tmp_path / "capitals.yaml")
+    assert str(info.value) == (  # as the README quotes it
+        f"{tmp_path / 'capitals.yaml'}:7: case 'japan': assert[0].icontains: undefined "
+        "variable 'expected' (vars: country, most_words) (data/capitals.csv row 1)"
+    )
