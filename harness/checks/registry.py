@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Concatenate, ParamSpec
+from typing import Any, Concatenate, ParamSpec, TypeGuard
 
 from harness.checks.core import (
     Checkable,
@@ -305,8 +305,12 @@ def _check_kinds(label: str, entry: _Entry, arguments: dict[str, Any]) -> None:
             f"e.g. {entry.example}"
         )
     low, high = arguments.get("min"), arguments.get("max")
-    if isinstance(low, float) and isinstance(high, float) and low > high:
+    if _is_number(low) and _is_number(high) and low > high:
         raise CheckSpecError(f"check {label!r}: min {low:g} is greater than max {high:g}")
+
+
+def _is_number(value: Any) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def validate_check_spec(spec: object) -> None:
