@@ -1,0 +1,255 @@
+"""Prompt variants (``prompts:``): loading with precise errors, items per case × prompt ×
+model, records and reports that keep the variants apart, and the baseline matched by
+(case, prompt, model)."""
+
+from __future__ import annotations
+
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.suites import SuiteError, dump_suite, load_suite
+
+VARIANTS = """\
+description: two ways to ask
+models: [careful, quick]
+vars: { audience: child }
+prompts:
+  - |
+    Summarise for a {{ audience }}:
+    {{ text }}
+  - { id: terse, prompt: "One line: {{ text }}" }
+  - id: chat
+    messages:
+      - { role: system, content: "Be brief with a {{ audience }}." }
+      - { role: user, content: "{{ text }}" }
+cases:
+  - id: sun
+    vars: { text: The sun is a star. }
+    mock_response: base
+    mock_responses: { terse-quick: tq, quick: q, terse: t }
+"""
+
+
+def write(directory: Path, text: str, name: str = "suite.yaml") -> Path:
+    path = directory / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def fails(directory: Path, text: str) -> SuiteError:
+    path = write(directory, text)
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    assert str(info.value).startswith(str(path))
+    return info.value
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def test_every_variant_is_rendered_at_load(tmp_path: Path) -> None:
+    suite = load_suite(write(tmp_path, VARIANTS))
+    assert suite.prompt_ids == ["p1", "terse", "chat"]
+    assert suite.prompt is None and suite.message_templates is None
+    case = suite.case("sun")
+    assert case.prompts == {
+        "p1": [{"role": "user", "content": "Summarise for a child:\nThe sun is a star."}],
+        "terse": [{"role": "user", "content": "One line: The sun is a star."}],
+        "chat": [
+            {"role": "system", "content": "Be brief with a child."},
+            {"role": "user", "content": "The sun is a star."},
+        ],
+    }
+    assert case.messages == case.prompts["p1"]  # code that knows one prompt keeps working
+    assert case.messages_for("chat") == case.prompts["chat"]
+    assert case.messages_for(None) == case.messages
+
+
+def test_a_suite_without_variants_has_none(tmp_path: Path) -> None:
+    suite = load_suite(write(tmp_path, "prompt: hi {{ x }}\ncases: [{vars: {x: 1}}]\n"))
+    assert suite.prompt_ids == [] and suite.prompt_variants is None
+    assert suite.cases[0].prompts == {}
+
+
+def test_mock_answers_are_looked_up_by_prompt_and_model(tmp_path: Path) -> None:
+    case = load_suite(write(tmp_path, VARIANTS)).case("sun")
+    assert case.mock_for("quick", "terse") == "tq"
+    assert case.mock_for("quick", "p1") == "q"
+    assert case.mock_for("careful", "terse") == "t"
+    assert case.mock_for("careful", "chat") == "base"
+    assert case.mock_for("quick") == "q"
+
+
+def test_dump_round_trips_the_variants(tmp_path: Path) -> None:
+    suite = load_suite(write(tmp_path, VARIANTS))
+    dumped = dump_suite(suite)
+    assert [v["id"] for v in dumped["prompts"]] == ["p1", "terse", "chat"]
+    assert "prompt" not in dumped and "messages" not in dumped
+    again = load_suite(write(tmp_path, yaml.safe_dump(dumped), "again.yaml"))
+    assert again.cases == suite.cases
+    assert again.prompt_variants == suite.prompt_variants
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field", "problem"),
+    [
+        (
+            "prompt: a\nprompts: [b]\ncases: [{}]\n",
+            2,
+            None,
+            "give either 'prompts' (a list of variants) or 'prompt', not both",
+        ),
+        (
+            "prompts: [b]\nmessages: [{role: user, content: a}]\ncases: [{}]\n",
+            2,
+            None,
+            "give either 'prompts' (a list of variants) or 'messages', not both",
+        ),
+        ("prompts: []\ncases: [{}]\n", 1, "prompts", "expected a non-empty list of prompt"),
+        ("prompts: {a: b}\ncases: [{}]\n", 1, "prompts", "expected a non-empty list of prompt"),
+        (
+            "prompts:\n  - a\n  - 3\ncases: [{}]\n",
+            3,
+            "prompts[1]",
+            "expected a template string, {id, prompt} or {id, messages}, got int 3",
+        ),
+        (
+            "prompts:\n  - {id: x, prompt: a}\n  - {id: x, prompt: b}\ncases: [{}]\n",
+            3,
+            "prompts[1].id",
+            "duplicate prompt id 'x' (first at line 2)",
+        ),
+        (
+            "prompts:\n  - a\n  - {id: p1, prompt: b}\ncases: [{}]\n",
+            3,
+            "prompts[1].id",
+            "duplicate prompt id 'p1' (first at line 2)",
+        ),
+        (
+            "prompts:\n  - {id: 'a b', prompt: a}\ncases: [{}]\n",
+            2,
+            "prompts[0].id",
+            "id must be a string of letters",
+        ),
+        (
+            "prompts:\n  - {id: x, prompt: a, messages: []}\ncases: [{}]\n",
+            2,
+            "prompts[x]",
+            "give either 'prompt' or 'messages', not both",
+        ),
+        ("prompts:\n  - {id: x}\ncases: [{}]\n", 2, "prompts[x]", "missing 'prompt'"),
+        (
+            "prompts:\n  - {id: x, promt: a}\ncases: [{}]\n",
+            2,
+            "prompts[x]",
+            "unknown key 'promt'; valid keys: id, prompt, messages",
+        ),
+        (
+            "prompts:\n  - {id: x, prompt: 3}\ncases: [{}]\n",
+            2,
+            "prompts[x].prompt",
+            "expected a string (a jinja2 template)",
+        ),
+        (
+            "prompts:\n  - ok\n  - |\n    fine\n    {% if %}\ncases: [{}]\n",
+            5,
+            "prompts[p2]",
+            "template syntax error (template line 2)",
+        ),
+        (
+            "prompts:\n  - {id: m, messages: [{role: user, content: '{{ x'}]}\ncases: [{}]\n",
+            2,
+            "prompts[m].messages[0].content",
+            "template syntax error",
+        ),
+        (
+            "prompts:\n  - {id: m, messages: [{role: robot, content: hi}]}\ncases: [{}]\n",
+            2,
+            "prompts[m].messages[0]",
+            "role",
+        ),
+    ],
+)
+def test_bad_variants_name_the_line_and_field(
+    tmp_path: Path, text: str, line: int, field: str | None, problem: str
+) -> None:
+    err = fails(tmp_path, text)
+    assert (err.line, err.field) == (line, field)
+    assert problem in err.problem
+
+
+def test_an_undefined_variable_names_the_case_and_the_prompt(tmp_path: Path) -> None:
+    err = fails(
+        tmp_path,
+        "prompts:\n  - '{{ text }}'\n  - {id: terse, prompt: '{{ txt }}'}\n"
+        "cases:\n  - id: sun\n    vars: {text: a}\n",
+    )
+    assert (err.line, err.case_id, err.field) == (5, "sun", "prompts[terse].prompt")
+    assert err.problem == "undefined variable 'txt' (vars: text)"
+
+
+def test_the_variants_render_for_vars_file_rows(tmp_path: Path) -> None:
+    (tmp_path / "rows.csv").write_text("id,text\nr1,hello\n", encoding="utf-8")
+    suite = load_suite(
+        write(
+            tmp_path,
+            "prompts: ['A {{ text }}', {id: b, prompt: 'B {{ text }}'}]\nvars_file: rows.csv\n",
+        ),
+        root=tmp_path,
+    )
+    assert suite.case("r1").prompts == {
+        "p1": [{"role": "user", "content": "A hello"}],
+        "b": [{"role": "user", "content": "B hello"}],
+    }
+
+
+_TEXT = st.text(
+    alphabet=st.characters(exclude_characters="{}%#\r\x85\u2028\u2029", exclude_categories=("Cs",)),
+    max_size=10,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    variants=st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.from_regex(r"[a-z][a-z0-9_-]{0,6}", fullmatch=True)), _TEXT
+        ),
+        min_size=1,
+        max_size=4,
+        unique_by=lambda v: v[0] or "",
+    ),
+    value=_TEXT,
+)
+def test_any_variants_round_trip(variants: list[tuple[str | None, str]], value: str) -> None:
+    entries: list[Any] = [
+        text + "{{ v }}" if vid is None else {"id": vid, "prompt": text + "{{ v }}"}
+        for vid, text in variants
+    ]
+    expected_ids = [vid or f"p{i + 1}" for i, (vid, _) in enumerate(variants)]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "s.yaml"
+        path.write_text(yaml.safe_dump({"prompts": entries, "cases": [{"vars": {"v": value}}]}))
+        try:
+            suite = load_suite(path)
+        except SuiteError as exc:  # a generated id may clash with a positional one
+            assert len(set(expected_ids)) < len(expected_ids)
+            assert "duplicate prompt id" in exc.problem
+            return
+        assert suite.prompt_ids == expected_ids
+        case = suite.cases[0]
+        assert list(case.prompts) == expected_ids
+        for (_, text), vid in zip(variants, expected_ids, strict=True):
+            content = text + value
+            content = content[:-1] if content.endswith("\n") else content
+            assert case.prompts[vid] == [{"role": "user", "content": content}]
+        again = Path(folder) / "again.yaml"
+        again.write_text(yaml.safe_dump(dump_suite(suite)))
+        assert load_suite(again).cases == suite.cases
