@@ -4,6 +4,7 @@ model, records and reports that keep the variants apart, and the baseline matche
 
 from __future__ import annotations
 
+import json
 import tempfile
 import textwrap
 from pathlib import Path
@@ -253,3 +254,132 @@ def test_any_variants_round_trip(variants: list[tuple[str | None, str]], value: 
         again = Path(folder) / "again.yaml"
         again.write_text(yaml.safe_dump(dump_suite(suite)))
         assert load_suite(again).cases == suite.cases
+
+
+# --------------------------------------------------------------------------- under pytest
+
+CONFIG = """
+[tool.pytest.ini_options]
+asyncio_default_fixture_loop_scope = "function"
+addopts = "-p no:hypothesispytest"
+filterwarnings = ["ignore::pytest.PytestAssertRewriteWarning"]
+
+[tool.harness.models.careful]
+model = "mock/careful"
+
+[tool.harness.models.quick]
+model = "mock/quick"
+"""
+
+SUITE = """\
+models: [careful, quick]
+prompts:
+  - { id: plain, prompt: "Explain {{ term }}." }
+  - { id: terse, prompt: "Define {{ term }} briefly." }
+cases:
+  - id: sun
+    vars: { term: the sun }
+    assert: [{ icontains: star }]
+    mock_response: "The sun is a star."
+    mock_responses: { terse-quick: "A hot ball." }
+  - id: moon
+    vars: { term: the moon }
+    assert: [{ icontains: moon }]
+    mock_response: "The moon orbits the Earth."
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyprojecttoml(CONFIG)
+    (pytester.path / "suites").mkdir()
+    (pytester.path / "suites" / "v.yaml").write_text(SUITE)
+    return pytester
+
+
+def results(pytester: pytest.Pytester) -> list[dict[str, Any]]:
+    text = (pytester.path / "reports" / "results.jsonl").read_text()
+    return [r for r in map(json.loads, text.splitlines()) if r.get("kind") == "result"]
+
+
+def document(pytester: pytest.Pytester) -> dict[str, Any]:
+    return json.loads((pytester.path / "reports" / "results.json").read_text())
+
+
+def test_one_item_per_case_prompt_and_model(project: pytest.Pytester) -> None:
+    result = project.runpytest("--co", "-q", "suites")
+    result.stdout.fnmatch_lines(
+        [
+            "suites/v.yaml::sun[[]plain-careful[]]",
+            "suites/v.yaml::sun[[]plain-quick[]]",
+            "suites/v.yaml::sun[[]terse-careful[]]",
+            "suites/v.yaml::sun[[]terse-quick[]]",
+            "suites/v.yaml::moon[[]plain-careful[]]",
+            "suites/v.yaml::moon[[]plain-quick[]]",
+            "suites/v.yaml::moon[[]terse-careful[]]",
+            "suites/v.yaml::moon[[]terse-quick[]]",
+            "8 tests collected*",
+        ]
+    )
+
+
+def test_dash_k_selects_one_variant(project: pytest.Pytester) -> None:
+    result = project.runpytest("suites", "-k", "terse", "-v")
+    result.assert_outcomes(passed=3, failed=1, deselected=4)
+    assert {r["prompt"] for r in results(project)} == {"terse"}
+    result = project.runpytest("suites", "-k", "terse and quick and sun")
+    result.assert_outcomes(failed=1, deselected=7)
+
+
+def test_each_variant_sends_its_own_prompt_and_records_it(project: pytest.Pytester) -> None:
+    project.runpytest("suites").assert_outcomes(passed=7, failed=1)
+    got = {
+        (r["case_id"], r["prompt"], r["model"]): (
+            r["messages"][0]["content"],
+            r["response"]["choices"][0]["message"]["content"],
+            r["passed"],
+        )
+        for r in results(project)
+    }
+    assert got[("sun", "plain", "careful")] == ("Explain the sun.", "The sun is a star.", True)
+    assert got[("sun", "terse", "careful")] == (
+        "Define the sun briefly.",
+        "The sun is a star.",
+        True,
+    )
+    assert got[("sun", "terse", "quick")] == ("Define the sun briefly.", "A hot ball.", False)
+    doc = document(project)
+    cases = {(r["case"], r["model"]) for r in doc["records"]}
+    assert ("suites/v.yaml::sun[terse]", "quick") in cases
+    assert ("suites/v.yaml::sun[plain]", "quick") in cases
+    items = {i["test_id"]: i for i in doc["items"]}
+    item = items["suites/v.yaml::sun[terse-quick]"]
+    assert (item["prompt"], item["model"], item["case"], item["outcome"]) == (
+        "terse",
+        "quick",
+        "suites/v.yaml::sun[terse]",
+        "failed",
+    )
+
+
+def test_last_failed_reruns_only_the_failing_variant(project: pytest.Pytester) -> None:
+    project.runpytest("suites").assert_outcomes(passed=7, failed=1)
+    again = project.runpytest("suites", "--lf", "-v")
+    again.assert_outcomes(failed=1)
+    again.stdout.fnmatch_lines(["*v.yaml::sun?terse-quick? FAILED*"])
+    failed_first = project.runpytest("suites", "--ff", "-v")
+    failed_first.stdout.fnmatch_lines(
+        ["*v.yaml::sun?terse-quick? FAILED*", "*v.yaml::sun?plain-careful? PASSED*"]
+    )
+
+
+def test_a_suite_without_variants_keeps_its_ids_and_records(project: pytest.Pytester) -> None:
+    (project.path / "suites" / "v.yaml").write_text(
+        "models: [quick]\nprompt: hi\ncases: [{id: a, mock_response: ok}]\n"
+    )
+    project.runpytest("--co", "-q", "suites").stdout.fnmatch_lines(["suites/v.yaml::a[[]quick[]]"])
+    project.runpytest("suites").assert_outcomes(passed=1)
+    (record,) = results(project)
+    assert "prompt" not in record
+    assert record["test_id"] == "suites/v.yaml::a[quick]"
+    assert document(project)["records"][0]["case"] == "suites/v.yaml::a"
