@@ -15,7 +15,13 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.report.compare import compare
+from harness.report.document import _items_from_records, case_key
+from harness.report.markdown import render_markdown
+from harness.report.summary import prompt_headers, prompt_rows, prompt_summaries, prompt_table
+from harness.results import wilson_interval
 from harness.suites import SuiteError, dump_suite, load_suite
+from tests.helpers import report_docs
 
 VARIANTS = """\
 description: two ways to ask
@@ -383,3 +389,127 @@ def test_a_suite_without_variants_keeps_its_ids_and_records(project: pytest.Pyte
     assert "prompt" not in record
     assert record["test_id"] == "suites/v.yaml::a[quick]"
     assert document(project)["records"][0]["case"] == "suites/v.yaml::a"
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def variant_record(case_id: str, prompt: str, model: str, passed: bool, repeat: int = 0) -> dict:
+    rec = report_docs.record(case_id, model, "answer", passed=passed, repeat=repeat)
+    rec["test_id"] = f"suites/s.yaml::{case_id}[{prompt}-{model}]"
+    rec["prompt"] = prompt
+    return rec
+
+
+def variant_doc(outcomes: dict[tuple[str, str, str], list[bool]]) -> dict[str, Any]:
+    """A run document from ``{(case, prompt, model): [passed per repeat]}``."""
+    records = [
+        variant_record(case_id, prompt, model, ok, r)
+        for (case_id, prompt, model), passes in outcomes.items()
+        for r, ok in enumerate(passes)
+    ]
+    doc = report_docs.document(records)
+    prompts = {r["test_id"]: r["prompt"] for r in records}
+    for item in doc["items"]:  # as the plugin's items: each names its variant
+        item["prompt"] = prompts[item["test_id"]]
+    return doc
+
+
+SPLIT = {  # the prompt matters, and differently for each model
+    ("c1", "plain", "a"): [True],
+    ("c1", "plain", "b"): [True],
+    ("c1", "terse", "a"): [True],
+    ("c1", "terse", "b"): [False],
+    ("c2", "plain", "a"): [False],
+    ("c2", "plain", "b"): [True],
+    ("c2", "terse", "a"): [True],
+    ("c2", "terse", "b"): [False],
+}
+
+
+def test_prompt_summaries_count_items_per_prompt_and_model() -> None:
+    got = {(s["prompt"], s["model"]): s for s in prompt_summaries(variant_doc(SPLIT))}
+    assert list(got) == [("plain", "a"), ("plain", "b"), ("terse", "a"), ("terse", "b")]
+    assert (got[("plain", "a")]["passed"], got[("plain", "a")]["items"]) == (1, 2)
+    assert (got[("terse", "b")]["passed"], got[("terse", "b")]["failed"]) == (0, 2)
+    assert got[("plain", "b")]["pass_rate"] == 1.0
+    assert got[("plain", "b")]["pass_rate_ci95"] == list(wilson_interval(2, 2))
+    assert got[("terse", "a")]["records"] == 2
+
+
+def test_no_prompt_table_without_variants() -> None:
+    doc = report_docs.document([report_docs.record("c1", "a"), report_docs.record("c1", "b")])
+    assert prompt_summaries(doc) == [] and prompt_table(doc) == ""
+    assert "Prompt variants" not in render_markdown(doc)
+
+
+def test_the_prompt_table_shows_rates_with_intervals_and_the_all_models_column() -> None:
+    doc = variant_doc(SPLIT)
+    assert prompt_headers(doc) == ("prompt", "a", "b", "all models")
+    assert prompt_rows(doc) == [
+        ["plain", "50.0% [9.5–90.5] 1/2", "100.0% [34.2–100.0] 2/2", "75.0% [30.1–95.4] 3/4"],
+        ["terse", "100.0% [34.2–100.0] 2/2", "0.0% [0.0–65.8] 0/2", "50.0% [15.0–85.0] 2/4"],
+    ]
+    text = prompt_table(doc)
+    assert text.splitlines()[0].split() == ["prompt", "a", "b", "all", "models"]
+
+
+def test_markdown_has_the_prompt_table_with_escaped_ids() -> None:
+    doc = variant_doc({("c1", "x_y", "a"): [True], ("c1", "plain", "a"): [False]})
+    text = render_markdown(doc)
+    section = text.split("### Prompt variants (2)\n\n", 1)[1].split("\n\n", 1)[0]
+    lines = section.splitlines()
+    assert [c.strip() for c in lines[0].strip("|").split("|")] == ["prompt", "a", "all models"]
+    assert [c.strip() for c in lines[2].strip("|").split("|")] == [
+        "x\\_y",
+        "100.0% [20.7–100.0] 1/1",
+        "100.0% [20.7–100.0] 1/1",
+    ]
+    assert "suites/s.yaml::c1\\[plain\\]" in text  # the failing case names its variant
+
+
+def test_a_variant_is_compared_only_with_the_same_variant_of_the_baseline() -> None:
+    baseline = variant_doc({("c1", "plain", "a"): [True] * 10, ("c1", "terse", "a"): [False] * 10})
+    current = variant_doc({("c1", "plain", "a"): [False] * 10, ("c1", "terse", "a"): [True] * 10})
+    comparison = compare(baseline, current)
+    status = {(c.case, c.model): c.status for c in comparison.cases}
+    assert status == {
+        ("suites/s.yaml::c1[plain]", "a"): "regression",
+        ("suites/s.yaml::c1[terse]", "a"): "fix",
+    }
+    assert [r.case for r in comparison.significant_regressions] == ["suites/s.yaml::c1[plain]"]
+
+
+def test_a_baseline_without_variants_still_matches_a_suite_without_them() -> None:
+    baseline = report_docs.document([report_docs.record("c1", "a", passed=True)])
+    current = report_docs.document([report_docs.record("c1", "a", passed=False)])
+    (case,) = compare(baseline, current).cases
+    assert (case.case, case.status) == ("suites/s.yaml::c1", "regression")
+    variants = variant_doc({("c1", "plain", "a"): [True]})
+    statuses = {(c.case, c.status) for c in compare(baseline, variants).cases}
+    assert statuses == {("suites/s.yaml::c1", "removed"), ("suites/s.yaml::c1[plain]", "new")}
+
+
+def test_items_rebuilt_from_a_stream_keep_their_variant() -> None:
+    records = [variant_record("c1", "terse", "a", True), variant_record("c1", "plain", "a", False)]
+    doc = report_docs.document(records)
+    doc.pop("items")
+    rebuilt = _items_from_records(doc["records"])
+    assert [(i["prompt"], case_key(i)) for i in rebuilt] == [
+        ("terse", "suites/s.yaml::c1[terse]"),
+        ("plain", "suites/s.yaml::c1[plain]"),
+    ]
+
+
+def test_the_terminal_summary_and_reports_show_the_prompt_table(project: pytest.Pytester) -> None:
+    result = project.runpytest("suites")
+    result.stdout.fnmatch_lines(
+        [
+            "*harness summary*",
+            "prompt *careful *quick *all models",
+            "plain *100.0% [[]34.2–100.0[]] 2/2 *100.0% [[]34.2–100.0[]] 2/2 *4/4",
+            "terse *100.0% [[]34.2–100.0[]] 2/2 *50.0% [[]9.5–90.5[]] 1/2 *3/4",
+        ]
+    )
+    markdown = (project.path / "reports" / "report.md").read_text()
+    assert "### Prompt variants (2)" in markdown

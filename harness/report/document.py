@@ -59,6 +59,10 @@ def case_key(record: Mapping[str, Any]) -> str:
         return f"{record['suite']}::{record['case_id']}{suffix}"
     test_id = str(record.get("test_id", ""))
     model = record.get("model")
+    prompt = record.get("prompt")
+    variant = f"[{prompt}-{model}]"
+    if prompt and model and test_id.endswith(variant):  # an item of a prompt variant
+        return f"{test_id[: -len(variant)]}[{prompt}]"
     suffix = f"[{model}]"
     if model and test_id.endswith(suffix):
         return test_id[: -len(suffix)]
