@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from harness.report.compare import compare
 from harness.report.document import _items_from_records, case_key
+from harness.report.html import render_html
 from harness.report.markdown import render_markdown
 from harness.report.summary import prompt_headers, prompt_rows, prompt_summaries, prompt_table
 from harness.results import wilson_interval
@@ -513,3 +514,21 @@ def test_the_terminal_summary_and_reports_show_the_prompt_table(project: pytest.
     )
     markdown = (project.path / "reports" / "report.md").read_text()
     assert "### Prompt variants (2)" in markdown
+
+
+def test_the_html_report_has_the_prompt_view_only_with_variants() -> None:
+    plain = render_html(report_docs.document([report_docs.record("c1", "a")]))
+    assert 'id="prompt-table"' not in plain and 'id="matrix-head"' not in plain
+    assert "data-group=" not in plain
+    html = render_html(variant_doc(SPLIT))
+    assert 'id="prompt-table"' in html and 'data-group="model"' in html
+    island = json.loads(html.split('id="data">', 1)[1].split("</script>", 1)[0])
+    assert island["prompts"] == ["plain", "terse"]
+    assert island["cols"] == [
+        {"p": "plain", "m": "a"},
+        {"p": "plain", "m": "b"},
+        {"p": "terse", "m": "a"},
+        {"p": "terse", "m": "b"},
+    ]
+    assert [row["c"] for row in island["rows"]] == ["suites/s.yaml::c1", "suites/s.yaml::c2"]
+    assert [cell["s"] for cell in island["rows"][1]["cells"]] == ["fail", "pass", "pass", "fail"]
