@@ -532,3 +532,32 @@ def test_the_html_report_has_the_prompt_view_only_with_variants() -> None:
     ]
     assert [row["c"] for row in island["rows"]] == ["suites/s.yaml::c1", "suites/s.yaml::c2"]
     assert [cell["s"] for cell in island["rows"][1]["cells"]] == ["fail", "pass", "pass", "fail"]
+
+
+def test_the_baseline_gate_names_the_variant_that_regressed(project: pytest.Pytester) -> None:
+    suite = textwrap.dedent("""
+        models: [quick]
+        prompts:
+          - { id: plain, prompt: "Explain {{ term }}." }
+          - { id: terse, prompt: "Define {{ term }}." }
+        cases:
+          - id: sun
+            vars: { term: the sun }
+            repeat: 8
+            assert: [{ icontains: star }]
+            mock_response: "A star."
+    """)
+    (project.path / "suites" / "v.yaml").write_text(suite)
+    assert project.runpytest("suites").ret == 0
+    baseline = project.path / "baseline.json"
+    baseline.write_bytes((project.path / "reports" / "results.json").read_bytes())
+    worse = suite + '    mock_responses: { terse: "A ball." }\n'
+    (project.path / "suites" / "v.yaml").write_text(worse)
+    result = project.runpytest(
+        "suites", "--harness-baseline", "baseline.json", "--harness-fail-on-regression"
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["*significant regression vs baseline:*v.yaml::sun?terse? ?quick?*"]
+    )
+    assert "sun[plain]" not in result.stdout.str().split("significant regression vs baseline")[1]
