@@ -1189,15 +1189,27 @@ def _compile(ctx: _Loading, source: str, field: str, first_line: int | None) -> 
 def _prompt_templates(
     ctx: _Loading, data: _LineDict, field: str = "prompt", prefix: str = ""
 ) -> _Templates:
-    prompt = data["prompt"]
+    first = data.text_lines.get("prompt", _key_line(data, "prompt", None))
+    line = _key_line(data, "prompt", data.line)
+    return _prompt_template(ctx, data["prompt"], line, first, field, prefix)
+
+
+def _prompt_template(
+    ctx: _Loading,
+    prompt: Any,
+    line: int | None,
+    first: int | None,
+    field: str,
+    prefix: str = "",
+) -> _Templates:
+    """One prompt template; ``line`` is its key's, ``first`` the line its text starts on."""
     if not isinstance(prompt, str):
         raise ctx.error(
             f"expected a string (a jinja2 template), got {_type_name(prompt)} {_short(prompt)}",
-            _key_line(data, "prompt", data.line),
+            line,
             None,
             field,
         )
-    first = data.text_lines.get("prompt", _key_line(data, "prompt", None))
     template = _compile(ctx, prompt, field, first)
     return _Templates(template, prompt, None, [], [], prefix, field)
 
@@ -1414,11 +1426,8 @@ def _variants(
         at = _item_line(value, i, line)
         if isinstance(entry, str):
             vid = f"p{i + 1}"
-            holder = _LineDict(prompt=entry)
-            holder.line, holder.key_lines = at or 0, {"prompt": at or 0}
             first = value.text_lines.get(i, at) if isinstance(value, _LineList) else at
-            holder.text_lines = {"prompt": first or 0}
-            templates = _prompt_templates(ctx, holder, f"prompts[{vid}]")
+            templates = _prompt_template(ctx, entry, at, first, f"prompts[{vid}]")
             source: dict[str, Any] = {"id": vid, "prompt": entry}
         elif isinstance(entry, _LineDict):
             vid = _variant_id(ctx, entry, i, at)
@@ -1434,7 +1443,7 @@ def _variants(
                     f"prompts[{vid}]",
                 )
             if "prompt" in entry:
-                templates = _prompt_templates(ctx, entry, prefix + "prompt")
+                templates = _prompt_templates(ctx, entry, prefix + "prompt", prefix)
                 source = {"id": vid, "prompt": entry["prompt"]}
             else:
                 templates = _message_templates(ctx, entry, prefix)
