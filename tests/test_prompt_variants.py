@@ -561,3 +561,12 @@ def test_the_baseline_gate_names_the_variant_that_regressed(project: pytest.Pyte
         ["*significant regression vs baseline:*v.yaml::sun?terse? ?quick?*"]
     )
     assert "sun[plain]" not in result.stdout.str().split("significant regression vs baseline")[1]
+
+
+def test_a_hostile_prompt_id_in_a_hand_made_file_is_escaped() -> None:
+    evil = '<img src=x onerror="alert(1)">'
+    html = render_html(variant_doc({("c1", evil, "a"): [True], ("c1", "plain", "a"): [False]}))
+    assert evil not in html
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html  # the prompt table's cell
+    island = json.loads(html.split('id="data">', 1)[1].split("</script>", 1)[0])
+    assert evil in island["prompts"]  # the script sets it as text
