@@ -110,6 +110,8 @@ class ResultRecord(TypedDict):
     suite: str | None
     case_id: str | None
     resolved_model: str | None
+    prompt: NotRequired[str | None]
+    """The suite's prompt variant (``prompts:``); absent for a suite with one prompt."""
     repeat: int
     attempt: NotRequired[int]
     shape: str
@@ -145,6 +147,8 @@ class ItemRecord(TypedDict):
     model: str
     """The model (alias); ``(several)`` for a test that called several."""
     case: NotRequired[str]
+    prompt: NotRequired[str]
+    """The suite's prompt variant, when it has ``prompts:``."""
     outcome: str
     """``passed`` or ``failed``."""
     errored: bool
@@ -229,10 +233,12 @@ def make_record(
     messages: Sequence[Mapping[str, Any]] | None = None,
     shape: str = "completion",
     resolved_model: str | None = None,
+    prompt: str | None = None,
 ) -> ResultRecord:
     """One JSON-able record of a model answer (or error) and its checks.
 
-    ``passed`` defaults to: the call succeeded and every check passed.
+    ``passed`` defaults to: the call succeeded and every check passed. ``prompt`` (a suite's
+    prompt variant id) is recorded only when given.
     """
     check_dicts = [
         cast(CheckRecord, c.to_dict() if hasattr(c, "to_dict") else dict(c)) for c in checks
@@ -269,6 +275,8 @@ def make_record(
         "race": None,
         "time": time.time(),
     }
+    if prompt is not None:
+        record["prompt"] = prompt
     if response is not None:
         meta = response.harness
         usage = response.usage

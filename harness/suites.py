@@ -32,6 +32,17 @@ with its vars before the check is validated: a string that is exactly one
 any other renders to text. Keys, ``python:`` refs and ``llm_judge`` rubrics (the judge
 renders those when it runs) are left as written.
 
+Or it may give ``prompts``, a list of prompt variants; every case then runs for every
+variant (and every model)::
+
+    prompts:
+      - "Summarise: {{ text }}"                    # id p1 (by position)
+      - { id: terse, prompt: "One line: {{ text }}" }
+      - { id: chat, messages: [ { role: user, content: "{{ text }}" } ] }
+
+A case's ``mock_responses`` may then be keyed by ``<prompt>-<model>``, by model or by
+prompt id (looked up in that order, then ``mock_response``).
+
 A suite file is treated as untrusted input (it may come from a pull request):
 
 * Templates render in jinja2's immutable sandbox (``render_template``; ``llm_judge``
@@ -101,6 +112,7 @@ __all__ = [
     "MAX_ALIAS_EXPANSION",
     "MAX_RENDERED_CHARS",
     "MAX_RENDER_SECONDS",
+    "PROMPT_VARIANT_KEYS",
     "TOP_LEVEL_KEYS",
     "Case",
     "Suite",
@@ -115,6 +127,7 @@ TOP_LEVEL_KEYS = (
     "models",
     "prompt",
     "messages",
+    "prompts",
     "vars",
     "vars_file",
     "assert",
@@ -139,6 +152,9 @@ CASE_KEYS = (
 
 DEFAULTS_KEYS = ("repeat", "threshold", "params", "mock_response")
 """Keys of the ``defaults`` table (values every case inherits unless it sets its own)."""
+
+PROMPT_VARIANT_KEYS = ("id", "prompt", "messages")
+"""Keys a mapping entry of ``prompts`` may have (``id`` and one of the other two)."""
 
 ALLOW_ABSOLUTE_VARS_FILE = "HARNESS_ALLOW_ABSOLUTE_VARS_FILE"
 """Set this environment variable to ``1`` to let an absolute ``vars_file`` path point
@@ -199,7 +215,7 @@ class Case:
     vars: dict[str, Any]
     """The variables the templates saw: suite vars overlaid by the case's (or row's) vars."""
     messages: list[dict[str, Any]]
-    """The rendered conversation sent to each model."""
+    """The rendered conversation sent to each model (with ``prompts``: the first variant's)."""
     checks: list[Any]
     """Assert specs, templates rendered: the suite-level ones first, then the case's own
     (or the ``vars_file`` row's)."""
@@ -225,10 +241,26 @@ class Case:
     ``vars_file:`` (``row`` says which row)."""
     row: int | None = field(default=None, compare=False)
     """The 1-based data row of ``vars_file`` this case came from, else None."""
+    prompts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """With ``prompts:``, the rendered conversation of each variant, by variant id in file
+    order; empty for a suite with one ``prompt`` or ``messages``."""
 
-    def mock_for(self, model: str) -> Any:
-        """The scripted answer an offline ``model`` gives for this case (or None)."""
+    def mock_for(self, model: str, prompt: str | None = None) -> Any:
+        """The scripted answer an offline ``model`` gives for this case (or None).
+
+        With a prompt variant, ``mock_responses`` is looked up by ``<prompt>-<model>``, then
+        by model, then by prompt id; then ``mock_response``.
+        """
+        if prompt is not None:
+            for key in (f"{prompt}-{model}", model, prompt):
+                if key in self.mock_responses:
+                    return self.mock_responses[key]
+            return self.mock_response
         return self.mock_responses.get(model, self.mock_response)
+
+    def messages_for(self, prompt: str | None) -> list[dict[str, Any]]:
+        """The conversation of a prompt variant (``None``: the case's only one)."""
+        return self.messages if prompt is None else self.prompts[prompt]
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +276,9 @@ class Suite:
     """The prompt template, when the suite uses ``prompt``."""
     message_templates: list[dict[str, Any]] | None = None
     """The message templates, when the suite uses ``messages``."""
+    prompt_variants: list[dict[str, Any]] | None = None
+    """The prompt variants, when the suite uses ``prompts``: each ``{id, prompt}`` or
+    ``{id, messages}`` (ids made explicit), in file order."""
     source_text_lines: tuple[str, ...] = field(default=(), compare=False, repr=False)
     """The file's text, one entry per line, for showing a case's source in reports."""
 
@@ -259,6 +294,11 @@ class Suite:
     def ids(self) -> list[str]:
         """The case ids, in file order (inline cases, then ``vars_file`` rows)."""
         return [c.id for c in self.cases]
+
+    @property
+    def prompt_ids(self) -> list[str]:
+        """The prompt variant ids in file order; empty for a suite without ``prompts``."""
+        return [str(v["id"]) for v in self.prompt_variants or []]
 
 
 # --------------------------------------------------------------------------- YAML with lines
@@ -278,6 +318,8 @@ class _LineList(list[Any]):
 
     line: int
     item_lines: list[int]
+    text_lines: dict[int, int]
+    """For scalar items: the 1-based line where the text starts (after ``|`` / ``>``)."""
 
 
 # libyaml's parser when PyYAML was built with it (~10x faster on large suites); the
@@ -413,6 +455,11 @@ def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> Iterator[_LineLi
     data = _LineList()
     data.line = node.start_mark.line + 1
     data.item_lines = [item.start_mark.line + 1 for item in node.value]
+    data.text_lines = {
+        i: _text_line(item)
+        for i, item in enumerate(node.value)
+        if isinstance(item, yaml.ScalarNode)
+    }
     yield data
     data.extend(loader.construct_sequence(node))
 
@@ -1403,6 +1450,10 @@ class _Templates:
     message_lines: list[int | None]
     compiled: list[dict[str, Any]]
     """Per message: ``{"content": Template}`` or ``{"parts": {j: Template}}``."""
+    prefix: str = ""
+    """What error fields start with: ``prompts[<id>].`` for a prompt variant."""
+    field: str = "prompt"
+    """The field a ``prompt`` template's errors name."""
 
 
 def _compile(ctx: _Loading, source: str, field: str, first_line: int | None) -> Template:
@@ -1423,21 +1474,35 @@ def _compile(ctx: _Loading, source: str, field: str, first_line: int | None) -> 
         ) from None
 
 
-def _prompt_templates(ctx: _Loading, data: _LineDict) -> _Templates:
-    prompt = data["prompt"]
+def _prompt_templates(
+    ctx: _Loading, data: _LineDict, field: str = "prompt", prefix: str = ""
+) -> _Templates:
+    first = data.text_lines.get("prompt", _key_line(data, "prompt", None))
+    line = _key_line(data, "prompt", data.line)
+    return _prompt_template(ctx, data["prompt"], line, first, field, prefix)
+
+
+def _prompt_template(
+    ctx: _Loading,
+    prompt: Any,
+    line: int | None,
+    first: int | None,
+    field: str,
+    prefix: str = "",
+) -> _Templates:
+    """One prompt template; ``line`` is its key's, ``first`` the line its text starts on."""
     if not isinstance(prompt, str):
         raise ctx.error(
             f"expected a string (a jinja2 template), got {_type_name(prompt)} {_short(prompt)}",
-            _key_line(data, "prompt", data.line),
+            line,
             None,
-            "prompt",
+            field,
         )
-    first = data.text_lines.get("prompt", _key_line(data, "prompt", None))
-    template = _compile(ctx, prompt, "prompt", first)
-    return _Templates(template, prompt, None, [], [])
+    template = _compile(ctx, prompt, field, first)
+    return _Templates(template, prompt, None, [], [], prefix, field)
 
 
-def _message_templates(ctx: _Loading, data: _LineDict) -> _Templates:
+def _message_templates(ctx: _Loading, data: _LineDict, prefix: str = "") -> _Templates:
     value = data["messages"]
     line = _key_line(data, "messages", data.line)
     if not isinstance(value, list) or not value:
@@ -1446,7 +1511,7 @@ def _message_templates(ctx: _Loading, data: _LineDict) -> _Templates:
             f"{_type_name(value)} {_short(value)}",
             line,
             None,
-            "messages",
+            prefix + "messages",
         )
     compiled: list[dict[str, Any]] = []
     lines: list[int | None] = []
@@ -1459,20 +1524,20 @@ def _message_templates(ctx: _Loading, data: _LineDict) -> _Templates:
                 f"{_short(message)}",
                 at_line,
                 None,
-                f"messages[{i}]",
+                f"{prefix}messages[{i}]",
             )
-        compiled.append(_compile_message(ctx, message, i, at_line))
+        compiled.append(_compile_message(ctx, message, i, at_line, prefix))
     sources = [ctx.plain(m) for m in value]
-    return _Templates(None, None, sources, lines, compiled)
+    return _Templates(None, None, sources, lines, compiled, prefix)
 
 
 def _compile_message(
-    ctx: _Loading, message: dict[str, Any], i: int, line: int | None
+    ctx: _Loading, message: dict[str, Any], i: int, line: int | None, prefix: str = ""
 ) -> dict[str, Any]:
     content = message.get("content")
     if isinstance(content, str):
         first = message.text_lines.get("content", line) if isinstance(message, _LineDict) else line
-        return {"content": _compile(ctx, content, f"messages[{i}].content", first)}
+        return {"content": _compile(ctx, content, f"{prefix}messages[{i}].content", first)}
     parts: dict[int, Template] = {}
     if isinstance(content, list):
         for j, part in enumerate(content):
@@ -1482,7 +1547,8 @@ def _compile_message(
                     first = (
                         part.text_lines.get("text", line) if isinstance(part, _LineDict) else line
                     )
-                    parts[j] = _compile(ctx, text, f"messages[{i}].content[{j}].text", first)
+                    field = f"{prefix}messages[{i}].content[{j}].text"
+                    parts[j] = _compile(ctx, text, field, first)
     return {"parts": parts}
 
 
@@ -1503,13 +1569,13 @@ def _render(
     ctx: _Loading, templates: _Templates, variables: dict[str, Any], w: _Where
 ) -> list[dict[str, Any]]:
     if templates.prompt is not None:
-        text = _render_one(ctx, templates.prompt, variables, w, "prompt")
+        text = _render_one(ctx, templates.prompt, variables, w, templates.field)
         if text.endswith("\n"):
             text = text[:-1]
         rendered: list[Any] = [{"role": "user", "content": text}]
     else:
         rendered = [
-            _render_message(ctx, source, compiled, i, variables, w)
+            _render_message(ctx, source, compiled, i, variables, w, templates.prefix)
             for i, (source, compiled) in enumerate(
                 zip(templates.message_sources or [], templates.compiled, strict=True)
             )
@@ -1523,7 +1589,7 @@ def _render(
             field, problem = match.group(1), match.group(3)
             if match.group(2) is not None:
                 line = templates.message_lines[int(match.group(2))] or w.line
-        raise ctx.error(problem + w.note, line, w.case_id, field) from None
+        raise ctx.error(problem + w.note, line, w.case_id, templates.prefix + field) from None
 
 
 def _render_message(
@@ -1533,16 +1599,18 @@ def _render_message(
     i: int,
     variables: dict[str, Any],
     w: _Where,
+    prefix: str = "",
 ) -> dict[str, Any]:
     message = dict(source)
     if "content" in compiled:
         message["content"] = _render_one(
-            ctx, compiled["content"], variables, w, f"messages[{i}].content"
+            ctx, compiled["content"], variables, w, f"{prefix}messages[{i}].content"
         )
     elif compiled["parts"]:
         parts = list(message["content"])
         for j, template in compiled["parts"].items():
-            text = _render_one(ctx, template, variables, w, f"messages[{i}].content[{j}].text")
+            field = f"{prefix}messages[{i}].content[{j}].text"
+            text = _render_one(ctx, template, variables, w, field)
             parts[j] = {**parts[j], "text": text}
         message["content"] = parts
     return message
@@ -1594,6 +1662,96 @@ class _Shared:
     """The suite-level ``assert:`` entries; templated ones are rendered per case."""
     defaults: _Defaults
     templates: _Templates
+    variants: list[tuple[str, _Templates]] = field(default_factory=list)
+    """With ``prompts``: each variant's id and templates (``templates`` is the first's)."""
+    variant_sources: list[dict[str, Any]] | None = None
+    """With ``prompts``: each variant as ``{id, prompt}`` or ``{id, messages}``."""
+
+    def render(
+        self, ctx: _Loading, variables: dict[str, Any], w: _Where
+    ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+        """A case's conversation and, with ``prompts``, each variant's."""
+        if not self.variants:
+            return _render(ctx, self.templates, variables, w), {}
+        rendered = {vid: _render(ctx, t, variables, w) for vid, t in self.variants}
+        return next(iter(rendered.values())), rendered
+
+
+def _variants(
+    ctx: _Loading, data: _LineDict
+) -> tuple[list[tuple[str, _Templates]], list[dict[str, Any]]]:
+    """The ``prompts`` list: each entry's id and compiled templates, and its source."""
+    value = data["prompts"]
+    line = _key_line(data, "prompts", data.line)
+    if not isinstance(value, list) or not value:
+        raise ctx.error(
+            "expected a non-empty list of prompt variants (template strings, {id, prompt} or "
+            f"{{id, messages}}), got {_type_name(value)} {_short(value)}",
+            line,
+            None,
+            "prompts",
+        )
+    variants: list[tuple[str, _Templates]] = []
+    sources: list[dict[str, Any]] = []
+    first_at: dict[str, int | None] = {}
+    for i, entry in enumerate(value):
+        at = _item_line(value, i, line)
+        if isinstance(entry, str):
+            vid = f"p{i + 1}"
+            first = value.text_lines.get(i, at) if isinstance(value, _LineList) else at
+            templates = _prompt_template(ctx, entry, at, first, f"prompts[{vid}]")
+            source: dict[str, Any] = {"id": vid, "prompt": entry}
+        elif isinstance(entry, _LineDict):
+            vid = _variant_id(ctx, entry, i, at)
+            _check_keys(ctx, entry, PROMPT_VARIANT_KEYS, _Where(at), f"prompts[{vid}]")
+            prefix = f"prompts[{vid}]."
+            if ("prompt" in entry) == ("messages" in entry):
+                raise ctx.error(
+                    "give either 'prompt' or 'messages', not both"
+                    if "prompt" in entry
+                    else "missing 'prompt' (a template) or 'messages' (a list of {role, content})",
+                    at,
+                    None,
+                    f"prompts[{vid}]",
+                )
+            if "prompt" in entry:
+                templates = _prompt_templates(ctx, entry, prefix + "prompt", prefix)
+                source = {"id": vid, "prompt": entry["prompt"]}
+            else:
+                templates = _message_templates(ctx, entry, prefix)
+                source = {"id": vid, "messages": templates.message_sources}
+        else:
+            raise ctx.error(
+                "expected a template string, {id, prompt} or {id, messages}, got "
+                f"{_type_name(entry)} {_short(entry)}",
+                at,
+                None,
+                f"prompts[{i}]",
+            )
+        if vid in first_at:
+            where = f" (first at line {first_at[vid]})" if first_at[vid] else ""
+            raise ctx.error(f"duplicate prompt id {vid!r}{where}", at, None, f"prompts[{i}].id")
+        first_at[vid] = at
+        variants.append((vid, templates))
+        sources.append(source)
+    return variants, sources
+
+
+def _variant_id(ctx: _Loading, entry: _LineDict, index: int, line: int | None) -> str:
+    if "id" not in entry:
+        return f"p{index + 1}"
+    value = entry["id"]
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
+        raise ctx.error(
+            f"id must be a string of letters, digits, '_', '.', '-' "
+            f"(matching [A-Za-z0-9_.-]+), got {_short(value)}",
+            _key_line(entry, "id", line),
+            None,
+            f"prompts[{index}].id",
+        )
+    return value
 
 
 def _top_level(ctx: _Loading, data: Any) -> _LineDict:
@@ -1605,11 +1763,18 @@ def _top_level(ctx: _Loading, data: Any) -> _LineDict:
         )
     _check_keys(ctx, data, TOP_LEVEL_KEYS, _Where(data.line), None, " at the top level")
     has_prompt, has_messages = "prompt" in data, "messages" in data
-    if has_prompt == has_messages:
+    if "prompts" in data and (has_prompt or has_messages):
+        other = "prompt" if has_prompt else "messages"
+        raise ctx.error(
+            f"give either 'prompts' (a list of variants) or '{other}', not both",
+            max(_key_line(data, "prompts", 0) or 0, _key_line(data, other, 0) or 0) or data.line,
+        )
+    if "prompts" not in data and has_prompt == has_messages:
         problem = (
             "give either 'prompt' or 'messages', not both"
             if has_prompt
-            else "missing 'prompt' (a template) or 'messages' (a list of {role, content})"
+            else "missing 'prompt' (a template) or 'messages' (a list of {role, content}) "
+            "or 'prompts' (a list of prompt variants)"
         )
         line = _key_line(data, "messages", data.line) if has_prompt else data.line
         raise ctx.error(problem, line)
@@ -1624,7 +1789,15 @@ def _top_level(ctx: _Loading, data: Any) -> _LineDict:
 
 
 def _shared(ctx: _Loading, data: _LineDict) -> _Shared:
-    templates = _prompt_templates(ctx, data) if "prompt" in data else _message_templates(ctx, data)
+    variants: list[tuple[str, _Templates]] = []
+    sources: list[dict[str, Any]] | None = None
+    if "prompts" in data:
+        variants, sources = _variants(ctx, data)
+        templates = variants[0][1]
+    elif "prompt" in data:
+        templates = _prompt_templates(ctx, data)
+    else:
+        templates = _message_templates(ctx, data)
     suite_vars: dict[str, Any] = {}
     if "vars" in data:
         line = _key_line(data, "vars", data.line)
@@ -1633,7 +1806,7 @@ def _shared(ctx: _Loading, data: _LineDict) -> _Shared:
     if "assert" in data:
         line = _key_line(data, "assert", data.line)
         checks = _check_sources(ctx, data["assert"], _Where(line), line)
-    return _Shared(suite_vars, checks, _defaults(ctx, data), templates)
+    return _Shared(suite_vars, checks, _defaults(ctx, data), templates, variants, sources)
 
 
 # --------------------------------------------------------------------------- cases
@@ -1715,10 +1888,12 @@ def _inline_case(ctx: _Loading, item: Any, index: int, line: int | None, shared:
         else None
     )
     tags = _string_list(ctx, item["tags"], w, "tags", at("tags"), _TAG_RE) if "tags" in item else []
+    messages, prompts = shared.render(ctx, variables, w)
     return Case(
         id=case_id,
         vars=variables,
-        messages=_render(ctx, shared.templates, variables, w),
+        messages=messages,
+        prompts=prompts,
         checks=checks,
         repeat=repeat,
         adaptive=adaptive,
@@ -1888,7 +2063,7 @@ def _row_cases(ctx: _Loading, data: _LineDict, shared: _Shared) -> list[Case]:
         w = _Where(line, case_id, note=f" ({name} row {n})")
         row_checks = row.pop("assert", None)
         variables = {**shared.vars, **row}
-        messages = _render(ctx, shared.templates, variables, w)
+        messages, prompts = shared.render(ctx, variables, w)
         checks = _resolve_checks(ctx, shared.checks, variables, w)
         if row_checks is not None:
             value = _row_assert(ctx, row_checks, name.lower().endswith(".csv"), w)
@@ -1898,6 +2073,7 @@ def _row_cases(ctx: _Loading, data: _LineDict, shared: _Shared) -> list[Case]:
                 id=case_id,
                 vars=variables,
                 messages=messages,
+                prompts=prompts,
                 checks=checks,
                 repeat=d.repeat,
                 adaptive=d.adaptive,
@@ -2079,8 +2255,9 @@ def load_suite(
         description=top.get("description"),
         models=models,
         cases=cases,
-        prompt=shared.templates.prompt_source,
-        message_templates=shared.templates.message_sources,
+        prompt=None if shared.variants else shared.templates.prompt_source,
+        message_templates=None if shared.variants else shared.templates.message_sources,
+        prompt_variants=shared.variant_sources,
         source_text_lines=tuple(text.splitlines()),
     )
 
@@ -2110,7 +2287,12 @@ def dump_suite(suite: Suite) -> dict[str, Any]:
         out["description"] = suite.description
     if suite.models is not None:
         out["models"] = list(suite.models)
-    if suite.prompt is not None:
+    if suite.prompt_variants is not None:
+        out["prompts"] = [
+            {k: [dict(m) for m in v] if k == "messages" else v for k, v in variant.items()}
+            for variant in suite.prompt_variants
+        ]
+    elif suite.prompt is not None:
         out["prompt"] = suite.prompt
     else:
         out["messages"] = [dict(m) for m in suite.message_templates or []]

@@ -20,7 +20,7 @@ import pytest
 
 from harness._version import __version__
 from harness.report.document import build_document, case_key, config_hash, model_entries
-from harness.report.summary import summary_table
+from harness.report.summary import prompt_table, summary_table
 from harness.results import JsonlWriter, ResultRecord, RunDocument
 from pytest_plugin._settings import Settings
 
@@ -220,7 +220,11 @@ class ResultsCollector:
         tr = terminalreporter
         tr.write_sep("=", "harness summary")
         document = self._document or self.document()  # built once, at session finish
-        for line in summary_table(document, "simple").splitlines():
+        lines = summary_table(document, "simple").splitlines()
+        by_prompt = prompt_table(document, "simple")
+        if by_prompt:  # prompt variants: pass rate per prompt × model, 95% interval, counts
+            lines += ["", *by_prompt.splitlines()]
+        for line in lines:
             tr.write_line(line)
         adaptive = [i for i in self.items if i.get("max_repeats")]
         if adaptive:

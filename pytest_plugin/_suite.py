@@ -1,5 +1,8 @@
 """YAML suites collected as pytest items: one item per (case, model).
 
+A suite with ``prompts:`` has one item per (case, prompt variant, model), named
+``case[prompt-model]``.
+
 ``SuiteFile`` loads a suite with ``harness.suites.load_suite``; a broken file fails
 collection with the loader's one-line message (file, line, case, field), never a
 traceback. ``SuiteItem`` takes its answers from the prefetcher, runs the case's checks on
@@ -64,7 +67,7 @@ class SuiteFile(pytest.File):
     """A YAML suite file."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        """One item per (case, model) for the selected models."""
+        """One item per (case, model) for the selected models (per prompt variant too)."""
         from harness.errors import ConfigError
         from harness.suites import SuiteError, load_suite
 
@@ -87,24 +90,28 @@ class SuiteFile(pytest.File):
                 state.harness.resolve(model)
             except ConfigError as exc:
                 raise self.CollectError(f"{self._rel()}: {exc.message}") from None
+        prompts: list[str | None] = list(suite.prompt_ids) or [None]
         for case in suite.cases:
-            for model in models:
-                if case.models and model not in case.models:
-                    continue
-                item = SuiteItem.from_parent(
-                    self,
-                    name=f"{case.id}[{model}]",
-                    suite=suite,
-                    case=case,
-                    model=model,
-                    **_item_id(self, case.id, model),
-                )
-                for tag in case.tags:
-                    if tag not in state.markers:
-                        state.markers.add(tag)
-                        self.config.addinivalue_line("markers", f"{tag}: suite tag")
-                    item.add_marker(tag)
-                yield item
+            for prompt in prompts:
+                for model in models:
+                    if case.models and model not in case.models:
+                        continue
+                    params = model if prompt is None else f"{prompt}-{model}"
+                    item = SuiteItem.from_parent(
+                        self,
+                        name=f"{case.id}[{params}]",
+                        suite=suite,
+                        case=case,
+                        model=model,
+                        prompt=prompt,
+                        **_item_id(self, case.id, params),
+                    )
+                    for tag in case.tags:
+                        if tag not in state.markers:
+                            state.markers.add(tag)
+                            self.config.addinivalue_line("markers", f"{tag}: suite tag")
+                        item.add_marker(tag)
+                    yield item
 
     def _rel(self) -> str:
         try:
@@ -113,28 +120,36 @@ class SuiteFile(pytest.File):
             return str(self.path)
 
 
-def _item_id(parent: pytest.Collector, case_id: str, model: str) -> dict[str, Any]:
+def _item_id(parent: pytest.Collector, case_id: str, params: str) -> dict[str, Any]:
     """The item's structured node id, where pytest has them (9 and later).
 
     pytest parses the node ids it stores (``--lf``, ``--ff``, ``--nf``) into path, names and
     ``[params]``, and builds an item's own id from its parent's; an item named ``case[model]``
-    must carry the model as its params, as a parametrised test function does, or the
-    stored ids never match it again.
+    (or ``case[prompt-model]``) must carry that as its params, as a parametrised test
+    function does, or the stored ids never match it again.
     """
     parent_id = getattr(parent, "id", None)
     if parent_id is None or not hasattr(parent_id, "with_params"):
         return {}  # pytest 8: node ids are plain strings, and they already match
-    return {"nodeid": parent_id.child(case_id).with_params(model)}
+    return {"nodeid": parent_id.child(case_id).with_params(params)}
 
 
 class SuiteItem(pytest.Item):
-    """One suite case against one model, with repeats."""
+    """One suite case against one model (with one prompt variant), with repeats."""
 
-    def __init__(self, *, suite: Any, case: Any, model: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *, suite: Any, case: Any, model: str, prompt: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.suite = suite
         self.case = case
         self.model = model
+        self.prompt = prompt
+        """The prompt variant's id (``prompts:``), or ``None`` for a suite with one prompt."""
+        self.messages: list[dict[str, Any]] = case.messages_for(prompt)
+        """The conversation this item sends."""
+        self.label = model if prompt is None else f"{prompt}-{model}"
+        """``model``, or ``prompt-model``: the item's params, as in its name."""
         settings = get_state(self.config).settings
         self.repeat: int = settings.repeat or case.repeat
         """The repeats to ask (adaptive: the most that may be asked)."""
@@ -168,7 +183,7 @@ class SuiteItem(pytest.Item):
 
             state = get_state(self.config)
             ctx = CheckContext.from_result(
-                result, vars=self.case.vars, messages=self.case.messages, harness=state.harness
+                result, vars=self.case.vars, messages=self.messages, harness=state.harness
             )
             checks = [] if isinstance(result, BaseException) else run_checks(self.case.checks, ctx)
             ok = not isinstance(result, BaseException) and all(c.passed for c in checks)
@@ -200,7 +215,7 @@ class SuiteItem(pytest.Item):
             # Streamed under the hood for time to first token; n > 1 is not streamed
             # (most providers return one choice per stream).
             params.setdefault("stream", True)
-        mock = self.case.mock_for(self.model)
+        mock = self.case.mock_for(self.model, self.prompt)
         # Scripted answers are for mock models; echo models stay echoes, real ones stay real.
         if mock is not None and state.harness.resolve(self.model).family == "mock":
             params["mock_response"] = mock
@@ -209,7 +224,7 @@ class SuiteItem(pytest.Item):
         first = self.attempt * self.repeat
         count = self.repeat - start if count is None else count
         return [
-            (self.model, self.case.messages, {**params, "harness_repeat": first + r})
+            (self.model, self.messages, {**params, "harness_repeat": first + r})
             for r in range(start, start + count)
         ]
 
@@ -255,8 +270,9 @@ class SuiteItem(pytest.Item):
                     suite=self.parent.nodeid if self.parent else None,
                     case_id=self.case.id,
                     vars=self.case.vars,
-                    messages=self.case.messages,
+                    messages=self.messages,
                     shape="suite",
+                    prompt=self.prompt,
                 )
             )
             if not ok:
@@ -264,6 +280,8 @@ class SuiteItem(pytest.Item):
         n = len(results)
         verdict = case_verdict(passes, n, self.threshold, self.plan)
         summary = {"model": self.model, **verdict.summary()}
+        if self.prompt is not None:
+            summary["prompt"] = self.prompt
         set_summary(self, summary)
         missing = [r + 1 for r, result in enumerate(results) if isinstance(result, ReplayMissError)]
         if missing:
@@ -273,15 +291,15 @@ class SuiteItem(pytest.Item):
             label = "repeat" if len(missing) == 1 else "repeats"
             first = results[missing[0] - 1]
             raise SuiteCaseFailed(
-                f"{self.case.id} [{self.model}]: not recorded: {label} {_spans(missing)} of "
+                f"{self.case.id} [{self.label}]: not recorded: {label} {_spans(missing)} of "
                 f"{n} (replay mode only serves stored answers; record them with "
                 f"--harness-cache use)\n  {type(first).__name__}: {first}"
             )
         if not verdict.passed:
             head = (
-                f"{self.case.id} [{self.model}]: {verdict.headline()}"
+                f"{self.case.id} [{self.label}]: {verdict.headline()}"
                 if n > 1
-                else f"{self.case.id} [{self.model}] failed{verdict.stop_note()}"
+                else f"{self.case.id} [{self.label}] failed{verdict.stop_note()}"
             )
             lines = [head]
             for description, repeats in failures.items():
@@ -295,12 +313,12 @@ class SuiteItem(pytest.Item):
         if isinstance(excinfo.value, SuiteCaseFailed):
             return str(excinfo.value)
         if isinstance(excinfo.value, pytest.fail.Exception):  # e.g. pytest-timeout's
-            return f"{self.case.id} [{self.model}]: {excinfo.value.msg}"
+            return f"{self.case.id} [{self.label}]: {excinfo.value.msg}"
         return str(super().repr_failure(excinfo, style=style))
 
     def reportinfo(self) -> tuple[Path, int, str]:
         """Where the case is: file and line."""
-        return self.path, max(self.case.line - 1, 0), f"{self.case.id}[{self.model}]"
+        return self.path, max(self.case.line - 1, 0), f"{self.case.id}[{self.label}]"
 
 
 TIMEOUT_SHARE = 0.8

@@ -49,13 +49,20 @@ class ResultsError(ValueError):
 def case_key(record: Mapping[str, Any]) -> str:
     """The row of the comparison matrix a record belongs to.
 
-    Suite records: ``<suite file>::<case id>``. Python tests: the test id without the
-    ``[model]`` parameter, so one test run for several models lands on one row.
+    Suite records: ``<suite file>::<case id>``, and ``<suite file>::<case id>[<prompt>]``
+    for a prompt variant, so two variants never merge. Python tests: the test id without
+    the ``[model]`` parameter, so one test run for several models lands on one row.
     """
     if record.get("suite") and record.get("case_id"):
-        return f"{record['suite']}::{record['case_id']}"
+        prompt = record.get("prompt")
+        suffix = f"[{prompt}]" if prompt else ""
+        return f"{record['suite']}::{record['case_id']}{suffix}"
     test_id = str(record.get("test_id", ""))
     model = record.get("model")
+    prompt = record.get("prompt")
+    variant = f"[{prompt}-{model}]"
+    if prompt and model and test_id.endswith(variant):  # an item of a prompt variant
+        return f"{test_id[: -len(variant)]}[{prompt}]"
     suffix = f"[{model}]"
     if model and test_id.endswith(suffix):
         return test_id[: -len(suffix)]
@@ -227,17 +234,18 @@ def _items_from_records(records: Sequence[Mapping[str, Any]]) -> list[ItemRecord
     items: list[ItemRecord] = []
     for test_id, recs in by_item.items():
         passes = sum(bool(r.get("passed")) for r in recs)
-        items.append(
-            {
-                "test_id": test_id,
-                "model": recs[0]["model"],
-                "outcome": "passed" if passes == len(recs) else "failed",
-                "repeats": len(recs),
-                "passes": passes,
-                "pass_rate": passes / len(recs),
-                "errored": all(r.get("error") for r in recs),
-            }
-        )
+        item: ItemRecord = {
+            "test_id": test_id,
+            "model": recs[0]["model"],
+            "outcome": "passed" if passes == len(recs) else "failed",
+            "repeats": len(recs),
+            "passes": passes,
+            "pass_rate": passes / len(recs),
+            "errored": all(r.get("error") for r in recs),
+        }
+        if recs[0].get("prompt"):
+            item["prompt"] = str(recs[0]["prompt"])
+        items.append(item)
     return items
 
 

@@ -16,7 +16,10 @@ into a single HTML file that opens from disk. In order, the page shows:
    consumed while losing; per race the winner, the margin and every contestant's latency,
    time to first output, outcome (a cancelled loser: before or after its first byte) and
    the tokens and cost it reported;
-5. the comparison matrix: one row per case, one column per model (see below);
+5. the comparison matrix: one row per case, one column per model (see below); with
+   prompt variants (suites with ``prompts:``) a prompt × model table of pass rates with
+   their Wilson 95% intervals comes after the per-model table, and the matrix has one
+   column per (prompt, model), grouped by prompt or by model at the reader's choice;
 6. with ``baseline_comparison`` (``harness.report.compare.Comparison.to_dict()``, or the
    ``Comparison`` itself): what α promises, the per-model change in pass rate with its
    stratified (CMH) p-value, adjusted p-value, verdict, latency and cost deltas, and the
@@ -31,9 +34,11 @@ island, ``<script type="application/json" id="data">``, 50 rows per page, so tha
 
     {"v": 1, "perPage": 50, "baseline": bool,
      "models": [{"name", "model"}],                  # matrix columns
-     "rows": [{"c": case, "p": prompt | absent,      # the last user message
-               "v": vars | absent,
-               "cells": [cell | null, ...]}]}        # one per model, null: not run
+     "prompts": [prompt id | null, ...],             # with prompt variants only (null: the
+     "cols": [{"p": prompt id | null, "m": model}],  #   cases without); the matrix columns
+     "rows": [{"c": case, "p": prompt | absent,      # the last user message (per variant:
+               "v": vars | absent,                   #   "[id] text" lines)
+               "cells": [cell | null, ...]}]}        # one per column, null: not run
 
     cell = {"s": "pass" | "fail" | "error", "n": records, "k": passing records,
             "o": output, "e": error, "f": [[check, detail, score], ...] (failed checks),
@@ -91,10 +96,11 @@ from harness.report.summary import (
     losers_text,
     model_summaries,
     overall_summary,
+    prompt_summaries,
     race_summary,
     replayed_text,
 )
-from harness.results import ItemRecord, ResultRecord, RunDocument, percentile
+from harness.results import ItemRecord, ResultRecord, RunDocument, percentile, wilson_interval
 
 __all__ = [
     "OUTPUT_CHARS",
@@ -147,14 +153,25 @@ def render_html(
     summaries = model_summaries(document)
     columns = _columns(document, summaries)
     changes = _case_marks(comparison)
-    rows = _matrix_rows(document, [c["name"] for c in columns], changes)
-    data = {
+    prompt_table = _prompt_table(document)
+    prompts: list[str | None] = list(prompt_table["prompts"]) if prompt_table else []
+    if prompts and any(
+        not entry.get("prompt")
+        for entries in (document.get("records", []), document.get("items", []))
+        for entry in entries
+    ):
+        prompts.append(None)  # a suite without variants in the same run: its own group
+    rows = _matrix_rows(document, [c["name"] for c in columns], changes, prompts)
+    data: dict[str, Any] = {
         "v": 1,
         "perPage": ROWS_PER_PAGE,
         "baseline": comparison is not None,
         "models": columns,
         "rows": rows,
     }
+    if prompts:
+        data["prompts"] = prompts
+        data["cols"] = [{"p": p, "m": c["name"]} for p in prompts for c in columns]
     env = _environment()
     script = _script()
     races = race_summary(document)
@@ -162,6 +179,7 @@ def render_html(
         "header": _header(document),
         "overall": _overall(document, races),
         "models": _model_rows(summaries, columns),
+        "prompt_table": prompt_table,
         "charts": _charts(summaries),
         "races": _races(document.get("records", []), races),
         "baseline": _baseline(comparison),
@@ -747,38 +765,116 @@ def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _variant_of(entry: Mapping[str, Any]) -> tuple[str, str | None]:
+    """A record's or item's matrix row and prompt variant: ``(case, prompt)``.
+
+    A variant's case key ends in ``[prompt]``; its row is the case without it, so that
+    every variant of a case shares one row.
+    """
+    case = str(entry.get("case") or case_key(entry))
+    prompt = entry.get("prompt")
+    if not prompt:
+        return case, None
+    suffix = f"[{prompt}]"
+    return (case[: -len(suffix)] if case.endswith(suffix) else case), str(prompt)
+
+
 def _matrix_rows(
-    document: RunDocument, models: Sequence[str], marks: Mapping[tuple[str, str], str]
+    document: RunDocument,
+    models: Sequence[str],
+    marks: Mapping[tuple[str, str], str],
+    prompts: Sequence[str | None] = (),
 ) -> list[dict[str, Any]]:
-    """One row per case (first-seen order), one cell per model."""
-    by_case: dict[str, dict[str, list[ResultRecord]]] = {}
+    """One row per case (first-seen order), one cell per model.
+
+    With prompt variants: one cell per (prompt, model), prompts first, every variant of a
+    case on its row (``None`` in ``prompts``: the columns of cases without variants).
+    """
+    Column = tuple[str | None, str]
+    columns: list[Column] = [(p, m) for p in prompts for m in models] or [(None, m) for m in models]
+    by_case: dict[str, dict[Column, list[ResultRecord]]] = {}
     for record in document.get("records", []):
-        case = str(record.get("case") or case_key(record))
-        by_case.setdefault(case, {}).setdefault(str(record.get("model")), []).append(record)
-    items: dict[tuple[str, str], list[ItemRecord]] = {}
+        case, prompt = _variant_of(record)
+        column = (prompt, str(record.get("model")))
+        by_case.setdefault(case, {}).setdefault(column, []).append(record)
+    items: dict[tuple[str, Column], list[ItemRecord]] = {}
     for item in document.get("items", []):
-        key = (str(item.get("case") or case_key(item)), str(item.get("model")))
-        items.setdefault(key, []).append(item)
-        by_case.setdefault(key[0], {}).setdefault(key[1], [])
+        case, prompt = _variant_of(item)
+        column = (prompt, str(item.get("model")))
+        items.setdefault((case, column), []).append(item)
+        by_case.setdefault(case, {}).setdefault(column, [])
     rows = []
-    for case, per_model in by_case.items():
-        first = next((r for recs in per_model.values() for r in recs), None)
+    for case, per_column in by_case.items():
         row: dict[str, Any] = {"c": case}
+        texts: dict[str | None, str] = {}
+        first = None
+        for (prompt, _), recs in per_column.items():
+            if recs and prompt not in texts:
+                first = first or recs[0]
+                texts[prompt] = _prompt(recs[0].get("messages")) or ""
         if first is not None:
-            prompt = _prompt(first.get("messages"))
-            if prompt:
-                row["p"] = prompt
+            if prompts:
+                shown = "\n".join(
+                    f"[{p}] {texts[p]}" if p else texts[p] for p in prompts if texts.get(p)
+                )
+                if shown:
+                    row["p"] = _clip(shown, DETAIL_CHARS * 2)
+            elif texts.get(None):
+                row["p"] = texts[None]
             variables = _vars(first.get("vars"))
             if variables:
                 row["v"] = variables
         row["cells"] = [
-            _cell(per_model[m], items.get((case, m), []), marks.get((case, m)))
-            if m in per_model
+            _cell(
+                per_column[column],
+                items.get((case, column), []),
+                marks.get((f"{case}[{column[0]}]" if column[0] else case, column[1])),
+            )
+            if column in per_column
             else None
-            for m in models
+            for column in columns
         ]
         rows.append(row)
     return rows
+
+
+def _prompt_table(document: RunDocument) -> dict[str, Any] | None:
+    """The prompt × model pass-rate table: ``None`` without prompt variants."""
+    summaries = prompt_summaries(document)
+    if not summaries:
+        return None
+    prompts = list(dict.fromkeys(str(s["prompt"]) for s in summaries))
+    models = list(dict.fromkeys(str(s["model"]) for s in summaries))
+    by_pair = {(str(s["prompt"]), str(s["model"])): s for s in summaries}
+
+    def rate(passed: int, items: int) -> dict[str, Any]:
+        lo, hi = wilson_interval(passed, items)
+        value = passed / items if items else None
+        return {
+            "rate": percent(value),
+            "ci": interval(lo, hi) if items else "",
+            "counts": f"{integer(passed)}/{integer(items)}",
+            "bar": pass_rate_svg(value, lo, hi, width=90, height=10),
+            "failing": passed < items,
+        }
+
+    rows = []
+    for prompt in prompts:
+        pairs = [by_pair.get((prompt, m)) for m in models]
+        present = [s for s in pairs if s is not None]
+        passed = sum(int(s["passed"]) for s in present)
+        total = sum(int(s["items"]) for s in present)
+        rows.append(
+            {
+                "prompt": prompt,
+                "cells": [
+                    rate(int(s["passed"]), int(s["items"])) if s is not None else None
+                    for s in pairs
+                ],
+                "all": rate(passed, total),
+            }
+        )
+    return {"prompts": prompts, "models": models, "rows": rows}
 
 
 # --------------------------------------------------------------------------- baseline

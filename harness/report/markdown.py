@@ -6,6 +6,8 @@ r"""``report.md``: the run as GitHub-flavoured markdown, sized for PR comments a
 2. the per-model table (from ``harness.report.summary.summary_rows``, shared with the terminal),
    with a "replayed" column (answers replayed from the response store, the cost saved) only
    when something was replayed;
+   with prompt variants (suites with ``prompts:``), the prompt × model table of pass rates
+   with their 95% intervals (``harness.report.summary.prompt_rows``);
 3. with a baseline ``Comparison``: a line saying what α promises, the per-model change
    with its stratified (CMH) p-value, adjusted p-value and verdict, and the changed cases
    with theirs, each labelled ``regression (significant)`` (significant after correction)
@@ -55,6 +57,8 @@ from harness.report.formatting import duration, integer, percent, plural, usd
 from harness.report.summary import (
     losers_text,
     overall_summary,
+    prompt_headers,
+    prompt_rows,
     race_summary,
     summary_headers,
     summary_rows,
@@ -316,6 +320,15 @@ def _right_after_first(headers: Sequence[str]) -> tuple[str, ...]:
     return ("left",) + ("right",) * (len(headers) - 1)
 
 
+def _add_prompts(out: _Builder, document: RunDocument, html_name: str) -> None:
+    """The prompt × model pass rates (95% intervals); nothing without prompt variants."""
+    rows = prompt_rows(document, escape_markdown)
+    if not rows or not out.add(f"### Prompt variants ({len(rows)})"):
+        return
+    headers = [escape_markdown(h) for h in prompt_headers(document)]
+    _add_table(out, headers, rows, _right_after_first(headers), _Pointer("prompts", html_name))
+
+
 def _add_races(out: _Builder, document: RunDocument, html_name: str) -> None:
     """The races section: per-model tallies and what the losers consumed; none without races."""
     summary = race_summary(document)
@@ -449,6 +462,7 @@ def render_markdown(
         _add_table(
             out, headers, summary, _right_after_first(headers), _Pointer("models", html_name)
         )
+    _add_prompts(out, document, html_name)
     if comparison is not None:
         _add_comparison(out, comparison, html_name)
     _add_races(out, document, html_name)

@@ -10,6 +10,10 @@ A replayed answer's latency is the recorded call's (never a fake 0 ms), so it co
 percentiles like any other; its ``cost_usd`` is ``None`` and ``saved_cost_usd`` holds what
 the recorded call cost.
 
+``prompt_summaries(document)`` does the same per (prompt variant, model) for suites with
+``prompts:`` (items and pass rate with its Wilson interval, answers, cost), and
+``prompt_table`` sets them out as a prompt × model table of pass rates.
+
 ``race_summary(document)`` tallies the races: per model its wins and losses and the tokens
 and cost it consumed while losing (as far as providers reported them), and the totals.
 
@@ -26,6 +30,7 @@ from harness.report.formatting import NONE, integer, ms, percent, usd
 from harness.results import RunDocument, percentile, wilson_interval
 
 __all__ = [
+    "ALL_MODELS",
     "RACE_OUTCOMES",
     "REPLAYED_HEADER",
     "SUMMARY_HEADERS",
@@ -34,6 +39,10 @@ __all__ = [
     "losers_text",
     "model_summaries",
     "overall_summary",
+    "prompt_headers",
+    "prompt_rows",
+    "prompt_summaries",
+    "prompt_table",
     "race_summary",
     "replayed_text",
     "summary_headers",
@@ -145,6 +154,140 @@ def model_summaries(document: RunDocument) -> list[dict[str, Any]]:
     return summaries
 
 
+ALL_MODELS = "all models"
+"""The last column of the prompt × model table: the prompt's pass rate over every model."""
+
+
+def _item_prompts(document: RunDocument) -> dict[str, str]:
+    """Each test id's prompt variant, from the records (items written before carry none)."""
+    return {
+        str(r.get("test_id")): str(r["prompt"])
+        for r in document.get("records", [])
+        if r.get("prompt")
+    }
+
+
+def prompt_summaries(document: RunDocument) -> list[dict[str, Any]]:
+    """One dict per (prompt variant, model) that ran, prompts then models in first-seen order.
+
+    Keys: ``prompt``, ``model``, ``items``, ``passed``, ``failed``, ``errors``,
+    ``pass_rate`` (``None`` without items) and ``pass_rate_ci95`` (Wilson 95%), ``records``
+    and ``cost_usd`` (``None`` when nothing was priced). Empty when no record has a prompt.
+    """
+    by_test = _item_prompts(document)
+    if not by_test:
+        return []
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def entry(prompt: str, model: str) -> dict[str, Any]:
+        key = (prompt, model)
+        if key not in out:
+            out[key] = {
+                "prompt": prompt,
+                "model": model,
+                "items": 0,
+                "passed": 0,
+                "failed": 0,
+                "errors": 0,
+                "records": 0,
+                "cost_usd": None,
+            }
+        return out[key]
+
+    for item in document.get("items", []):
+        prompt = item.get("prompt") or by_test.get(str(item.get("test_id")))
+        if not prompt:
+            continue
+        e = entry(str(prompt), str(item.get("model")))
+        e["items"] += 1
+        if item.get("outcome") == "passed":
+            e["passed"] += 1
+        elif item.get("errored"):
+            e["errors"] += 1
+        else:
+            e["failed"] += 1
+    for r in document.get("records", []):
+        if not r.get("prompt"):
+            continue
+        e = entry(str(r["prompt"]), str(r.get("model")))
+        e["records"] += 1
+        if (cost := _number(r.get("cost_usd"))) is not None:
+            e["cost_usd"] = (e["cost_usd"] or 0.0) + cost
+    prompts = list(dict.fromkeys(p for p, _ in out))
+    models = list(dict.fromkeys(m for _, m in out))
+    summaries = []
+    for prompt in prompts:
+        for model in models:
+            pair = out.get((prompt, model))
+            if pair is None:
+                continue
+            lo, hi = wilson_interval(pair["passed"], pair["items"])
+            summaries.append(
+                {
+                    **pair,
+                    "pass_rate": pair["passed"] / pair["items"] if pair["items"] else None,
+                    "pass_rate_ci95": [lo, hi],
+                }
+            )
+    return summaries
+
+
+def _rate_text(passed: int, items: int) -> str:
+    """``66.7% [30.0–90.3] 4/6``: a pass rate with its Wilson interval and counts."""
+    if not items:
+        return NONE
+    lo, hi = wilson_interval(passed, items)
+    return f"{percent(passed / items)} [{lo * 100:.1f}–{hi * 100:.1f}] {passed}/{items}"
+
+
+def prompt_headers(document: RunDocument) -> tuple[str, ...]:
+    """The prompt × model table's columns: ``prompt``, each model, ``ALL_MODELS``."""
+    models = dict.fromkeys(str(s["model"]) for s in prompt_summaries(document))
+    return ("prompt", *models, ALL_MODELS)
+
+
+def prompt_rows(document: RunDocument, escape: Callable[[str], str] = str) -> list[list[str]]:
+    """The prompt × model table's rows, one per prompt variant.
+
+    Each cell is a pass rate with its Wilson 95% interval and counts (``—`` where the pair
+    did not run); the last is the prompt's over every model. ``escape`` is applied to
+    prompt ids (the markdown report passes its escaper).
+    """
+    summaries = prompt_summaries(document)
+    models = list(dict.fromkeys(str(s["model"]) for s in summaries))
+    cells: dict[str, dict[str, dict[str, Any]]] = {}
+    for s in summaries:
+        cells.setdefault(str(s["prompt"]), {})[str(s["model"])] = s
+    rows = []
+    for prompt, per_model in cells.items():
+        passed = sum(s["passed"] for s in per_model.values())
+        items = sum(s["items"] for s in per_model.values())
+        row = [escape(prompt)]
+        row += [
+            _rate_text(per_model[m]["passed"], per_model[m]["items"]) if m in per_model else NONE
+            for m in models
+        ]
+        row.append(_rate_text(passed, items))
+        rows.append(row)
+    return rows
+
+
+def prompt_table(document: RunDocument, tablefmt: str = "simple") -> str:
+    """The prompt × model pass-rate table as text; ``""`` when no record has a prompt."""
+    rows = prompt_rows(document)
+    if not rows:
+        return ""
+    from tabulate import tabulate
+
+    headers = prompt_headers(document)
+    align = ("left",) + ("right",) * (len(headers) - 1)
+    return str(
+        tabulate(
+            rows, headers=list(headers), tablefmt=tablefmt, colalign=align, disable_numparse=True
+        )
+    )
+
+
 def overall_summary(document: RunDocument) -> dict[str, Any]:
     """Totals over every model.
 
@@ -175,9 +318,7 @@ def overall_summary(document: RunDocument) -> dict[str, Any]:
     }
 
 
-def summary_headers(
-    document: RunDocument, *, replayed: bool | None = None
-) -> tuple[str, ...]:
+def summary_headers(document: RunDocument, *, replayed: bool | None = None) -> tuple[str, ...]:
     """The per-model table's columns: ``SUMMARY_HEADERS``, then ``REPLAYED_HEADER``.
 
     ``replayed=None`` adds the replayed column only when some answer was replayed;
@@ -392,4 +533,3 @@ def _integer(value: Any) -> int | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return int(value)
     return None
-

@@ -5,6 +5,11 @@
 
   var data = JSON.parse(document.getElementById("data").textContent);
   var rows = data.rows;
+  /* Prompt variants: the matrix columns are (prompt, model) pairs, shown grouped by prompt
+     or by model; "order" lists the column indices in the order shown. */
+  var cols = data.cols || null;
+  var groupBy = "prompt";
+  var order = null;
   var perPage = data.perPage || 50;
   var state = { filter: "all", query: "", sort: "run", page: 0 };
   var view = [];
@@ -23,6 +28,7 @@
   var shown = document.getElementById("shown");
   var empty = document.getElementById("empty");
   var buttons = Array.prototype.slice.call(document.querySelectorAll(".filters button"));
+  var groupButtons = Array.prototype.slice.call(document.querySelectorAll(".grouping button"));
 
   /* Per-row facts the filters and sorts use, computed once. */
   rows.forEach(function (row, index) {
@@ -204,8 +210,74 @@
     if (row.v) { th.appendChild(clipped("vars", varsText(row.v))); }
     if (row.p) { th.appendChild(clipped("prompt", row.p)); }
     tr.appendChild(th);
-    row.cells.forEach(function (cell) { tr.appendChild(cellNode(cell)); });
+    if (!order) {
+      row.cells.forEach(function (cell) { tr.appendChild(cellNode(cell)); });
+      return tr;
+    }
+    order.forEach(function (index) {
+      var td = cellNode(row.cells[index]);
+      td.setAttribute("data-prompt", promptLabel(cols[index].p));
+      td.setAttribute("data-model", cols[index].m);
+      tr.appendChild(td);
+    });
     return tr;
+  }
+
+  function promptLabel(prompt) { return prompt === null ? "(no variants)" : prompt; }
+
+  /* The column indices grouped by prompt (prompt-major) or by model (model-major). */
+  function columnOrder() {
+    var prompts = data.prompts || [];
+    var models = data.models.map(function (m) { return m.name; });
+    var indices = cols.map(function (_, i) { return i; });
+    function rank(col) {
+      var p = prompts.indexOf(col.p), m = models.indexOf(col.m);
+      return groupBy === "model" ? [m, p] : [p, m];
+    }
+    indices.sort(function (a, b) {
+      var ra = rank(cols[a]), rb = rank(cols[b]);
+      return (ra[0] - rb[0]) || (ra[1] - rb[1]) || (a - b);
+    });
+    return indices;
+  }
+
+  /* Two header rows: the groups (prompts or models), then the columns inside each. */
+  function renderHead() {
+    var head = document.getElementById("matrix-head");
+    var top = el("tr"), sub = el("tr");
+    var corner = el("th", "rh", "Case");
+    corner.rowSpan = 2;
+    top.appendChild(corner);
+    function outer(col) { return groupBy === "model" ? col.m : promptLabel(col.p); }
+    function inner(col) { return groupBy === "model" ? promptLabel(col.p) : col.m; }
+    var i = 0;
+    while (i < order.length) {
+      var key = outer(cols[order[i]]);
+      var span = 0;
+      while (i + span < order.length && outer(cols[order[i + span]]) === key) { span += 1; }
+      var group = el("th", "group", key);
+      group.colSpan = span;
+      group.setAttribute("data-" + groupBy, key);
+      top.appendChild(group);
+      for (var j = i; j < i + span; j += 1) {
+        var col = cols[order[j]];
+        var th = el("th", "col", inner(col));
+        th.setAttribute("data-prompt", promptLabel(col.p));
+        th.setAttribute("data-model", col.m);
+        sub.appendChild(th);
+      }
+      i += span;
+    }
+    head.replaceChildren(top, sub);
+  }
+
+  function regroup(by) {
+    groupBy = by;
+    order = columnOrder();
+    renderHead();
+    groupButtons.forEach(function (button) {
+      button.setAttribute("aria-pressed", button.getAttribute("data-group") === by ? "true" : "false");
+    });
   }
 
   function pages() { return Math.max(1, Math.ceil(view.length / perPage)); }
@@ -271,6 +343,14 @@
   document.getElementById("prev").addEventListener("click", function () { go(state.page - 1); });
   document.getElementById("next").addEventListener("click", function () { go(state.page + 1); });
   document.getElementById("last").addEventListener("click", function () { go(pages() - 1); });
+
+  groupButtons.forEach(function (button) {
+    button.addEventListener("click", function () {
+      regroup(button.getAttribute("data-group"));
+      render();
+    });
+  });
+  if (cols) { regroup(groupBy); }
 
   app.hidden = false;
   counts();
