@@ -114,7 +114,7 @@ _HARNESS_PARAMS = frozenset(
         "custom_llm_provider",
     }
 )
-_OFFLINE = frozenset({"echo", "mock"})
+_OFFLINE = frozenset({"echo", "mock", "wordllama"})
 _CHAT_ONLY = frozenset(
     {
         "temperature",

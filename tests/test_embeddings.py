@@ -355,3 +355,12 @@ def test_an_embeddings_key_differs_from_the_same_calls_completion_key():
     call = Call(parse_model_string("openai/m"), [], {"input": ["x"]})
     assert key_for_call(call, embedding=True) != key_for_call(call)
     assert key_for_call(call, embedding=True) == key_for_call(call, embedding=True)
+
+
+def test_wordllama_without_the_extra_names_the_extra(monkeypatch):
+    from harness.providers import local
+
+    monkeypatch.setitem(sys.modules, "wordllama", None)  # import wordllama -> ImportError
+    monkeypatch.setattr(local, "_models", {})
+    with pytest.raises(ConfigError, match=r"pip install 'llm-harness\[embeddings\]'"):
+        Harness().embedding("wordllama/l2_supercat", "x")
