@@ -364,3 +364,13 @@ def test_wordllama_without_the_extra_names_the_extra(monkeypatch):
     monkeypatch.setattr(local, "_models", {})
     with pytest.raises(ConfigError, match=r"pip install 'llm-harness\[embeddings\]'"):
         Harness().embedding("wordllama/l2_supercat", "x")
+
+
+def test_the_offline_demo_shows_embeddings(capsys):
+    from harness import demo
+
+    demo.main()
+    out = capsys.readouterr().out
+    assert "== embeddings" in out
+    related, unrelated = (float(line.split()[0]) for line in out.splitlines()[-2:])
+    assert related > 0.6 > unrelated
