@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from harness._version import __version__
 from harness.compat import completion_cost, stream_chunk_builder
 from harness.config import HarnessConfig, ModelSpec, Price, load_config
+from harness.embeddings import Embedding, EmbeddingResponse
 from harness.errors import (
     AllModelsFailed,
     APIConnectionError,
@@ -116,6 +117,8 @@ __all__ = [
     "Delta",
     "DeltaFunction",
     "DeltaToolCall",
+    "Embedding",
+    "EmbeddingResponse",
     "FunctionCall",
     "Harness",
     "HarnessConfig",
@@ -149,11 +152,13 @@ __all__ = [
     "abatch_completion_models",
     "abatch_completion_models_all_responses",
     "acompletion",
+    "aembedding",
     "batch_completion",
     "batch_completion_models",
     "batch_completion_models_all_responses",
     "completion",
     "completion_cost",
+    "embedding",
     "get_default_harness",
     "load_config",
     "mock_completion",
@@ -252,6 +257,19 @@ async def abatch_completion_models_all_responses(
 ) -> list[Result]:
     """Async ``batch_completion_models_all_responses``."""
     return await _default().abatch_completion_models_all_responses(models, messages, **params)
+
+
+def embedding(model: str, input: str | list[str], **params: Any) -> EmbeddingResponse:
+    """Embed a text or a list of texts with the default harness (see ``Harness.aembedding``).
+
+    Returns OpenAI's embedding list: ``response.data[i].embedding`` for ``input[i]``.
+    """
+    return _default().embedding(model, input, **params)
+
+
+async def aembedding(model: str, input: str | list[str], **params: Any) -> EmbeddingResponse:
+    """Async ``embedding``."""
+    return await _default().aembedding(model, input, **params)
 
 
 for _name in __all__:

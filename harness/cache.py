@@ -37,6 +37,7 @@ from typing import Any
 from harness import errors as _errors
 from harness._sqlite import ThreadConnections, connect_wal, transaction
 from harness._version import __version__
+from harness.embeddings import EmbeddingResponse
 from harness.errors import ConfigError, HarnessError, ReplayMissError, get_logger, redact_known
 from harness.messages import last_user_text
 from harness.paths import DEFAULT_CACHE_PATH
@@ -227,6 +228,20 @@ class CachedEntry:
         if self.response is None:
             raise CacheError(f"cache entry {self.key[:12]} holds an error, not a response")
         response = ModelResponse.from_dict(dict(self.response))
+        response.harness = self._replayed_meta()
+        return response
+
+    def to_embedding_response(self) -> EmbeddingResponse:
+        """A fresh ``EmbeddingResponse`` rebuilt from a stored embeddings answer.
+
+        The replay metadata is as for ``to_model_response``.
+
+        Raises:
+            CacheError: the entry is a stored error (use ``to_error``).
+        """
+        if self.response is None:
+            raise CacheError(f"cache entry {self.key[:12]} holds an error, not a response")
+        response = EmbeddingResponse.from_dict(dict(self.response))
         response.harness = self._replayed_meta()
         return response
 
@@ -490,7 +505,7 @@ class ResponseCache:
         self,
         key: str,
         *,
-        response: ModelResponse | Mapping[str, Any] | None = None,
+        response: ModelResponse | EmbeddingResponse | Mapping[str, Any] | None = None,
         error: HarnessError | Mapping[str, Any] | None = None,
         raw: bytes | str | None = None,
         chunks: Sequence[Any] | None = None,
@@ -503,8 +518,8 @@ class ResponseCache:
 
         Args:
             key: from ``cache_key``.
-            response: the answer: a ``ModelResponse`` (its ``harness`` metadata is kept
-                beside it) or its ``to_dict()``.
+            response: the answer: a ``ModelResponse`` or ``EmbeddingResponse`` (its
+                ``harness`` metadata is kept beside it) or its ``to_dict()``.
             error: or the final error: a ``HarnessError`` or its ``to_dict()``.
             raw: the provider's raw body, if worth keeping.
             chunks: for a streamed call, ``[ms_since_start, chunk_dict]`` pairs.
@@ -524,7 +539,7 @@ class ResponseCache:
             ):
                 raise ValueError(f"put: {name} must be a number >= 0, got {value!r}")
         meta: dict[str, Any] | None = None
-        if isinstance(response, ModelResponse):
+        if isinstance(response, ModelResponse | EmbeddingResponse):
             meta = response.harness.to_dict()
             response = response.to_dict()
         if isinstance(error, HarnessError):

@@ -174,16 +174,19 @@ def cache_key(
     return hashlib.sha256(_dumps_canonical(material).encode("ascii")).hexdigest()
 
 
-def key_for_call(call: Call, repeat: int = 0) -> str:
+def key_for_call(call: Call, repeat: int = 0, *, embedding: bool = False) -> str:
     """The cache key of a prepared runner ``Call``.
 
     Besides ``call.params`` this counts what else shapes the answer: the per-call
     ``mock_response``, the spec's ``api_version`` (Azure) and, for offline models, the
     scripted ``responses``/``error`` of the config (not its ``latency_ms``). The key, the
-    headers and the timeouts are left out.
+    headers and the timeouts are left out. An embeddings call (``embedding=True``, texts in
+    ``params["input"]``) is marked, so it never shares a key with a completion.
     """
     spec = call.spec
     params: dict[str, Any] = dict(call.params)
+    if embedding:
+        params["__embedding__"] = True
     if call.mock_response is not None:
         params["mock_response"] = call.mock_response
     if spec.api_version is not None:

@@ -22,6 +22,10 @@ defined in the config::
     api_key_env = "NONE"
     max_response_bytes = 8_388_608   # this model's bodies may be at most 8 MiB
 
+``embedding_model = "alias-or-provider/model"`` (top level) is the model the ``similar``
+check's ``scorer: embedding`` uses when it names none; it must resolve (an alias of
+``[models]`` or a ``provider/name``).
+
 Every number is checked when the file is loaded, and a bad one is a ``ConfigError`` naming
 the file and the field: ``timeout`` is seconds, more than 0 and at most a day (86400);
 ``retries`` an integer from 0 to 100; ``max_concurrency``, ``rpm`` and ``tpm`` integers of
@@ -179,7 +183,16 @@ _MODEL_KEYS = {
     "max_response_bytes",
 }
 _DEFAULT_KEYS = {"timeout", "retries", "max_concurrency", "max_response_bytes"}
-_TOP_KEYS = {"models", "defaults", "cache", "report", "suites", "limits", "prices"}
+_TOP_KEYS = {
+    "models",
+    "defaults",
+    "cache",
+    "report",
+    "suites",
+    "limits",
+    "prices",
+    "embedding_model",
+}
 _PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok")
 
 MAX_TIMEOUT = 86_400.0
@@ -249,6 +262,9 @@ class HarnessConfig:
     max_response_bytes: int | None = None
     """``[defaults].max_response_bytes``: the largest response body (or sum of a stream's
     bytes) to read; ``None``: the transport's default (32 MiB). A model's own setting wins."""
+    embedding_model: str | None = None
+    """``embedding_model``: the model (alias or ``provider/name``) of ``similar``'s
+    ``scorer: embedding`` when the check names none; ``None``: not configured."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> HarnessConfig:
@@ -287,7 +303,7 @@ class HarnessConfig:
             if "price" not in table and spec.full_name in prices:
                 spec = replace(spec, price=prices[spec.full_name])
             models[alias] = spec
-        return cls(
+        config = cls(
             models,
             timeout,
             retries,
@@ -300,6 +316,9 @@ class HarnessConfig:
             suites=SuiteSettings(_suite_globs(data, where)),
             limits=LimitsSettings(_opt_path(data, "limits", "path", where)),
         )
+        if "embedding_model" in data:
+            config = replace(config, embedding_model=_embedding_model(config, data, where))
+        return config
 
     def resolve(self, name: str) -> ModelSpec:
         """Turn an alias or ``provider/model`` string into a ``ModelSpec``.
@@ -451,6 +470,20 @@ def _cache_settings(value: Any, where: str) -> CacheSettings:
         )
     path = _str(table["path"], f"{where}: [cache].path") if "path" in table else None
     return CacheSettings(table.get("mode"), path)
+
+
+def _embedding_model(config: HarnessConfig, data: Mapping[str, Any], where: str) -> str:
+    """``embedding_model``, checked: non-empty text that resolves to a model."""
+    value = data["embedding_model"]
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            f"{where}: embedding_model: expected an alias or 'provider/model', got {value!r}"
+        )
+    try:
+        config.resolve(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: embedding_model: {exc.message}") from None
+    return value
 
 
 def _opt_path(data: Mapping[str, Any], name: str, key: str, where: str) -> str | None:

@@ -2,12 +2,13 @@
 
 Run ``python -m harness.demo``. No network and no API key are needed: ``echo/…`` answers
 with the last user message and ``mock/…`` plays scripted answers with simulated latency
-and failures, exactly as a real provider's would surface.
+and failures, exactly as a real provider's would surface, and embeds texts offline.
 """
 
 from __future__ import annotations
 
 from harness import AllModelsFailed, Harness, HarnessConfig, ModelResponse
+from harness.embeddings import cosine
 
 CONFIG = HarnessConfig.from_dict(
     {
@@ -65,6 +66,16 @@ def main() -> None:
         models, h.batch_completion_models_all_responses(models, question), strict=True
     ):
         print(f"  {model:<8} {_show(result)}")
+
+    print("== embeddings: offline vectors (hashed n-grams), cosine similarity")
+    texts = [
+        "The capital of France is Paris.",
+        "Paris is the capital of France.",
+        "Bananas are yellow.",
+    ]
+    vectors = h.embedding("mock/embedder", texts).vectors
+    for text, vector in zip(texts[1:], vectors[1:], strict=True):
+        print(f"  {cosine(vectors[0], vector):.2f}  {texts[0]!r} vs {text!r}")
 
 
 def _show(result: ModelResponse | Exception) -> str:

@@ -2,7 +2,8 @@
 
 This module owns ``Price`` (US dollars per million prompt, completion and cached prompt
 tokens, and the cost of one call) and a small table of the list prices of the current chat
-models of the providers that publish one price per model name: ``openai``, ``anthropic``,
+models (and the embeddings models, priced per input token only) of the providers that
+publish one price per model name: ``openai``, ``anthropic``,
 ``gemini``, ``cohere``, ``mistral``, ``deepseek`` and ``groq``. ``builtin_price`` looks a
 ``provider/model`` pair up, ``known_prices`` lists the whole table.
 
@@ -106,6 +107,10 @@ _TABLE: Mapping[str, Mapping[str, tuple[float, float, float | None]]] = MappingP
             "gpt-6.1-sol": (2.0, 10.0, 0.1),
             "gpt-6.1-terra": (1.0, 5.0, 0.05),
             "o3": (2.0, 8.0, 0.5),
+            # Embeddings: input tokens only.
+            "text-embedding-3-small": (0.02, 0.0, None),
+            "text-embedding-3-large": (0.13, 0.0, None),
+            "text-embedding-ada-002": (0.1, 0.0, None),
         },
         # https://platform.claude.com/docs/en/about-claude/pricing
         "anthropic": {
@@ -140,6 +145,8 @@ _TABLE: Mapping[str, Mapping[str, tuple[float, float, float | None]]] = MappingP
             "gemini-flash-latest": (0.75, 3.75, 0.075),
             "gemini-flash-lite-latest": (0.3, 2.5, 0.03),
             "gemini-pro-latest": (2.0, 12.0, 0.2),
+            # Embeddings: input tokens only.
+            "gemini-embedding-001": (0.15, 0.0, None),
         },
         # https://cohere.com/pricing
         # Cohere publishes dated names only; they are the keys here.
@@ -148,6 +155,10 @@ _TABLE: Mapping[str, Mapping[str, tuple[float, float, float | None]]] = MappingP
             "command-r-08-2024": (0.15, 0.6, None),
             "command-r-plus-08-2024": (2.5, 10.0, None),
             "command-r7b-12-2024": (0.0375, 0.15, None),
+            # Embeddings (text input): input tokens only.
+            "embed-v4.0": (0.12, 0.0, None),
+            "embed-english-v3.0": (0.1, 0.0, None),
+            "embed-multilingual-v3.0": (0.1, 0.0, None),
         },
         # https://mistral.ai/pricing
         "mistral": {

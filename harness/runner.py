@@ -12,6 +12,9 @@ promise:
   closed); if every model fails, ``AllModelsFailed`` carries each model's error.
 * ``batch_completion_models_all_responses`` — one entry per model, in the order of
   ``models``, errors in place.
+* ``embedding`` — one text or a batch of texts to an embeddings model, split into the
+  provider's batch size when it has one (each batch is one call: limits, retries, budget
+  and the response store apply to it), the vectors re-joined in input order.
 
 Every argument is checked (models resolved, messages validated, keys found) before the
 first request is sent, so bad input fails fast with one precise error.
@@ -50,6 +53,12 @@ from harness.cache import (
 )
 from harness.cache_keys import key_for_call
 from harness.config import HarnessConfig, ModelSpec, load_config
+from harness.embeddings import (
+    EmbeddingResponse,
+    check_dimensions,
+    embedding_inputs,
+    merge_responses,
+)
 from harness.errors import (
     APIConnectionError,
     BudgetExceededError,
@@ -64,7 +73,12 @@ from harness.http import ClientCache, RawStream, Send, TransportKind
 from harness.limits import CostBudget, SharedLimiter
 from harness.messages import validate_conversations, validate_messages
 from harness.paths import DEFAULT_CACHE_PATH, DEFAULT_LIMITS_PATH
-from harness.providers.base import DEFAULT_MAX_RESPONSE_BYTES, Call, get_provider
+from harness.providers.base import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    Call,
+    get_provider,
+    no_embeddings,
+)
 from harness.providers.streams import ResponseStream, response_chunks
 from harness.race import Entrant, Race
 from harness.retry import RetryPolicy
@@ -100,7 +114,32 @@ _HARNESS_PARAMS = frozenset(
         "custom_llm_provider",
     }
 )
-_OFFLINE = frozenset({"echo", "mock"})
+_OFFLINE = frozenset({"echo", "mock", "wordllama"})
+_CHAT_ONLY = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "top_k",
+        "max_tokens",
+        "max_completion_tokens",
+        "stop",
+        "n",
+        "seed",
+        "tools",
+        "tool_choice",
+        "response_format",
+        "frequency_penalty",
+        "presence_penalty",
+        "logprobs",
+        "top_logprobs",
+        "reasoning_effort",
+        "thinking",
+    }
+)
+"""A model's configured chat parameters that an embeddings call of the same model drops."""
+
+Answer = ModelResponse | EmbeddingResponse
+"""What one planned call returns: a completion or the embeddings of one batch."""
 
 
 @dataclass(slots=True)
@@ -122,6 +161,9 @@ class _Plan:
     """The stream of the current attempt, for race telemetry and the response store."""
     record: bool = False
     """The answer will be stored: keep a stream's chunks with their timing and raw bytes."""
+    embedding: bool = False
+    """An embeddings call: the texts are ``call.params["input"]``, the answer an
+    ``EmbeddingResponse`` (its own cache keys)."""
 
     def with_messages(self, messages: list[dict[str, Any]]) -> _Plan:
         """The same settings for another conversation (a batch resolves them once)."""
@@ -385,25 +427,33 @@ class Harness:
         cache, call = self.cache, plan.call  # opened here, on first use
         if cache is None:
             return None, "", None
-        key = key_for_call(call, plan.repeat)
+        key = key_for_call(call, plan.repeat, embedding=plan.embedding)
         entry = cache.lookup(
             key,
             plan.cache_mode,
             provider=call.spec.provider,
             model=call.spec.name,
-            messages=call.messages,
+            messages=_embedded_text(call) if plan.embedding else call.messages,
         )
         plan.record = entry is None and plan.cache_mode.writes
         return cache, key, entry
 
     async def _run(self, plan: _Plan) -> ModelResponse:
+        """One completion: ``_answer`` of a chat plan."""
+        response = await self._answer(plan)
+        assert isinstance(response, ModelResponse)
+        return response
+
+    async def _answer(self, plan: _Plan) -> Answer:
         """One call: attempts with retries, each bounded by the timeout and the model limit."""
         call = plan.call
         cache, key, entry = self._stored(plan)
         if entry is not None:
             if entry.is_error:
                 raise entry.to_error()
-            replayed = entry.to_model_response()
+            replayed: Answer = (
+                entry.to_embedding_response() if plan.embedding else entry.to_model_response()
+            )
             replayed.harness.model = call.spec.name
             return replayed
         provider = get_provider(plan.family)
@@ -442,9 +492,7 @@ class Harness:
             await self._sleep(plan.policy.delay(error, retries_done))
             retries_done += 1
 
-    def _settle(
-        self, plan: _Plan, response: ModelResponse, cache: ResponseCache | None, key: str
-    ) -> None:
+    def _settle(self, plan: _Plan, response: Answer, cache: ResponseCache | None, key: str) -> None:
         """An answer arrived: price it, count it toward the budget, store it if asked."""
         call, meta = plan.call, response.harness
         meta.model = call.spec.name
@@ -469,7 +517,7 @@ class Harness:
                 model=call.spec.model,
             )
 
-    async def _attempt(self, plan: _Plan, provider: Any, send: Send) -> tuple[ModelResponse, float]:
+    async def _attempt(self, plan: _Plan, provider: Any, send: Send) -> tuple[Answer, float]:
         """One attempt inside the model's slot, bounded by the timeout.
 
         Returns the response and when the attempt started (after any wait for a slot).
@@ -477,7 +525,7 @@ class Harness:
         async with self._slot(plan) as slot:
             start = time.perf_counter()
             async with asyncio.timeout(plan.timeout):
-                response: ModelResponse = await self._generate(plan, provider, send)
+                response: Answer = await self._generate(plan, provider, send)
             slot.tokens = response.usage.total_tokens
         return response, start
 
@@ -552,10 +600,13 @@ class Harness:
             if stream.response is not None:
                 slot.tokens = stream.response.usage.total_tokens
 
-    async def _generate(self, plan: _Plan, provider: Any, send: Send) -> ModelResponse:
+    async def _generate(self, plan: _Plan, provider: Any, send: Send) -> Answer:
         # Checked inside the model's slot, just before sending: calls already in flight
         # finish, so the overshoot is at most one slot's worth per model.
         self._check_budget(plan)
+        if plan.embedding:
+            embedded: EmbeddingResponse = await provider.embed(plan.call, send)
+            return embedded
         if not plan.stream:
             response: ModelResponse = await provider.generate(plan.call, send)
             return response
@@ -770,6 +821,90 @@ class Harness:
         plans = self._plans_for_models(models, messages, params)
         return await self._gather(plans, len(plans), None)
 
+    async def aembedding(
+        self,
+        model: str,
+        input: str | Sequence[str],
+        *,
+        dimensions: int | None = None,
+        encoding_format: str | None = None,
+        timeout: float | None = None,
+        api_key: str | None = None,
+        api_base: str | None = None,
+        **params: Any,
+    ) -> EmbeddingResponse:
+        """Embed one text or a list of texts: LiteLLM's ``aembedding``.
+
+        Returns OpenAI's embedding list (``data[i].embedding`` for ``input[i]``) with
+        ``usage``, the cost in ``harness.cost_usd`` and ``_hidden_params["response_cost"]``.
+        A list goes in one request, or in the provider's batch size (2048 for OpenAI and
+        Azure, 100 for Gemini, 96 for Cohere) with the batches sent at once and re-joined in
+        order; each batch is one call with the model's limits, retries, timeout, the cost
+        cap and the response store (its key is not a completion's). ``dimensions`` asks
+        for shorter vectors, ``encoding_format`` (OpenAI) for ``base64`` on the wire (the
+        answer is floats either way); other parameters (``input_type`` for Cohere,
+        ``task_type`` for Gemini, ``user``, ``mock_response``, ``num_retries``) pass as for
+        completions. Bad input, and a provider without embeddings (Anthropic), raise
+        before anything is sent; a failed call raises its ``HarnessError``.
+        """
+        plans = self._embedding_plans(
+            model,
+            input,
+            {
+                **params,
+                "dimensions": dimensions,
+                "encoding_format": encoding_format,
+                "timeout": timeout,
+                "api_key": api_key,
+                "api_base": api_base,
+            },
+        )
+        if len(plans) == 1:
+            return await self._embed(plans[0])
+        tasks = [asyncio.ensure_future(self._embed(plan)) for plan in plans]
+        try:
+            parts = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return merge_responses(parts, plans[0].call.spec.name)
+
+    def _embedding_plans(self, model: str, input: Any, params: Mapping[str, Any]) -> list[_Plan]:
+        """The checked plans of one embeddings call: one per provider-sized batch."""
+        spec = self._spec(model, params)
+        texts = embedding_inputs(input, provider=spec.provider, model=spec.name)
+        check_dimensions(params.get("dimensions"), provider=spec.provider, model=spec.name)
+        asked = {k: v for k, v in params.items() if k not in ("stream", "stream_options")}
+        scripted = asked.get("mock_response") is not None or asked.get("mock_timeout")
+        if not scripted and not get_provider(spec.family).supports_embeddings:
+            raise no_embeddings(Call(spec, []))  # before looking for a key
+        plan = self._plan(spec, [], {**asked, "input": texts})
+        call = plan.call
+        for name in _CHAT_ONLY.intersection(spec.params).difference(asked):
+            call.params.pop(name, None)
+        provider = get_provider(plan.family)
+        plan.embedding = True
+        size = provider.max_embedding_inputs
+        if not size or len(texts) <= size:
+            return [plan]
+        return [
+            replace(plan, call=replace(call, params={**call.params, "input": texts[i : i + size]}))
+            for i in range(0, len(texts), size)
+        ]
+
+    async def _embed(self, plan: _Plan) -> EmbeddingResponse:
+        """One batch of an embeddings call, raising only ``HarnessError``s."""
+        try:
+            response = await self._answer(plan)
+        except HarnessError:
+            raise
+        except Exception as exc:
+            raise _unexpected(plan, exc) from exc
+        assert isinstance(response, EmbeddingResponse)
+        return response
+
     def _plans_for_models(
         self, models: Sequence[str], messages: list[dict[str, Any]], params: Mapping[str, Any]
     ) -> list[_Plan]:
@@ -865,6 +1000,10 @@ class Harness:
         """Sync twin of ``abatch_completion_models_all_responses``."""
         return run_sync(self.abatch_completion_models_all_responses(models, messages, **params))
 
+    def embedding(self, model: str, input: str | Sequence[str], **params: Any) -> EmbeddingResponse:
+        """Sync twin of ``aembedding`` (same parameters)."""
+        return run_sync(self.aembedding(model, input, **params))
+
     async def aclose(self) -> None:
         """Close the running loop's HTTP client (idle keep-alive sockets)."""
         await self._clients.aclose()
@@ -920,9 +1059,17 @@ def _endpoint(
     return api_base, secret(api_key)
 
 
+def _embedded_text(call: Call) -> list[dict[str, Any]]:
+    """An embeddings call's first text as a user message (a replay miss quotes it)."""
+    return [{"role": "user", "content": call.params["input"][0]}]
+
+
 def _estimate_tokens(call: Call) -> int:
     """A rough token estimate for ``tpm`` before the answer says: prompt chars / 4 + max tokens."""
     chars = sum(len(str(m.get("content") or "")) for m in call.messages)
+    texts = call.params.get("input")
+    if texts and not call.messages:  # an embeddings call
+        chars += sum(len(t) for t in texts)
     limit = call.params.get("max_tokens") or call.params.get("max_completion_tokens") or 256
     return chars // 4 + int(limit)
 

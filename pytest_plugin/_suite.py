@@ -90,6 +90,7 @@ class SuiteFile(pytest.File):
                 state.harness.resolve(model)
             except ConfigError as exc:
                 raise self.CollectError(f"{self._rel()}: {exc.message}") from None
+        self._check_embedding_models(suite, state.harness.config)
         prompts: list[str | None] = list(suite.prompt_ids) or [None]
         for case in suite.cases:
             for prompt in prompts:
@@ -112,6 +113,15 @@ class SuiteFile(pytest.File):
                             self.config.addinivalue_line("markers", f"{tag}: suite tag")
                         item.add_marker(tag)
                     yield item
+
+    def _check_embedding_models(self, suite: Any, config: Any) -> None:
+        """Fail collection when a ``similar: {scorer: embedding}`` check has no model."""
+        from harness.checks.similarity import embedding_model_problem
+
+        for case in suite.cases:
+            problem = embedding_model_problem(case.checks, config)
+            if problem is not None:
+                raise self.CollectError(f"{self._rel()}: case {case.id!r}: {problem}")
 
     def _rel(self) -> str:
         try:

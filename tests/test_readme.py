@@ -97,3 +97,16 @@ def test_the_serve_examples_run_as_written(tmp_path):
         "x-harness-fastest-response: careful" in done.stdout
     )
     assert (tmp_path / "reports" / "serve" / "results.jsonl").read_text().count('"shape": "race"')
+
+
+def test_the_similarity_examples_run_as_written(tmp_path):
+    from harness.config import load_config
+
+    [config] = [b for b in _python_blocks("Testing with pytest", "toml") if "embedding_model" in b]
+    path = tmp_path / "pyproject.toml"
+    path.write_text(config, encoding="utf-8")
+    assert load_config(path).embedding_model == "embedder"
+    [example] = [b for b in _python_blocks("Testing with pytest") if "embedding(" in b]
+    namespace: dict = {}
+    exec(example, namespace)
+    assert len(namespace["vector"]) == 64 and namespace["cost"] is None

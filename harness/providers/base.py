@@ -23,6 +23,13 @@ whatever a server sends, a call fails only with a ``HarnessError``: a body past 
 body that does not decode, a stream answered with HTML or plain text, or stream bytes that
 are not UTF-8 are ``InvalidResponseError``s naming what was wrong.
 
+Embeddings (``Harness.embedding``) take the same path with two more pure pieces,
+``build_embedding_request(call)`` (the texts are ``call.params["input"]``, a list) and
+``parse_embedding_response(call, data, headers) -> EmbeddingResponse``; ``embed(call,
+send)`` sends them as ``generate`` does. ``supports_embeddings`` says whether an adapter
+has them (the runner refuses before sending when not) and ``max_embedding_inputs`` how many
+texts one request may carry (the runner splits longer inputs into batches).
+
 Retries, timeouts, concurrency and cost belong to the runner, never to a provider.
 Adapters register themselves by family name (``openai``, ``anthropic``, …) when their
 module is imported; ``get_provider`` imports the module the provider table
@@ -34,9 +41,9 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
@@ -66,6 +73,9 @@ from harness.providers.wire import (
 )
 from harness.types import StreamChunk
 
+if TYPE_CHECKING:
+    from harness.embeddings import EmbeddingResponse
+
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "Call",
@@ -74,6 +84,7 @@ __all__ = [
     "Send",
     "SendStream",
     "get_provider",
+    "no_embeddings",
 ]
 
 Send = _http.Send
@@ -144,6 +155,10 @@ class Provider(ABC):
     needs_network: ClassVar[bool] = True
     supports_n: ClassVar[bool] = True
     """Whether the API returns several choices for ``n``; otherwise the runner fans out."""
+    supports_embeddings: ClassVar[bool] = False
+    """Whether the API has an embeddings endpoint (``embed``)."""
+    max_embedding_inputs: ClassVar[int | None] = None
+    """The most texts one embeddings request may carry (``None``: no limit)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -153,6 +168,13 @@ class Provider(ABC):
     @abstractmethod
     async def generate(self, call: Call, send: Send) -> Any:
         """Make one attempt of ``call`` and return its ``ModelResponse``."""
+
+    async def embed(self, call: Call, send: Send) -> EmbeddingResponse:
+        """Make one attempt of an embeddings ``call`` (texts in ``call.params["input"]``).
+
+        This default refuses: adapters with an embeddings API override it.
+        """
+        raise no_embeddings(call)
 
     def stream(
         self, call: Call, send_stream: SendStream, *, clock: Clock = time.perf_counter
@@ -228,7 +250,37 @@ class HTTPProvider(Provider):
         return await self._generate_one(call, send)
 
     async def _generate_one(self, call: Call, send: Send) -> Any:
-        request = self.build_request(call)
+        return await self._exchange(call, send, self.build_request(call), self.parse_response)
+
+    def build_embedding_request(self, call: Call) -> httpx.Request:
+        """The embeddings request for ``call`` (pure); adapters with embeddings override it.
+
+        Raises:
+            BadRequestError: this adapter has no embeddings API.
+        """
+        raise no_embeddings(call)
+
+    def parse_embedding_response(
+        self, call: Call, data: Any, headers: Mapping[str, str]
+    ) -> EmbeddingResponse:
+        """Normalise a successful embeddings body into an ``EmbeddingResponse`` (pure)."""
+        raise no_embeddings(call)
+
+    async def embed(self, call: Call, send: Send) -> EmbeddingResponse:
+        """Build the embeddings request, send it, and parse the answer or the error."""
+        response: EmbeddingResponse = await self._exchange(
+            call, send, self.build_embedding_request(call), self.parse_embedding_response
+        )
+        return response
+
+    async def _exchange(
+        self,
+        call: Call,
+        send: Send,
+        request: httpx.Request,
+        parse: Callable[[Call, Any, Mapping[str, str]], Any],
+    ) -> Any:
+        """Send ``request``; parse the answer with ``parse``, or the error status."""
         request.extensions[_LIMIT_EXTENSION] = call.max_response_bytes
         try:
             response = await send(request)
@@ -246,16 +298,22 @@ class HTTPProvider(Provider):
                 status=response.status_code,
                 body=body,
             ) from None
-        result = self.parse_checked(call, data, body, response.status_code, response.headers)
+        result = self.parse_checked(call, data, body, response.status_code, response.headers, parse)
         result.harness.request_id = request_id(response.headers)
         return result
 
     def parse_checked(
-        self, call: Call, data: Any, body: bytes, status: int, headers: Mapping[str, str]
+        self,
+        call: Call,
+        data: Any,
+        body: bytes,
+        status: int,
+        headers: Mapping[str, str],
+        parse: Callable[[Call, Any, Mapping[str, str]], Any] | None = None,
     ) -> Any:
-        """``parse_response``, with an unexpected shape reported as ``InvalidResponseError``."""
+        """Run ``parse`` (default ``parse_response``); a bad shape is ``InvalidResponseError``."""
         try:
-            return self.parse_response(call, data, headers)
+            return (parse or self.parse_response)(call, data, headers)
         except HarnessError:
             raise
         except SHAPE_ERRORS as exc:
@@ -315,6 +373,15 @@ class HTTPProvider(Provider):
             return http_stream_chunks(self, call, send_stream, stream)
 
         return ResponseStream(produce, clock=clock)
+
+
+def no_embeddings(call: Call) -> HarnessError:
+    """The error of an embeddings call to a provider without an embeddings API."""
+    return call.error(
+        BadRequestError,
+        f"the {call.spec.provider} API has no embeddings endpoint (model {call.spec.name!r}); "
+        "use an openai, azure, gemini, cohere, mock or echo model",
+    )
 
 
 def get_provider(family: str) -> Provider:

@@ -6,7 +6,8 @@ names (``p``, ``k``, ``stop_sequences``, ``REQUIRED``/``NONE`` tool choice), the
 content items, thinking and tool calls come back as one OpenAI choice, and Cohere's error
 statuses (including its 498 and 499) are mapped onto the harness error tree. Streams (the
 same URL with ``"stream": true``) send typed events (``message-start`` … ``message-end``)
-that become OpenAI chunks and are assembled into the same ``ModelResponse``.
+that become OpenAI chunks and are assembled into the same ``ModelResponse``. Embeddings go
+to ``POST /v2/embed`` (up to 96 texts per request).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from harness.embeddings import EmbeddingResponse
 from harness.errors import (
     APIConnectionError,
     AuthenticationError,
@@ -40,6 +42,7 @@ from harness.providers.streams import (
 from harness.providers.wire import (
     FinishReasons,
     content_text,
+    embedding_response,
     error_details,
     json_request,
     map_finish_reason,
@@ -60,7 +63,10 @@ from harness.types import (
     Usage,
 )
 
-__all__ = ["FINISH_REASONS", "CohereProvider", "CohereStreamParser"]
+__all__ = ["DEFAULT_INPUT_TYPE", "FINISH_REASONS", "CohereProvider", "CohereStreamParser"]
+
+DEFAULT_INPUT_TYPE = "search_document"
+"""The ``input_type`` of an embeddings call that gives none (Cohere requires one)."""
 
 FINISH_REASONS = FinishReasons(
     mapped={
@@ -110,6 +116,9 @@ class CohereProvider(HTTPProvider):
 
     family = "cohere"
     supports_n = False
+    supports_embeddings = True
+    max_embedding_inputs = 96
+    """``/v2/embed`` takes at most 96 texts."""
 
     def build_request(self, call: Call) -> httpx.Request:
         """Build the ``/v2/chat`` POST for ``call`` (pure)."""
@@ -123,6 +132,48 @@ class CohereProvider(HTTPProvider):
         headers.update(call.spec.headers)
         headers.update(call.headers)
         return json_request(url, build_body(call), headers)
+
+    def build_embedding_request(self, call: Call) -> httpx.Request:
+        """Build the ``/v2/embed`` POST for ``call`` (pure).
+
+        ``{"model", "texts", "input_type", "embedding_types": ["float"]}``: ``input_type``
+        is the call's (LiteLLM passes it through), default ``search_document``;
+        ``dimensions`` becomes ``output_dimension`` and ``truncate`` is passed on.
+        """
+        base = call.base_url()
+        if not base:
+            raise call.error(ConfigError, "no api_base for the Cohere API")
+        url = base + ("/embed" if base.endswith("/v2") else "/v2/embed")
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if call.api_key:
+            headers["authorization"] = f"Bearer {call.api_key}"
+        headers.update(call.spec.headers)
+        headers.update(call.headers)
+        params = call.params
+        body: dict[str, Any] = {
+            "model": call.spec.model,
+            "texts": params["input"],
+            "input_type": params.get("input_type") or DEFAULT_INPUT_TYPE,
+            "embedding_types": ["float"],
+        }
+        if params.get("dimensions") is not None:
+            body["output_dimension"] = params["dimensions"]
+        if params.get("truncate") is not None:
+            body["truncate"] = params["truncate"]
+        return json_request(url, body, headers)
+
+    def parse_embedding_response(
+        self, call: Call, data: Any, headers: Mapping[str, str]
+    ) -> EmbeddingResponse:
+        """Normalise ``{"embeddings": {"float": [[...]]}, "meta": {"billed_units"}}`` (pure).
+
+        Raises:
+            InvalidResponseError: not one vector per text sent.
+        """
+        vectors = [[float(x) for x in v] for v in data["embeddings"]["float"]]
+        billed = (data.get("meta") or {}).get("billed_units") or {}
+        tokens = int(billed.get("input_tokens") or 0)
+        return embedding_response(call, vectors, Usage(tokens, 0, tokens), call.spec.model)
 
     def parse_response(self, call: Call, data: Any, headers: Mapping[str, str]) -> ModelResponse:
         """Normalise a Chat v2 response into a ``ModelResponse`` (pure).

@@ -5,7 +5,8 @@ OpenAI messages become ``systemInstruction`` plus ``user``/``model`` ``contents`
 parameters become ``generationConfig``/``tools``/``toolConfig``, each candidate comes back
 as one OpenAI choice, and Google RPC error statuses are mapped onto the harness error tree.
 Streams (``:streamGenerateContent?alt=sse``) send each candidate's new parts per chunk; they
-become OpenAI chunks and are assembled into the same ``ModelResponse``.
+become OpenAI chunks and are assembled into the same ``ModelResponse``. Embeddings go to
+``models/{model}:batchEmbedContents`` (up to 100 texts per request).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from harness.embeddings import EmbeddingResponse
 from harness.errors import (
     APIConnectionError,
     AuthenticationError,
@@ -40,6 +42,7 @@ from harness.providers.streams import (
 from harness.providers.wire import (
     FinishReasons,
     content_text,
+    embedding_response,
     error_details,
     json_request,
     map_finish_reason,
@@ -129,6 +132,9 @@ class GeminiProvider(HTTPProvider):
 
     family = "gemini"
     supports_n = True
+    supports_embeddings = True
+    max_embedding_inputs = 100
+    """``batchEmbedContents`` takes at most 100 requests."""
 
     def build_request(self, call: Call) -> httpx.Request:
         """Build the ``generateContent`` POST for ``call`` (pure).
@@ -150,20 +156,62 @@ class GeminiProvider(HTTPProvider):
         """
         return self._request(call, ":streamGenerateContent?alt=sse")
 
-    def _request(self, call: Call, method: str) -> httpx.Request:
+    def _request(
+        self, call: Call, method: str, body: dict[str, Any] | None = None
+    ) -> httpx.Request:
         base = call.base_url()
         if not base:
             raise call.error(ConfigError, "no api_base for the Gemini API")
-        path = call.spec.model
-        if not path.startswith("tunedModels/"):
-            path = "models/" + path.removeprefix("models/")
+        path = _model_path(call)
         headers = {"content-type": "application/json"}
         if call.api_key:
             headers["x-goog-api-key"] = call.api_key
         headers.update(call.spec.headers)
         headers.update(call.headers)
-        body = build_body(call)
+        if body is None:
+            body = build_body(call)
         return json_request(f"{base.rstrip('/')}/{path}{method}", body, headers)
+
+    def build_embedding_request(self, call: Call) -> httpx.Request:
+        """Build the ``batchEmbedContents`` POST for ``call`` (pure).
+
+        One request per text, ``{"model", "content": {"parts": [{"text"}]}}``, with
+        ``dimensions`` as ``outputDimensionality`` and ``task_type`` (LiteLLM's name) as
+        ``taskType``; other parameters have no Gemini equivalent and are not sent.
+        """
+        model = _model_path(call)
+        extra: dict[str, Any] = {}
+        dimensions = call.params.get("dimensions")
+        if dimensions is not None:
+            extra["outputDimensionality"] = dimensions
+        task = call.params.get("task_type")
+        if task is not None:
+            extra["taskType"] = task
+        requests = [
+            {"model": model, "content": {"parts": [{"text": text}]}, **extra}
+            for text in call.params["input"]
+        ]
+        return self._request(call, ":batchEmbedContents", {"requests": requests})
+
+    def parse_embedding_response(
+        self, call: Call, data: Any, headers: Mapping[str, str]
+    ) -> EmbeddingResponse:
+        """Normalise ``{"embeddings": [{"values": [...]}, ...]}`` (pure).
+
+        Gemini reports no token count for embeddings; the usage is then estimated (four
+        characters a token) and the answer flagged ``usage_estimated``.
+
+        Raises:
+            InvalidResponseError: not one vector per text sent.
+        """
+        vectors = [[float(x) for x in item["values"]] for item in data["embeddings"]]
+        metadata = data.get("usageMetadata") or {}
+        tokens = metadata.get("promptTokenCount")
+        flags: list[str] = []
+        if not isinstance(tokens, int):
+            tokens = sum(max(1, len(text) // 4) for text in call.params["input"])
+            flags.append("usage_estimated")
+        return embedding_response(call, vectors, Usage(tokens, 0, tokens), call.spec.model, flags)
 
     def stream_parser(
         self, call: Call, headers: Mapping[str, str] | None = None
@@ -764,3 +812,11 @@ def _special_class(
     if status == 499:
         return APIConnectionError
     return None
+
+
+def _model_path(call: Call) -> str:
+    """``models/{model}`` (or a ``tunedModels/…`` name as given)."""
+    path = call.spec.model
+    if path.startswith("tunedModels/"):
+        return path
+    return "models/" + path.removeprefix("models/")

@@ -30,6 +30,11 @@ HTTP adapters): a role chunk, the answer split on words, tool calls, the finish 
 a usage chunk. The first chunk comes after ``ttft_ms`` (answer, ``mock_ttft_ms=`` call
 parameter, or config; default: the whole latency); the rest of the latency, if any, is
 spread between the remaining chunks. A simulated ``error`` is raised before the first chunk.
+
+Both models embed too (``Harness.embedding``): each text gets ``hashed_embedding``'s
+deterministic unit vector (256 dimensions, or the call's ``dimensions``), after the
+configured latency; a mock model's ``error`` (config, or a ``mock_response`` that is an
+error) fails the call as it would a completion.
 """
 
 from __future__ import annotations
@@ -40,6 +45,12 @@ import time
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from typing import Any
 
+from harness.embeddings import (
+    DEFAULT_OFFLINE_DIMENSIONS,
+    Embedding,
+    EmbeddingResponse,
+    hashed_embedding,
+)
 from harness.errors import (
     APIConnectionError,
     HarnessError,
@@ -91,6 +102,12 @@ class EchoProvider(Provider):
 
     family = "echo"
     needs_network = False
+    supports_embeddings = True
+
+    async def embed(self, call: Call, send: Send) -> EmbeddingResponse:
+        """Hashed vectors of the texts, after the configured latency."""
+        await _sleep_ms(_latency(call, {}))
+        return _embeddings(call)
 
     async def generate(self, call: Call, send: Send) -> ModelResponse:
         """Echo the last user message, after the configured latency."""
@@ -114,6 +131,7 @@ class MockProvider(Provider):
 
     family = "mock"
     needs_network = False
+    supports_embeddings = True
 
     def __init__(self) -> None:
         self._turns: dict[tuple[str, str], Iterator[int]] = {}
@@ -156,6 +174,30 @@ class MockProvider(Provider):
         if error is not None:
             raise _simulated_error(call, error, answer)
         return _build(call, answer)
+
+    async def embed(self, call: Call, send: Send) -> EmbeddingResponse:
+        """Hashed vectors of the texts; a scripted error or stall plays as for completions.
+
+        Only ``mock_response`` (per attempt when a list) and the model's ``error`` and
+        latency apply: the ``responses`` script is for completions.
+        """
+        answer: Any = call.mock_response
+        if isinstance(answer, list | tuple):
+            answer = answer[min(call.attempt, len(answer) - 1)] if answer else None
+        if isinstance(answer, str):
+            named = error_class(answer) if answer.startswith(_ERROR_PREFIXES) else None
+            answer = {} if named is None else {"error": named}
+        elif isinstance(answer, BaseException):
+            answer = {"error": answer}
+        elif not isinstance(answer, Mapping):
+            answer = {}
+        await _sleep_ms(_latency(call, answer))
+        if answer.get("stall"):
+            await _stall()
+        error = answer.get("error", call.spec.mock.get("error"))
+        if error is not None:
+            raise _simulated_error(call, error, answer)
+        return _embeddings(call)
 
     def stream(
         self, call: Call, send_stream: SendStream, *, clock: Clock = time.perf_counter
@@ -306,4 +348,17 @@ def _build(call: Call, answer: Mapping[str, Any]) -> ModelResponse:
             raw_finish_reasons=[raw_finish] * n,
             flags=flags,
         ),
+    )
+
+
+def _embeddings(call: Call) -> EmbeddingResponse:
+    """The offline embeddings of ``call``'s texts, with word counts as usage."""
+    texts: list[str] = call.params["input"]
+    dimensions = int(call.params.get("dimensions") or DEFAULT_OFFLINE_DIMENSIONS)
+    tokens = sum(count_tokens(text) for text in texts)
+    return EmbeddingResponse(
+        model=call.spec.model,
+        data=[Embedding(hashed_embedding(text, dimensions), i) for i, text in enumerate(texts)],
+        usage=Usage(tokens, 0, tokens),
+        harness=ResponseMeta(provider=call.spec.provider, model=call.spec.name),
     )

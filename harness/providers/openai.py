@@ -11,6 +11,9 @@ the usage chunk, Groq's ``x_groq.usage``, OpenRouter's in-stream errors, tool-ca
 and assembling them into the same ``ModelResponse``; and mapping their error bodies onto the
 harness error tree.
 
+It also owns ``POST …/embeddings`` for the same servers (``build_embedding_request``,
+``parse_embedding_response``; base64 vectors are decoded to floats).
+
 ``build_request`` and ``parse_response`` are the hot path of the throughput benchmark, so
 they avoid copies of the caller's data, pydantic, and per-call parsing of URLs or patterns.
 """
@@ -27,6 +30,7 @@ from urllib.parse import quote
 
 import httpx
 
+from harness.embeddings import EmbeddingResponse, decode_base64_embedding
 from harness.errors import (
     ConfigError,
     ContentFilterError,
@@ -48,6 +52,7 @@ from harness.providers.streams import (
 from harness.providers.wire import (
     FinishReasons,
     content_text,
+    embedding_response,
     error_details,
     every_finish_reason,
     json_request,
@@ -115,6 +120,9 @@ class OpenAIProvider(HTTPProvider):
     """
 
     family: ClassVar[str] = "openai"
+    supports_embeddings: ClassVar[bool] = True
+    max_embedding_inputs: ClassVar[int | None] = 2048
+    """OpenAI's limit of inputs per embeddings request."""
 
     # --- request ------------------------------------------------------------------------
 
@@ -263,6 +271,58 @@ class OpenAIProvider(HTTPProvider):
         code = err.get("code") if isinstance(err, dict) else None
         status = code if type(code) is int and 400 <= code < 600 else 500
         return self.parse_error(call, status, _dump(data).encode(), headers)
+
+    # --- embeddings ---------------------------------------------------------------------
+
+    def build_embedding_request(self, call: Call) -> httpx.Request:
+        """Build ``POST {api_base}/embeddings`` for ``call`` (pure).
+
+        The body is ``{"model", "input": [texts], ...}`` with the call's parameters
+        (``dimensions``, ``encoding_format``, ``user``); the Cohere and Gemini parameters
+        ``input_type`` and ``task_type`` are left out.
+
+        Raises:
+            ConfigError: the provider has no base URL and none was configured.
+        """
+        base = call.base_url()
+        if not base:
+            raise call.error(
+                ConfigError,
+                f"no api_base for model {call.spec.name!r}: "
+                "set api_base in the config or pass api_base=...",
+            )
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        if call.api_key:
+            headers["Authorization"] = "Bearer " + call.api_key
+        body = _embedding_body(call, call.spec.model)
+        return self._request(call, base + "/embeddings", body, headers)
+
+    def parse_embedding_response(
+        self, call: Call, data: Any, headers: Mapping[str, str]
+    ) -> EmbeddingResponse:
+        """Normalise a ``list`` of ``embedding`` objects, in input order.
+
+        Raises:
+            HarnessError: the body carries an ``error``, or holds a different number of
+                vectors than the call sent texts.
+        """
+        if not isinstance(data, dict):
+            raise call.error(InvalidResponseError, "response body is not a JSON object")
+        if data.get("error"):
+            raise self._embedded_error(call, data, headers)
+        items = data.get("data")
+        if not isinstance(items, list):
+            raise call.error(InvalidResponseError, "response has no data", body=_dump(data))
+        ordered = sorted(enumerate(items), key=lambda pair: _index(pair[1].get("index"), pair[0]))
+        vectors = [_vector(item["embedding"]) for _, item in ordered]
+        usage = data.get("usage") or {}
+        prompt = int(usage.get("prompt_tokens") or 0)
+        return embedding_response(
+            call,
+            vectors,
+            Usage(prompt, 0, int(usage.get("total_tokens") or prompt)),
+            str(data.get("model") or call.spec.model),
+        )
 
     # --- errors -------------------------------------------------------------------------
 
@@ -618,18 +678,30 @@ class AzureProvider(OpenAIProvider):
         body = self._body(call, spec.model)
         if extra:
             body.update(extra)
-        version = body.pop("api_version", None)
-        if base.endswith("/openai/v1"):
-            url = base + "/chat/completions"
-        else:
-            version = version or spec.api_version or _env_api_version()
-            if "/openai/deployments/" not in base:
-                base = (
-                    _strip_suffix(base, "/openai")
-                    + "/openai/deployments/"
-                    + quote(spec.model, safe="")
-                )
-            url = f"{base}/chat/completions?api-version={quote(str(version), safe='')}"
+        url = _azure_url(call, base, body.pop("api_version", None), "/chat/completions")
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        if call.api_key:
+            headers["api-key"] = call.api_key
+        return self._request(call, url, body, headers)
+
+    def build_embedding_request(self, call: Call) -> httpx.Request:
+        """Build the deployment's ``embeddings`` request (pure).
+
+        ``{endpoint}/openai/deployments/{deployment}/embeddings?api-version=…``, or
+        ``{endpoint}/openai/v1/embeddings`` on the v1 surface; the key goes in ``api-key``.
+
+        Raises:
+            ConfigError: no endpoint is configured.
+        """
+        base = call.base_url()
+        if not base:
+            raise call.error(
+                ConfigError,
+                f"no endpoint for Azure model {call.spec.name!r}: set AZURE_OPENAI_ENDPOINT "
+                "(e.g. https://my-resource.openai.azure.com) or api_base in the config",
+            )
+        body = _embedding_body(call, call.spec.model)
+        url = _azure_url(call, base, body.pop("api_version", None), "/embeddings")
         headers = {"Accept": "application/json", "Content-Type": "application/json"}
         if call.api_key:
             headers["api-key"] = call.api_key
@@ -637,6 +709,46 @@ class AzureProvider(OpenAIProvider):
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+def _azure_url(call: Call, base: str, version: Any, path: str) -> str:
+    """The URL of an Azure ``path`` (``/chat/completions``, ``/embeddings``) for ``call``."""
+    if base.endswith("/openai/v1"):
+        return base + path
+    version = version or call.spec.api_version or _env_api_version()
+    if "/openai/deployments/" not in base:
+        base = (
+            _strip_suffix(base, "/openai")
+            + "/openai/deployments/"
+            + quote(call.spec.model, safe="")
+        )
+    return f"{base}{path}?api-version={quote(str(version), safe='')}"
+
+
+_NOT_OPENAI_EMBEDDING = frozenset({"input_type", "task_type"})
+"""Embedding parameters of other APIs (Cohere, Gemini) that OpenAI would refuse."""
+
+
+def _embedding_body(call: Call, model: str) -> dict[str, Any]:
+    """``{"model", "input", ...}``: the call's non-``None`` parameters, input first."""
+    body: dict[str, Any] = {"model": model}
+    for key, value in call.params.items():
+        if value is not None and key not in _NOT_OPENAI_EMBEDDING:
+            body[key] = value
+    return body
+
+
+def _index(value: Any, position: int) -> int:
+    return value if type(value) is int else position
+
+
+def _vector(value: Any) -> list[float]:
+    """An embedding as floats: a JSON array, or base64 float32 (``encoding_format``)."""
+    if isinstance(value, str):
+        return decode_base64_embedding(value)
+    if not isinstance(value, list):
+        raise TypeError(f"an embedding is a list of numbers, got {type(value).__name__}")
+    return [float(x) for x in value]
 
 
 def _rename(body: dict[str, Any], old: str, new: str) -> None:

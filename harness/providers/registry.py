@@ -131,6 +131,10 @@ _PROVIDERS: dict[str, ProviderInfo] = {
     # harness.providers.offline
     "echo": ProviderInfo("echo", None, key_required=False, module=_OFFLINE),
     "mock": ProviderInfo("mock", None, key_required=False, module=_OFFLINE),
+    # harness.providers.local: embeddings on the CPU (the ``embeddings`` extra)
+    "wordllama": ProviderInfo(
+        "wordllama", None, key_required=False, module="harness.providers.local"
+    ),
 }
 
 PROVIDERS: Mapping[str, ProviderInfo] = MappingProxyType(_PROVIDERS)

@@ -5,7 +5,8 @@ Pure functions, no state but two caches: a compact JSON ``POST`` built the cheap
 ``Retry-After`` of any provider's error answer (``error_details``, ``request_id``,
 ``retry_after_seconds``), the harness error of a transport failure (``transport_error``),
 short excerpts of bodies that are not what was asked for, and the finish-reason machinery
-(``FinishReasons``, ``map_finish_reason``): each adapter module declares its own table.
+(``FinishReasons``, ``map_finish_reason``): each adapter module declares its own table; and
+the ``EmbeddingResponse`` of an embeddings call (``embedding_response``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from harness import http as _http
+from harness.embeddings import Embedding, EmbeddingResponse
 from harness.errors import (
     APIConnectionError,
     HarnessError,
@@ -30,7 +32,7 @@ from harness.errors import (
     ResponseTooLargeError,
 )
 from harness.errors import TimeoutError as HarnessTimeoutError
-from harness.types import FinishReason
+from harness.types import FinishReason, ResponseMeta, Usage
 
 if TYPE_CHECKING:
     from harness.providers.base import Call
@@ -40,6 +42,7 @@ __all__ = [
     "TIMEOUTS",
     "FinishReasons",
     "content_text",
+    "embedding_response",
     "error_details",
     "excerpt",
     "is_html",
@@ -339,4 +342,28 @@ def every_finish_reason() -> FinishReasons:
         | anthropic.FINISH_REASONS
         | gemini.FINISH_REASONS
         | cohere.FINISH_REASONS
+    )
+
+
+def embedding_response(
+    call: Call, vectors: list[list[float]], usage: Usage, model: str, flags: list[str] | None = None
+) -> EmbeddingResponse:
+    """The ``EmbeddingResponse`` of ``call`` from its vectors, in input order.
+
+    Raises:
+        InvalidResponseError: not one vector per text the call sent.
+    """
+    sent = len(call.params.get("input") or ())
+    if len(vectors) != sent:
+        raise call.error(
+            InvalidResponseError,
+            f"the response holds {len(vectors)} embedding(s) for {sent} input(s)",
+        )
+    return EmbeddingResponse(
+        model=model,
+        data=[Embedding(v, i) for i, v in enumerate(vectors)],
+        usage=usage,
+        harness=ResponseMeta(
+            provider=call.spec.provider, model=call.spec.name, flags=list(flags or ())
+        ),
     )
