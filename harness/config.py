@@ -179,7 +179,16 @@ _MODEL_KEYS = {
     "max_response_bytes",
 }
 _DEFAULT_KEYS = {"timeout", "retries", "max_concurrency", "max_response_bytes"}
-_TOP_KEYS = {"models", "defaults", "cache", "report", "suites", "limits", "prices"}
+_TOP_KEYS = {
+    "models",
+    "defaults",
+    "cache",
+    "report",
+    "suites",
+    "limits",
+    "prices",
+    "judge_model",
+}
 _PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok")
 
 MAX_TIMEOUT = 86_400.0
@@ -249,6 +258,9 @@ class HarnessConfig:
     max_response_bytes: int | None = None
     """``[defaults].max_response_bytes``: the largest response body (or sum of a stream's
     bytes) to read; ``None``: the transport's default (32 MiB). A model's own setting wins."""
+    judge_model: str | None = None
+    """``judge_model = "..."`` (top level): the model judge checks and ``compare:`` ask when
+    they name none (an alias or ``provider/name``); else an alias named ``judge``."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> HarnessConfig:
@@ -299,6 +311,7 @@ class HarnessConfig:
             report=ReportSettings(_opt_path(data, "report", "dir", where)),
             suites=SuiteSettings(_suite_globs(data, where)),
             limits=LimitsSettings(_opt_path(data, "limits", "path", where)),
+            judge_model=_opt_str(data.get("judge_model"), f"{where}: judge_model"),
         )
 
     def resolve(self, name: str) -> ModelSpec:

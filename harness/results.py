@@ -50,12 +50,15 @@ RESULTS_SCHEMA_VERSION = 1
 
 
 class CheckRecord(TypedDict):
-    """One check of a record: ``{name, passed, score, detail}``."""
+    """One check of a record: ``{name, passed, score, detail}`` (and a judge's ``judge``)."""
 
     name: str
     passed: bool
     score: float | None
     detail: str
+    judge: NotRequired[dict[str, Any]]
+    """A judge check's judgment: ``{model, score, reason, rubric, version}`` (see
+    ``harness.checks.CheckResult.judge``)."""
 
 
 class ErrorRecord(TypedDict):

@@ -684,6 +684,22 @@ def _checks(ctx: _Loading, value: Any, w: _Where, line: int | None) -> list[Any]
     return specs
 
 
+def _judge_inputs(
+    ctx: _Loading,
+    checks: list[Any],
+    variables: dict[str, Any],
+    w: _Where,
+    line_of: Callable[[int], int | None],
+) -> None:
+    """A built-in judge rubric's inputs (a ``reference``, a ``context``) must be there."""
+    from harness.checks.judge import judge_config_problem
+
+    for i, spec in enumerate(checks):
+        problem = judge_config_problem(spec, variables)
+        if problem is not None:
+            raise ctx.error(problem, line_of(i), w.case_id, f"{w.prefix}assert[{i}]")
+
+
 # --------------------------------------------------------------------------- sandbox
 
 MAX_RENDERED_CHARS = 10_000_000
@@ -1440,6 +1456,18 @@ def _inline_case(ctx: _Loading, item: Any, index: int, line: int | None, shared:
     )
     tags = _string_list(ctx, item["tags"], w, "tags", at("tags"), _TAG_RE) if "tags" in item else []
     variables = {**shared.vars, **case_vars}
+    own = item.get("assert")
+    _judge_inputs(
+        ctx,
+        [*shared.checks, *checks],
+        variables,
+        w,
+        lambda i: (
+            _item_line(own, i - len(shared.checks), at("assert"))
+            if i >= len(shared.checks)
+            else line
+        ),
+    )
     return Case(
         id=case_id,
         vars=variables,
@@ -1613,6 +1641,7 @@ def _row_cases(ctx: _Loading, data: _LineDict, shared: _Shared) -> list[Case]:
         w = _Where(line, case_id, note=f" ({name} row {n})")
         variables = {**shared.vars, **row}
         messages = _render(ctx, shared.templates, variables, w)
+        _judge_inputs(ctx, shared.checks, variables, w, lambda i: line)
         cases.append(
             Case(
                 id=case_id,

@@ -87,6 +87,7 @@ class SuiteFile(pytest.File):
                 state.harness.resolve(model)
             except ConfigError as exc:
                 raise self.CollectError(f"{self._rel()}: {exc.message}") from None
+        self._check_judges(suite, state.harness)
         for case in suite.cases:
             for model in models:
                 if case.models and model not in case.models:
@@ -106,11 +107,41 @@ class SuiteFile(pytest.File):
                     item.add_marker(tag)
                 yield item
 
+    def _check_judges(self, suite: Any, harness: Any) -> None:
+        """Every judge check's model resolves; else one collection error naming where."""
+        from harness.checks.judge import JudgeModelError, judge_model_for
+        from harness.errors import ConfigError
+
+        for case in suite.cases:
+            for spec in case.checks:
+                if not isinstance(spec, dict) or len(spec) != 1:
+                    continue
+                ((key, arg),) = spec.items()
+                if str(key).removeprefix("not-") != "llm_judge":
+                    continue
+                named = arg.get("model") if isinstance(arg, dict) else None
+                try:
+                    harness.resolve(judge_model_for(harness, named))
+                except (JudgeModelError, ConfigError) as exc:
+                    message = exc.message if isinstance(exc, ConfigError) else str(exc)
+                    line = _line_of(suite, "llm_judge", case.line)
+                    raise self.CollectError(
+                        f"{self._rel()}:{line}: case {case.id!r}: llm_judge: {message}"
+                    ) from None
+
     def _rel(self) -> str:
         try:
             return self.path.relative_to(self.config.rootpath).as_posix()
         except ValueError:
             return str(self.path)
+
+
+def _line_of(suite: Any, word: str, default: int) -> int:
+    """The first line of the suite file that mentions ``word`` (else ``default``)."""
+    for number, text in enumerate(suite.source_text_lines, start=1):
+        if word in text:
+            return number
+    return default
 
 
 def _item_id(parent: pytest.Collector, case_id: str, model: str) -> dict[str, Any]:
