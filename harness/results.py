@@ -192,6 +192,8 @@ class RunDocument(TypedDict):
     items: list[ItemRecord]
     records: list[ResultRecord]
     history: NotRequired[list[ResultRecord]]
+    pairwise: NotRequired[list[dict[str, Any]]]
+    """Head-to-head judgments (``harness.pairwise.PairwiseRecord``), when the run compared."""
 
 
 def wilson_interval(passed: int, total: int, z: float = 1.959963984540054) -> tuple[float, float]:

@@ -88,6 +88,8 @@ class SuiteFile(pytest.File):
             except ConfigError as exc:
                 raise self.CollectError(f"{self._rel()}: {exc.message}") from None
         self._check_judges(suite, state.harness)
+        if suite.compare is not None:
+            self._check_compare(suite, state.harness)
         for case in suite.cases:
             for model in models:
                 if case.models and model not in case.models:
@@ -128,6 +130,22 @@ class SuiteFile(pytest.File):
                     raise self.CollectError(
                         f"{self._rel()}:{line}: case {case.id!r}: llm_judge: {message}"
                     ) from None
+
+    def _check_compare(self, suite: Any, harness: Any) -> None:
+        """``compare:``'s models and judge resolve; else one collection error naming the line."""
+        from harness.checks.judge import JudgeModelError, judge_model_for
+        from harness.errors import ConfigError
+
+        spec = suite.compare
+        try:
+            for model in spec.models:
+                harness.resolve(model)
+            harness.resolve(judge_model_for(harness, spec.judge))
+        except (JudgeModelError, ConfigError) as exc:
+            message = exc.message if isinstance(exc, ConfigError) else str(exc)
+            raise self.CollectError(
+                f"{self._rel()}:{suite.compare_line}: compare: {message}"
+            ) from None
 
     def _rel(self) -> str:
         try:

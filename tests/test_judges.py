@@ -262,7 +262,7 @@ def test_the_offline_judge_grades_by_overlap_deterministically():
     )
 
 
-def test_the_offline_judge_picks_the_answer_closer_to_the_reference():
+def test_the_offline_judge_picks_the_answer_closer_to_the_reference_and_is_biased_on_close_calls():
     from harness.providers.offline_judge import PAIRWISE_MARK
 
     def ask(a: str, b: str) -> dict:
@@ -276,7 +276,9 @@ def test_the_offline_judge_picks_the_answer_closer_to_the_reference():
     assert ask("Canberra is the capital", "Sydney")["winner"] == "A"
     assert ask("Sydney", "Canberra is the capital")["winner"] == "B"
     assert ask("Canberra", "the capital Canberra")["winner"] == "B"
-    assert ask("Sydney", "Melbourne")["winner"] == "tie"
+    # a close call goes to the first answer: a position bias that swapping the order cancels
+    assert ask("Sydney", "Melbourne")["winner"] == "A"
+    assert ask("Melbourne", "Sydney")["winner"] == "A"
 
 
 # --- under pytest -------------------------------------------------------------------------------

@@ -16,8 +16,10 @@ are compared with those of the section the rubric grades against:
   words the answer has; with no question, of the rubric's.
 
 A 1-5 prompt (g_eval) gets ``1 + round(4 * share)``. Pairwise prompts score each answer
-against the reference (else the question) the same way and pick the higher, or ``tie``
-when the two are within ``TIE_MARGIN``. The reply is the JSON object the prompt asks for.
+against the reference (else the question) the same way and pick the higher; when the two
+are within ``TIE_MARGIN`` it picks answer A, a deliberate first-position bias (as real
+judges have), which judging each pair in both orders turns into a tie. The reply is the
+JSON object the prompt asks for.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ JUDGE_MARK = "You are a strict, impartial grader."
 PAIRWISE_MARK = "You are an impartial judge comparing two answers."
 """How every harness pairwise prompt (``compare:``) opens its system message."""
 TIE_MARGIN = 0.05
-"""Pairwise: scores closer than this are a tie."""
+"""Pairwise: scores closer than this are a close call, which goes to answer A."""
 
 _WORD_RE = re.compile(r"[a-z0-9]+")
 _SECTION_RE = re.compile(r"<([a-z_]+)>\n(.*?)\n</\1>", re.DOTALL)
@@ -125,9 +127,8 @@ def _pairwise(sections: Mapping[str, str]) -> str:
     basis = sections.get("reference") or sections.get("question") or ""
     a = overlap(sections.get("answer_a", ""), basis)
     b = overlap(sections.get("answer_b", ""), basis)
-    if abs(a - b) < TIE_MARGIN:
-        winner = "tie"
-    else:
-        winner = "A" if a > b else "B"
+    # Close calls go to answer A: a first-position bias like real judges', on purpose, so
+    # that judging each pair in both orders (harness.pairwise) has something to cancel.
+    winner = "A" if a > b or abs(a - b) < TIE_MARGIN else "B"
     reason = f"offline judge: answer A has {a:.0%}, answer B {b:.0%} of the key words"
     return json.dumps({"winner": winner, "reason": reason})
