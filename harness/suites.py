@@ -1852,6 +1852,10 @@ def dump_suite(suite: Suite) -> dict[str, Any]:
         out["prompt"] = suite.prompt
     else:
         out["messages"] = [dict(m) for m in suite.message_templates or []]
+    if suite.compare is not None:
+        spec = suite.compare
+        extra = {k: v for k, v in (("rubric", spec.rubric), ("judge", spec.judge)) if v}
+        out["compare"] = {"models": list(spec.models), **extra}
     out["cases"] = [_dump_case(c) for c in suite.cases]
     return out
 

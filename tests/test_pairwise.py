@@ -407,3 +407,37 @@ def test_the_pairwise_prompts_are_documented():
     doc = (ROOT / "docs" / "judges.md").read_text().replace("\n", " ")
     for text in (PAIRWISE_SYSTEM_PROMPT, DEFAULT_PAIRWISE_RUBRIC, PAIR_RETRY, "pairwise@1"):
         assert text in doc
+
+
+def test_dump_suite_keeps_compare(tmp_path):
+    import yaml
+
+    from harness.suites import dump_suite
+
+    suite = load_suite(write(tmp_path, "compare: {models: [a, b], judge: j}\n"))
+    again = tmp_path / "again.yaml"
+    again.write_text(yaml.safe_dump(dump_suite(suite)))
+    assert load_suite(again).compare == suite.compare == PairSpec(("a", "b"), None, "j")
+
+
+def test_the_pairwise_command_judges_a_saved_run(tmp_path, capsys):
+    from harness.cli import main
+    from harness.report.document import write_document
+    from tests.helpers.report_docs import document
+
+    recs = [
+        record("c1", "a", "Canberra is the capital", vars={"reference": "Canberra is the capital"}),
+        record("c1", "b", "Sydney", vars={"reference": "Canberra is the capital"}),
+    ]
+    path = write_document(document(recs), tmp_path / "results.json")
+    config = tmp_path / "harness.toml"
+    config.write_text('judge_model = "mock/judge"\n')
+    args = ["pairwise", str(path), "--models", "b,a", "--config", str(config)]
+    assert main([*args, "--cache-path", str(tmp_path / "c.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert "head to head b vs a (judge mock/judge, 1 cases): b won 0, tied 0, lost 1" in out
+    (rec,) = load_document(path)["pairwise"]
+    assert rec["winner"] == "a" and rec["models"] == ["b", "a"]
+    assert "### Head to head" in (tmp_path / "report.md").read_text()
+    assert main(["pairwise", str(path), "--models", "a"]) == 2
+    assert "--models: expected A,B" in capsys.readouterr().err
