@@ -8,12 +8,21 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 # pytester's in-process runs drop modules first imported inside them; PyYAML's C extension
 # cannot be imported twice, so load it out here once.
 import harness.suites  # noqa: F401
 from harness import Harness
-from harness.checks import CheckContext, CheckSpecError, llm_judge, run_check, validate_check_spec
+from harness.checks import (
+    CheckContext,
+    CheckSpecError,
+    llm_judge,
+    parse_judge_reply,
+    run_check,
+    validate_check_spec,
+)
 from harness.checks.judge import (
     FACTUALITY,
     G_EVAL,
@@ -415,3 +424,30 @@ def test_the_example_suite_judges_offline(pytester):
         0.0,
     ]
     assert len({s for ss in scores.values() for s in ss}) > 3  # graded, not all-or-nothing
+
+
+def test_a_failed_judge_call_still_records_which_judge_and_rubric():
+    h = Harness(config={})
+    result = llm_judge(
+        ctx("x", h), "Is it polite?", model="mock/j", mock_response={"error": 500}, num_retries=0
+    )
+    assert not result and result.judge is not None
+    assert result.judge["model"] == "mock/j" and result.judge["rubric"] == "Is it polite?"
+    assert result.judge["score"] is None and result.judge["version"] is None
+
+
+@given(st.text())
+def test_reading_any_reply_gives_a_score_in_range_or_one_precise_error(text):
+    for scale in ((0, 1), (1, 5)):
+        try:
+            score, reason = parse_judge_reply(text, scale)
+        except ValueError as exc:
+            assert "score" in str(exc)
+        else:
+            assert scale[0] <= score <= scale[1] and isinstance(reason, str)
+
+
+@given(st.integers(1, 5), st.text(max_size=50), st.text(max_size=30))
+def test_a_g_eval_reply_in_prose_is_read_back(score, reason, prose):
+    reply = prose.replace("{", "") + json.dumps({"score": score, "reason": reason})
+    assert parse_judge_reply(reply, (1, 5)) == (score, reason.strip())

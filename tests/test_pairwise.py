@@ -441,3 +441,13 @@ def test_the_pairwise_command_judges_a_saved_run(tmp_path, capsys):
     assert "### Head to head" in (tmp_path / "report.md").read_text()
     assert main(["pairwise", str(path), "--models", "a"]) == 2
     assert "--models: expected A,B" in capsys.readouterr().err
+
+
+@given(st.text())
+def test_reading_any_verdict_gives_a_b_tie_or_one_precise_error(text):
+    try:
+        winner, reason = parse_verdict(text)
+    except ValueError as exc:
+        assert "verdict" in str(exc) or "winner" in str(exc)
+    else:
+        assert winner in ("A", "B", "tie") and isinstance(reason, str)

@@ -436,7 +436,7 @@ def llm_judge(
         "model": judge,
         "score": None,
         "reason": None,
-        "rubric": built_in.name if built_in is not None else _short(text, 200),
+        "rubric": built_in.name if built_in is not None else _cut(text, 200),
         "version": built_in.id if built_in is not None else None,
     }
     judge_params.setdefault("temperature", 0)
@@ -478,7 +478,7 @@ def _ask(
     The follow-up is a different conversation (the bad reply and ``RETRY_PROMPT`` appended),
     so a response store does not serve the bad reply again.
     """
-    first = _call(via, model, messages, params)
+    first = _call(via, model, messages, params, details)
     try:
         score, reason = _read_judge_reply(first, scale)
         return first, score, reason
@@ -489,7 +489,7 @@ def _ask(
         {"role": "assistant", "content": first},
         {"role": "user", "content": RETRY_PROMPT},
     ]
-    second = _call(via, model, follow_up, params)
+    second = _call(via, model, follow_up, params, details)
     try:
         score, reason = _read_judge_reply(second, scale)
     except _Unevaluable as exc:
@@ -502,9 +502,20 @@ def _ask(
     return second, score, reason
 
 
-def _call(via: Any, model: str, messages: list[dict[str, Any]], params: Mapping[str, Any]) -> str:
+def _call(
+    via: Any,
+    model: str,
+    messages: list[dict[str, Any]],
+    params: Mapping[str, Any],
+    details: Mapping[str, Any],
+) -> str:
     try:
         reply = via.completion(model, messages, **params)
     except Exception as exc:
-        raise _Unevaluable(f"the judge call to {model!r} failed: {_describe(exc)}") from exc
+        detail = f"the judge call to {model!r} failed: {_describe(exc)}"
+        raise _Unevaluable(detail, details) from exc
     return str(reply.content or "")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
