@@ -8,6 +8,7 @@
     harness merge a.json b.json ... --out merged.json      # sharded CI jobs → one run
     harness pairwise results.json --models a,b [--judge J] [--rubric TEXT] [--out DIR]
     harness demo                                           # the offline three-shapes demo
+    harness checks [--markdown]                            # the checks; the full reference
     harness cache stats|prune --older-than 7d|export F|import F   # the response store
     harness serve [--config F] [--host H] [--port P] [--api-key K] [--cache MODE] [--record-dir D]
                   [--cache-path F] [--max-cost USD]
@@ -107,6 +108,10 @@ def _parser() -> argparse.ArgumentParser:
     pw.add_argument("--cache-path", type=Path, default=DEFAULT_CACHE_PATH)
     pw.add_argument("--out", type=Path, help="report directory (default: the results' folder)")
     sub.add_parser("demo", help="the offline demo of the three call shapes")
+    chk = sub.add_parser("checks", help="the checks a suite's assert: list can use")
+    chk.add_argument(
+        "--markdown", action="store_true", help="the full reference (docs/checks.md) as Markdown"
+    )
     sub.add_parser("cache", help="the response store: stats, prune, export, import", add_help=False)
     srv = sub.add_parser("serve", help="an OpenAI-compatible HTTP server over the models")
     srv.add_argument("--config", type=Path, help="harness.toml or pyproject.toml")
@@ -267,8 +272,7 @@ def _power(args: argparse.Namespace) -> int:
             else:
                 reached = gate_power(cases, needed, pass_rate, drop, alpha=alpha, models=models)
                 print(
-                    f"  {percent(power, 0)} power: {needed} repeat(s) "
-                    f"(power {percent(reached, 0)})"
+                    f"  {percent(power, 0)} power: {needed} repeat(s) (power {percent(reached, 0)})"
                 )
     print(
         "Assumes every case passes with that probability and the drop shifts every case "
@@ -447,6 +451,21 @@ def _pairwise(args: argparse.Namespace, document: Any) -> int:
     return 0
 
 
+def _checks(*, markdown: bool) -> int:
+    import harness.checks  # noqa: F401 - registers the built-in checks
+    from harness.checks.reference import check_summaries, render_reference
+
+    if markdown:
+        sys.stdout.write(render_reference())
+        return 0
+    summaries = check_summaries()
+    width = max(len(name) for name, _ in summaries)
+    for name, summary in summaries:
+        print(f"{name:<{width}}  {summary}")
+    print("\nArguments and examples: harness checks --markdown (docs/checks.md)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     from harness.report import write_reports
@@ -464,6 +483,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             demo()
             return 0
+        if args.command == "checks":
+            return _checks(markdown=args.markdown)
         if args.command == "report":
             document = load_document(args.results)
             baseline = load_document(args.baseline) if args.baseline else None

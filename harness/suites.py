@@ -8,7 +8,8 @@ A suite file holds cases; the pytest plugin turns each (case, model) into one te
       Summarise for a {{ audience }} in one sentence:
       {{ text }}
     vars: { audience: adult }        # suite-level vars; case vars override
-    vars_file: data/cases.csv        # more cases from CSV (header = var names) or JSONL rows
+    vars_file: data/cases.csv        # more cases from CSV (header = var names) or JSONL rows;
+                                     # a row's ``assert`` column/key adds checks to its case
     assert: [ { max_words: 50 } ]    # checks applied to every case, before the case's own
     defaults: { repeat: 3, threshold: 0.66, params: { temperature: 0 } }
     cases:
@@ -24,6 +25,12 @@ A suite file holds cases; the pytest plugin turns each (case, model) into one te
 Instead of ``prompt`` a suite may give ``messages``, a list of ``{role, content}`` whose
 contents are templates. Every case is rendered when the file is loaded, so a missing
 variable fails at collection, not halfway through a paid run.
+
+Check arguments are templates too (``icontains: "{{ expected }}"``), rendered per case
+with its vars before the check is validated: a string that is exactly one
+``{{ expression }}`` keeps the value's type (``equals: "{{ total }}"`` stays the int 42),
+any other renders to text. Keys, ``python:`` refs and ``llm_judge`` rubrics (the judge
+renders those when it runs) are left as written.
 
 A suite file is treated as untrusted input (it may come from a pull request):
 
@@ -44,7 +51,8 @@ A suite file is treated as untrusted input (it may come from a pull request):
 * Files that are not UTF-8 fail naming the byte offset and line.
 
 This module owns the ``Suite`` and ``Case`` data, ``load_suite`` (YAML with line numbers,
-sandboxed jinja2 rendering, validation of every field and of every check spec through
+sandboxed jinja2 rendering of prompts and check arguments, a ``vars_file`` row's
+``assert``, validation of every field and of every check spec through
 ``harness.checks.validate_check_spec``), ``render_template`` (the sandbox) and
 ``dump_suite`` (the data back in the YAML shape).
 Every problem is a ``SuiteError`` whose message starts with the file path and names the
@@ -69,7 +77,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, nodes
+from jinja2 import (
+    StrictUndefined,
+    Template,
+    TemplateSyntaxError,
+    Undefined,
+    UndefinedError,
+    nodes,
+)
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
@@ -190,7 +205,8 @@ class Case:
     messages: list[dict[str, Any]]
     """The rendered conversation sent to each model."""
     checks: list[Any]
-    """Assert specs: the suite-level ones first, then the case's own."""
+    """Assert specs, templates rendered: the suite-level ones first, then the case's own
+    (or the ``vars_file`` row's)."""
     repeat: int = DEFAULT_REPEAT
     """How many repeats; with ``adaptive``, the most that may be asked."""
     threshold: float = DEFAULT_THRESHOLD
@@ -661,9 +677,24 @@ def _mock_response(ctx: _Loading, value: Any, w: _Where, field: str, line: int |
     return ctx.plain(value)
 
 
-def _checks(ctx: _Loading, value: Any, w: _Where, line: int | None) -> list[Any]:
-    from harness.checks import CheckSpecError, validate_check_spec
+@dataclass(frozen=True, slots=True)
+class _CheckSource:
+    """One ``assert:`` entry as written, with where it is.
 
+    ``spec`` is the validated plain spec of an entry without templates; an entry with
+    templates (``templated``) is rendered and validated per case (``_resolve_checks``).
+    """
+
+    raw: Any
+    field: str
+    """``assert[i]`` (with the ``_Where`` prefix), for errors."""
+    line: int | None
+    templated: bool
+    spec: Any = None
+
+
+def _check_sources(ctx: _Loading, value: Any, w: _Where, line: int | None) -> list[_CheckSource]:
+    """The entries of an ``assert:`` list; those without templates validated already."""
     if not isinstance(value, list):
         raise ctx.error(
             f"expected a list of checks (e.g. '- icontains: star'), got {_type_name(value)} "
@@ -672,40 +703,291 @@ def _checks(ctx: _Loading, value: Any, w: _Where, line: int | None) -> list[Any]
             w.case_id,
             w.prefix + "assert",
         )
+    sources: list[_CheckSource] = []
+    for i, raw in enumerate(value):
+        source = _CheckSource(
+            raw, f"{w.prefix}assert[{i}]", _item_line(value, i, line), _is_templated(raw)
+        )
+        if not source.templated:
+            spec = _validated(ctx, ctx.plain(raw), source, w)
+            source = _CheckSource(source.raw, source.field, source.line, False, spec)
+        sources.append(source)
+    return sources
+
+
+def _validated(
+    ctx: _Loading,
+    plain: Any,
+    source: _CheckSource,
+    w: _Where,
+    rendered: list[tuple[str, str, int | None]] | None = None,
+) -> Any:
+    """``plain`` once ``validate_check_spec`` accepts it; else a ``SuiteError``.
+
+    ``rendered``: the (field, template, line) of each argument rendered from a template;
+    with just one, an error names that field and its template.
+    """
+    from harness.checks import CheckSpecError, validate_check_spec
+
+    field, line, after = source.field, source.line, ""
+    if rendered:
+        after = " (after rendering its templates with the case's vars)"
+        if len(rendered) == 1:
+            field, template, line = rendered[0]
+            after = f" (rendered from {_short(template)})"
+    try:
+        validate_check_spec(plain)
+    except CheckSpecError as exc:
+        raise ctx.error(f"{exc}{after}{w.note}", line, w.case_id, field) from None
+    except Exception as exc:  # a check validator must never surface as a traceback
+        raise ctx.error(
+            f"invalid check {_short(plain)}: {type(exc).__name__}: {exc}{after}{w.note}",
+            line,
+            w.case_id,
+            field,
+        ) from None
+    return plain
+
+
+def _resolve_checks(
+    ctx: _Loading, sources: list[_CheckSource], variables: Mapping[str, Any], w: _Where
+) -> list[Any]:
+    """The plain specs of ``sources`` for one case: templates rendered with its vars.
+
+    A built-in judge rubric's inputs that default to a case var (factuality's ``reference``,
+    faithfulness's ``context``) must be there: checked here, where the case's vars are known.
+    """
+    from harness.checks.judge import judge_config_problem
+
     specs: list[Any] = []
-    for i, spec in enumerate(value):
-        at = f"{w.prefix}assert[{i}]"
-        spec_line = _item_line(value, i, line)
-        plain = ctx.plain(spec)
-        try:
-            validate_check_spec(plain)
-        except CheckSpecError as exc:
-            raise ctx.error(str(exc), spec_line, w.case_id, at) from None
-        except Exception as exc:  # a check validator must never surface as a traceback
-            raise ctx.error(
-                f"invalid check {_short(plain)}: {type(exc).__name__}: {exc}",
-                spec_line,
-                w.case_id,
-                at,
-            ) from None
-        specs.append(plain)
+    for source in sources:
+        if not source.templated:
+            spec = source.spec
+        else:
+            seen: list[tuple[str, str, int | None]] = []
+            rendered = _render_spec(ctx, source, variables, w, seen)
+            spec = _validated(ctx, ctx.plain(rendered), source, w, seen)
+        problem = judge_config_problem(spec, variables)
+        if problem is not None:
+            raise ctx.error(problem + w.note, source.line, w.case_id, source.field)
+        specs.append(spec)
     return specs
 
 
-def _judge_inputs(
-    ctx: _Loading,
-    checks: list[Any],
-    variables: dict[str, Any],
-    w: _Where,
-    line_of: Callable[[int], int | None],
-) -> None:
-    """A built-in judge rubric's inputs (a ``reference``, a ``context``) must be there."""
-    from harness.checks.judge import judge_config_problem
+def _checks(
+    ctx: _Loading, value: Any, w: _Where, line: int | None, variables: Mapping[str, Any]
+) -> list[Any]:
+    """An ``assert:`` list of a case (or a ``vars_file`` row), rendered and validated."""
+    return _resolve_checks(ctx, _check_sources(ctx, value, w, line), variables, w)
 
-    for i, spec in enumerate(checks):
-        problem = judge_config_problem(spec, variables)
-        if problem is not None:
-            raise ctx.error(problem, line_of(i), w.case_id, f"{w.prefix}assert[{i}]")
+
+# --------------------------------------------------------------------------- templated checks
+
+
+def _has_template(text: str) -> bool:
+    return "{{" in text or "{%" in text
+
+
+def _template_args(spec: Any) -> tuple[str, Any, frozenset[str]] | None:
+    """A spec's name, its argument and the argument keys left unrendered; None: no template.
+
+    ``python:`` refs are never rendered, nor ``llm_judge``'s rubric: the judge renders its
+    rubric with the case's vars when it runs.
+    """
+    if not isinstance(spec, dict) or len(spec) != 1:
+        return None
+    ((key, arg),) = spec.items()
+    if not isinstance(key, str):
+        return None
+    name = key.removeprefix("not-")
+    if name == "python" or (name == "llm_judge" and not isinstance(arg, dict)):
+        return None
+    return key, arg, frozenset({"rubric"} if name == "llm_judge" else ())
+
+
+def _is_templated(spec: Any) -> bool:
+    found = _template_args(spec)
+    if found is None:
+        return False
+    _, arg, skip = found
+    if isinstance(arg, dict):
+        return any(_holds_template(v) for k, v in arg.items() if k not in skip)
+    return _holds_template(arg)
+
+
+def _holds_template(value: Any) -> bool:
+    stack = [value]
+    seen: set[int] = set()
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _has_template(item):
+                return True
+        elif isinstance(item, dict | list) and id(item) not in seen:
+            seen.add(id(item))
+            stack.extend(item.values() if isinstance(item, dict) else item)
+    return False
+
+
+def _render_spec(
+    ctx: _Loading,
+    source: _CheckSource,
+    variables: Mapping[str, Any],
+    w: _Where,
+    seen: list[tuple[str, str, int | None]],
+) -> Any:
+    """The spec with every template in its argument rendered (keys are not templates)."""
+    found = _template_args(source.raw)
+    assert found is not None
+    key, arg, skip = found
+    field = f"{source.field}.{key}"
+    line = _key_line(source.raw, key, source.line)
+    if isinstance(arg, dict):
+        rendered = {
+            k: v
+            if k in skip
+            else _render_value(ctx, v, variables, w, f"{field}.{k}", _key_line(arg, k, line), seen)
+            for k, v in arg.items()
+        }
+        return {key: rendered}
+    return {key: _render_value(ctx, arg, variables, w, field, line, seen)}
+
+
+def _render_value(
+    ctx: _Loading,
+    value: Any,
+    variables: Mapping[str, Any],
+    w: _Where,
+    field: str,
+    line: int | None,
+    seen: list[tuple[str, str, int | None]],
+) -> Any:
+    if isinstance(value, str):
+        if not _has_template(value):
+            return value
+        seen.append((field, value, line))
+        return _render_arg(ctx, value, variables, w, field, line)
+    if isinstance(value, dict):
+        return {
+            k: _render_value(ctx, v, variables, w, f"{field}.{k}", _key_line(value, k, line), seen)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [
+            _render_value(ctx, v, variables, w, f"{field}[{i}]", _item_line(value, i, line), seen)
+            for i, v in enumerate(value)
+        ]
+    return value
+
+
+_EXPRESSION_RE = re.compile(r"\A\s*\{\{(?![-+])(.*?)(?<![-+])\}\}\s*\Z", re.DOTALL)
+
+
+def _render_arg(
+    ctx: _Loading,
+    source: str,
+    variables: Mapping[str, Any],
+    w: _Where,
+    field: str,
+    line: int | None,
+) -> Any:
+    """A templated check argument: one ``{{ expr }}`` keeps its value's type, else text."""
+    where = _Where(line, w.case_id, note=w.note)
+    try:
+        expression, template = _compile_arg(source)
+    except TemplateSyntaxError as exc:
+        raise ctx.error(
+            f"template syntax error: {exc.message or exc}{w.note}", line, w.case_id, field
+        ) from None
+    except Exception as exc:  # e.g. RecursionError on absurd nesting
+        raise ctx.error(
+            f"cannot compile template: {type(exc).__name__}: {exc}{w.note}",
+            line,
+            w.case_id,
+            field,
+        ) from None
+    if template is not None:
+        return _render_one(ctx, template, dict(variables), where, field)
+    try:
+        return _check_value(_evaluate_expression(expression, variables))
+    except _NotData as exc:
+        raise ctx.error(f"{exc}{w.note}", line, w.case_id, field) from None
+    except Exception as exc:
+        raise _render_error(ctx, exc, variables, where, field) from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile_arg(source: str) -> tuple[Any, Template | None]:
+    """A check argument's template, compiled once per distinct source (rows repeat them).
+
+    ``(expression, None)`` when ``source`` is exactly one ``{{ expr }}``, else
+    ``(None, template)``.
+    """
+    match = _EXPRESSION_RE.match(source)
+    if match is not None:
+        body = _ENV.parse(source.strip()).body
+        if (  # not e.g. "{{ a }} and {{ b }}"
+            len(body) == 1
+            and isinstance(body[0], nodes.Output)
+            and len(body[0].nodes) == 1
+            and not isinstance(body[0].nodes[0], nodes.TemplateData)
+        ):
+            return _ENV.compile_expression(match.group(1), undefined_to_none=False), None
+    return None, _ENV.from_string(source)
+
+
+def _evaluate_expression(expression: Any, variables: Mapping[str, Any]) -> Any:
+    """Evaluate a compiled expression in the sandbox, within the render's bounds."""
+    token = _DEADLINE.set(_clock() + MAX_RENDER_SECONDS)
+    try:
+        value = expression(dict(variables))
+        if isinstance(value, Undefined):
+            str(value)  # StrictUndefined raises the UndefinedError naming the variable
+        _tick()
+        return _bounded(value, "the value")
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _check_value(value: Any) -> Any:
+    """A rendered value as plain data (a tuple becomes a list); ``_NotData`` otherwise."""
+    if isinstance(value, str):
+        return str(value)  # Markup and other str subclasses as plain text
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, list | tuple):
+        return [_check_value(v) for v in value]
+    if isinstance(value, dict):
+        return {_check_value(k): _check_value(v) for k, v in value.items()}
+    raise _NotData(
+        f"the template gives a {type(value).__name__}, not text, a number, a boolean, "
+        "a list or a mapping"
+    )
+
+
+class _NotData(TypeError):
+    """A ``{{ expr }}`` check argument gave a value that is not plain data."""
+
+
+def _render_error(
+    ctx: _Loading, exc: Exception, variables: Mapping[str, Any], w: _Where, field: str
+) -> SuiteError:
+    """The ``SuiteError`` for a template that failed to render (``exc``), naming the field."""
+    if isinstance(exc, SecurityError):
+        return ctx.error(f"unsafe template: {exc}{w.note}", w.line, w.case_id, field)
+    if isinstance(exc, UndefinedError):
+        text = exc.message or str(exc)
+        match = _UNDEFINED_RE.match(text)
+        known = ", ".join(sorted(map(str, variables))) or "none"
+        problem = (
+            f"undefined variable {match.group(1)!r} (vars: {known})"
+            if match
+            else f"undefined value: {text} (vars: {known})"
+        )
+        return ctx.error(problem + w.note, w.line, w.case_id, field)
+    return ctx.error(
+        f"cannot render template: {type(exc).__name__}: {exc}{w.note}", w.line, w.case_id, field
+    )
 
 
 # --------------------------------------------------------------------------- sandbox
@@ -1231,25 +1513,8 @@ def _render_one(
 ) -> str:
     try:
         return render_template(template, variables)
-    except SecurityError as exc:
-        raise ctx.error(f"unsafe template: {exc}{w.note}", w.line, w.case_id, field) from None
-    except UndefinedError as exc:
-        text = exc.message or str(exc)
-        match = _UNDEFINED_RE.match(text)
-        known = ", ".join(sorted(variables)) or "none"
-        problem = (
-            f"undefined variable {match.group(1)!r} (vars: {known})"
-            if match
-            else f"undefined value: {text} (vars: {known})"
-        )
-        raise ctx.error(problem + w.note, w.line, w.case_id, field) from None
     except Exception as exc:
-        raise ctx.error(
-            f"cannot render template: {type(exc).__name__}: {exc}{w.note}",
-            w.line,
-            w.case_id,
-            field,
-        ) from None
+        raise _render_error(ctx, exc, variables, w, field) from None
 
 
 def _render(
@@ -1343,7 +1608,8 @@ class _Shared:
     """What every case inherits from the suite level."""
 
     vars: dict[str, Any]
-    checks: list[Any]
+    checks: list[_CheckSource]
+    """The suite-level ``assert:`` entries; templated ones are rendered per case."""
     defaults: _Defaults
     templates: _Templates
 
@@ -1381,10 +1647,10 @@ def _shared(ctx: _Loading, data: _LineDict) -> _Shared:
     if "vars" in data:
         line = _key_line(data, "vars", data.line)
         suite_vars = ctx.plain(_mapping(ctx, data["vars"], _Where(line), "vars", line))
-    checks: list[Any] = []
+    checks: list[_CheckSource] = []
     if "assert" in data:
         line = _key_line(data, "assert", data.line)
-        checks = _checks(ctx, data["assert"], _Where(line), line)
+        checks = _check_sources(ctx, data["assert"], _Where(line), line)
     return _Shared(suite_vars, checks, _defaults(ctx, data), templates)
 
 
@@ -1426,7 +1692,11 @@ def _inline_case(ctx: _Loading, item: Any, index: int, line: int | None, shared:
     case_vars: dict[str, Any] = {}
     if "vars" in item:
         case_vars = ctx.plain(_mapping(ctx, item["vars"], w, "vars", at("vars")))
-    checks = _checks(ctx, item["assert"], w, at("assert")) if "assert" in item else []
+    variables = {**shared.vars, **case_vars}
+    checks = [
+        *_resolve_checks(ctx, shared.checks, variables, w),
+        *(_checks(ctx, item["assert"], w, at("assert"), variables) if "assert" in item else []),
+    ]
     d = shared.defaults
     repeat, adaptive = (
         _repeat(ctx, item["repeat"], w, at("repeat"))
@@ -1463,24 +1733,11 @@ def _inline_case(ctx: _Loading, item: Any, index: int, line: int | None, shared:
         else None
     )
     tags = _string_list(ctx, item["tags"], w, "tags", at("tags"), _TAG_RE) if "tags" in item else []
-    variables = {**shared.vars, **case_vars}
-    own = item.get("assert")
-    _judge_inputs(
-        ctx,
-        [*shared.checks, *checks],
-        variables,
-        w,
-        lambda i: (
-            _item_line(own, i - len(shared.checks), at("assert"))
-            if i >= len(shared.checks)
-            else line
-        ),
-    )
     return Case(
         id=case_id,
         vars=variables,
         messages=_render(ctx, shared.templates, variables, w),
-        checks=[*shared.checks, *checks],
+        checks=checks,
         repeat=repeat,
         adaptive=adaptive,
         threshold=threshold,
@@ -1647,15 +1904,19 @@ def _row_cases(ctx: _Loading, data: _LineDict, shared: _Shared) -> list[Case]:
                 "vars_file",
             )
         w = _Where(line, case_id, note=f" ({name} row {n})")
+        row_checks = row.pop("assert", None)
         variables = {**shared.vars, **row}
         messages = _render(ctx, shared.templates, variables, w)
-        _judge_inputs(ctx, shared.checks, variables, w, lambda i: line)
+        checks = _resolve_checks(ctx, shared.checks, variables, w)
+        if row_checks is not None:
+            value = _row_assert(ctx, row_checks, name.lower().endswith(".csv"), w)
+            checks += _checks(ctx, value, w, line, variables)
         cases.append(
             Case(
                 id=case_id,
                 vars=variables,
                 messages=messages,
-                checks=list(shared.checks),
+                checks=checks,
                 repeat=d.repeat,
                 adaptive=d.adaptive,
                 threshold=d.threshold,
@@ -1666,6 +1927,58 @@ def _row_cases(ctx: _Loading, data: _LineDict, shared: _Shared) -> list[Case]:
             )
         )
     return cases
+
+
+def _row_assert(ctx: _Loading, value: Any, from_csv: bool, w: _Where) -> list[Any]:
+    """A row's ``assert`` as a list of specs: a CSV cell holds JSON or YAML text.
+
+    A list is the checks; a single mapping or text is one check; an empty cell is none.
+    """
+    if from_csv and isinstance(value, str):
+        if not value.strip():
+            return []
+        try:
+            value = ctx.plain(_cell_data(value))
+        except Exception as exc:  # the loader's contract: a SuiteError, never a traceback
+            problem = str(exc) if isinstance(exc, _RowError) else f"{type(exc).__name__}: {exc}"
+            raise ctx.error(
+                f"cannot read the 'assert' column as JSON or YAML: {problem}{w.note}",
+                w.line,
+                w.case_id,
+                "assert",
+            ) from None
+    if isinstance(value, dict | str):
+        return [value]
+    if not isinstance(value, list):
+        raise ctx.error(
+            f'expected a list of checks (e.g. [{{"icontains": "star"}}]), got '
+            f"{_type_name(value)} {_short(value)}{w.note}",
+            w.line,
+            w.case_id,
+            "assert",
+        )
+    return value
+
+
+def _cell_data(text: str) -> Any:
+    """The data in a CSV cell: JSON, else YAML (aliases bounded, duplicate keys refused)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise _RowError("nested too deeply") from None
+    except ValueError:
+        pass
+    try:
+        return _load_yaml(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f" (cell line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
+        raise _RowError(f"{problem}{at}") from None
+    except yaml.YAMLError as exc:
+        raise _RowError(str(exc)) from None
+    except RecursionError:
+        raise _RowError("nested too deeply") from None
 
 
 def _refuse_duplicate_ids(ctx: _Loading, cases: list[Case]) -> None:

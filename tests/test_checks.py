@@ -86,6 +86,8 @@ BUILTINS = {
     "similar",
     "starts_with",
     "tokens",
+    "tool_call",
+    "tool_calls",
 }
 
 
@@ -200,8 +202,8 @@ def test_importing_the_checks_and_validating_a_suite_does_not_import_the_runner(
     assert seen["checks"] == [  # every built-in, in the order the docs list them
         "equals", "contains", "icontains", "not_contains", "contains_any", "contains_all",
         "regex", "starts_with", "max_words", "max_chars", "is_json", "json_schema", "json_path",
-        "finish_reason", "latency_ms", "ttft_ms", "tokens_per_s", "cost", "tokens", "similar",
-        "llm_judge", "python",
+        "finish_reason", "latency_ms", "ttft_ms", "tokens_per_s", "cost", "tokens", "tool_call",
+        "tool_calls", "similar", "llm_judge", "python",
     ]
 
 
@@ -513,6 +515,8 @@ SAMPLE_SPECS = {
     "similar": {"similar": "x"},
     "starts_with": {"starts_with": "x"},
     "tokens": {"tokens": 10},
+    "tool_call": {"tool_call": "get_weather"},
+    "tool_calls": {"tool_calls": 1},
 }
 
 

@@ -63,6 +63,13 @@ The checks, with their YAML form:
     The call's cost in USD is at most ``max`` (needs a price for the model).
 ``tokens: 500`` / ``tokens: {max: 500}``
     The call used at most ``max`` tokens in total (prompt + completion).
+``tool_call: get_weather`` / ``tool_call: {name: get_weather, arguments: {city: Paris}}``
+    Some tool call of the answer (first choice) names the tool and its JSON arguments
+    contain the given ones (every key present with an equal value; nested mappings alike);
+    ``arguments_schema: {...}`` validates them against a JSON Schema instead or as well.
+    The detail names the calls made (``made: get_time({"tz": "UTC"})``).
+``tool_calls: 2`` / ``tool_calls: {count: 2}`` / ``tool_calls: {min: 1, max: 3}``
+    How many tool calls the answer made.
 ``similar: "expected text"`` / ``similar: {value: ..., threshold: 0.7, scorer: token_f1}``
     The scorer's similarity between the output and ``value`` is at least ``threshold``
     (default 0.6). The default scorer ``token_f1`` is the F1 of the lower-cased word tokens;
@@ -87,8 +94,9 @@ arguments, returning the same kinds of value as a ``python`` check).
 The package: ``core`` (results, the context, evaluation, ``assert_passes``), ``registry``
 (the checks by name and the reading of YAML entries), then one module per family of
 checks, each registering its checks when imported: ``text``, ``json_output``, ``call``,
-``similarity``, ``judge`` and ``python_ref``. Import from ``harness.checks``; importing it
-does not import the runner (nor httpx): the judge does, when it first calls a model.
+``tools``, ``similarity``, ``judge`` and ``python_ref``. Import from ``harness.checks``;
+importing it does not import the runner (nor httpx): the judge does, when it first calls a
+model.
 """
 
 from __future__ import annotations
@@ -124,6 +132,7 @@ from harness.checks.json_output import (
     parse_json_path,
 )
 from harness.checks.call import cost, finish_reason, latency_ms, tokens, tokens_per_s, ttft_ms
+from harness.checks.tools import tool_call, tool_calls
 from harness.checks.similarity import SCORERS, register_scorer, similar, token_f1
 from harness.checks.judge import (
     DEFAULT_JUDGE_MODEL,
@@ -180,6 +189,8 @@ __all__ = [
     "token_f1",
     "tokens",
     "tokens_per_s",
+    "tool_call",
+    "tool_calls",
     "ttft_ms",
     "validate_check_spec",
 ]

@@ -94,6 +94,7 @@ def _pointer(path: Iterable[Any]) -> str:
 
 
 def _schema_kind(label: str, param: str, value: Any) -> Any:
+    """A JSON Schema (a mapping)."""
     if not isinstance(value, Mapping | bool):
         raise _spec_error(label, param, "a JSON Schema (a mapping)", value)
     _validator(value)
@@ -189,6 +190,7 @@ def format_json_path(steps: Sequence[str | int]) -> str:
 
 
 def _path_kind(label: str, param: str, value: Any) -> str:
+    """A JSON path such as `$.items[0].name`."""
     text = _text(label, param, value)
     parse_json_path(text)
     return text

@@ -217,6 +217,7 @@ def judge_config_problem(spec: object, variables: Mapping[str, Any]) -> str | No
 
 
 def _template_name(label: str, param: str, value: Any) -> str:
+    """One of the built-in rubrics: factuality, relevance, faithfulness, g_eval."""
     if isinstance(value, str) and value in RUBRICS:
         return value
     raise CheckSpecError(_template_name_error(value))
@@ -357,11 +358,13 @@ def llm_judge(
     vars: Mapping[str, Any] | None = None,
     **judge_params: Any,
 ) -> _Verdict:
-    """A judge model grades the output against ``rubric``; passes at ``threshold`` or more.
+    """A judge grades the output on ``rubric`` or a built-in ``template``; passes at ``threshold``.
 
-    YAML: ``llm_judge: {rubric: "Is the answer polite?", model: judge, threshold: 0.7}``, or
-    a built-in rubric: ``llm_judge: {template: factuality}`` (see ``RUBRICS`` and
-    ``docs/judges.md``).
+    YAML: ``llm_judge: {rubric: "Is the answer polite?", model: judge, threshold: 0.7}``.
+
+    Built-in rubrics (``RUBRICS``; the prompts are in ``docs/judges.md``):
+    ``llm_judge: {template: factuality}`` (against ``reference``), ``relevance``,
+    ``faithfulness`` (to ``context``), ``g_eval`` (``criteria``, ``steps``; scored 1-5).
 
     The judge gets the rubric's system prompt, the rubric (a jinja2 template over ``vars``)
     or the built-in one with its inputs, the last user message of the case (when known) and
@@ -405,13 +408,15 @@ def llm_judge(
         for name in ("reference", "context", "criteria"):
             if name not in built_in.needs:
                 continue
-            value = given[name] if given[name] is not None else variables.get(name)
-            if value is None:
+            if given[name] is not None:  # the check's own text: a template over the vars
+                inputs[name] = _render_rubric(str(given[name]), variables)
+            elif variables.get(name) is not None:  # a case var: data, shown as it is
+                inputs[name] = str(variables[name])
+            else:
                 raise _Unevaluable(
                     f"template {built_in.name!r} needs a {name}: give '{name}: ...' in the "
                     f"check or a case variable {name!r}"
                 )
-            inputs[name] = _render_rubric(str(value), variables)
         if steps:
             inputs["steps"] = [_render_rubric(step, variables) for step in steps]
         if built_in is RELEVANCE and question is None:

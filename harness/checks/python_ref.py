@@ -56,6 +56,7 @@ def _load_ref(ref: str) -> Callable[[CheckContext], Any]:
 
 
 def _ref_kind(label: str, param: str, value: Any) -> str:
+    """`module:function`, importable."""
     ref = _text(label, param, value)
     _load_ref(ref)
     return ref

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Concatenate, ParamSpec
+from typing import Any, Concatenate, ParamSpec, TypeGuard
 
 from harness.checks.core import (
     Checkable,
@@ -308,10 +308,14 @@ def _check_kinds(label: str, entry: _Entry, arguments: dict[str, Any]) -> None:
             f"e.g. {entry.example}"
         )
     low, high = arguments.get("min"), arguments.get("max")
-    if isinstance(low, float) and isinstance(high, float) and low > high:
+    if _is_number(low) and _is_number(high) and low > high:
         raise CheckSpecError(f"check {label!r}: min {low:g} is greater than max {high:g}")
     if entry.combined is not None:
         entry.combined(label, arguments)
+
+
+def _is_number(value: Any) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def validate_check_spec(spec: object) -> None:
@@ -376,6 +380,7 @@ def _spec_error(label: str, param: str, expected: str, value: Any) -> CheckSpecE
 
 
 def _text(label: str, param: str, value: Any) -> str:
+    """Text (a number is read as its text)."""
     if isinstance(value, str):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -384,6 +389,7 @@ def _text(label: str, param: str, value: Any) -> str:
 
 
 def _nonempty_text(label: str, param: str, value: Any) -> str:
+    """Non-empty text."""
     text = _text(label, param, value)
     if not text:
         raise CheckSpecError(f"check {label!r}: {param!r} is empty, so the check means nothing")
@@ -391,18 +397,21 @@ def _nonempty_text(label: str, param: str, value: Any) -> str:
 
 
 def _texts(label: str, param: str, value: Any) -> list[str]:
+    """A non-empty list of texts."""
     if not isinstance(value, list | tuple) or not value:
         raise _spec_error(label, param, "a non-empty list of texts, e.g. [cat, dog]", value)
     return [_nonempty_text(label, f"{param}[{i}]", v) for i, v in enumerate(value)]
 
 
 def _count(label: str, param: str, value: Any) -> int:
+    """A whole number >= 0."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     raise _spec_error(label, param, "a whole number >= 0", value)
 
 
 def _number(label: str, param: str, value: Any) -> float | None:
+    """A number >= 0."""
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
@@ -412,10 +421,12 @@ def _number(label: str, param: str, value: Any) -> float | None:
 
 
 def _fraction(label: str, param: str, value: Any) -> float:
+    """A number from 0 to 1."""
     if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1:
         return float(value)
     raise _spec_error(label, param, "a number from 0 to 1", value)
 
 
 def _anything(label: str, param: str, value: Any) -> Any:
+    """Any value."""
     return value

@@ -71,6 +71,7 @@ def _scorer(name: str) -> Scorer:
 
 
 def _scorer_kind(label: str, param: str, value: Any) -> Any:
+    """A scorer name (listed below) or, from Python, a function."""
     if value is None or callable(value):
         return value
     _scorer(_text(label, param, value))

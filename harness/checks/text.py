@@ -91,6 +91,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 
 def _pattern(label: str, param: str, value: Any) -> str:
+    """A Python regular expression."""
     text = _nonempty_text(label, param, value)
     _compile(text)
     return text
