@@ -451,3 +451,9 @@ def test_reading_any_reply_gives_a_score_in_range_or_one_precise_error(text):
 def test_a_g_eval_reply_in_prose_is_read_back(score, reason, prose):
     reply = prose.replace("{", "") + json.dumps({"score": score, "reason": reason})
     assert parse_judge_reply(reply, (1, 5)) == (score, reason.strip())
+
+
+def test_a_case_var_reference_is_shown_as_data_not_rendered():
+    judge = ScriptedJudge('{"score": 1, "reason": "ok"}')
+    llm_judge(ctx("x", judge, reference="use {{ braces }} as is"), template="factuality", model="m")
+    assert "<reference>\nuse {{ braces }} as is\n</reference>" in judge.calls[0][1][1]["content"]
