@@ -6,6 +6,7 @@
     harness compare old.json new.json [--alpha 0.05]     # exit 1 on a significant regression
     harness power --cases 200 --repeats 3 --pass-rate 0.8 [--drop 10pp] [--power 0.8,0.9]
     harness merge a.json b.json ... --out merged.json      # sharded CI jobs → one run
+    harness pairwise results.json --models a,b [--judge J] [--rubric TEXT] [--out DIR]
     harness demo                                           # the offline three-shapes demo
     harness checks [--markdown]                            # the checks; the full reference
     harness cache stats|prune --older-than 7d|export F|import F   # the response store
@@ -98,6 +99,14 @@ def _parser() -> argparse.ArgumentParser:
     mer = sub.add_parser("merge", help="merge runs from sharded jobs into one")
     mer.add_argument("inputs", type=Path, nargs="+")
     mer.add_argument("--out", type=Path, required=True, help="the merged results.json")
+    pw = sub.add_parser("pairwise", help="judge two models of a saved run head to head")
+    pw.add_argument("results", type=Path, help="results.json (or results.jsonl)")
+    pw.add_argument("--models", required=True, help="the two models, as A,B")
+    pw.add_argument("--judge", help="the judge model (default: judge_model, else 'judge')")
+    pw.add_argument("--rubric", help="what makes an answer better (default: pairwise@1)")
+    pw.add_argument("--config", type=Path, help="harness.toml or pyproject.toml")
+    pw.add_argument("--cache-path", type=Path, default=DEFAULT_CACHE_PATH)
+    pw.add_argument("--out", type=Path, help="report directory (default: the results' folder)")
     sub.add_parser("demo", help="the offline demo of the three call shapes")
     chk = sub.add_parser("checks", help="the checks a suite's assert: list can use")
     chk.add_argument(
@@ -402,6 +411,46 @@ def cache_command(argv: Sequence[str]) -> int:
         return 2
 
 
+def _pairwise(args: argparse.Namespace, document: Any) -> int:
+    """``harness pairwise``: judge two models' answers of a saved run; rewrite its reports."""
+    from harness import Harness
+    from harness._sync import run_sync
+    from harness.checks.judge import JudgeModelError, judge_model_for
+    from harness.config import load_config
+    from harness.errors import HarnessError
+    from harness.pairwise import PairSpec, head_to_head, judge_pairs, tally_text
+    from harness.report import write_reports
+
+    names = [n.strip() for n in str(args.models).split(",")]
+    if len(names) != 2 or not all(names) or names[0] == names[1]:
+        print(f"harness pairwise: --models: expected A,B, got {args.models!r}", file=sys.stderr)
+        return 2
+    try:
+        harness = Harness(load_config(args.config), cache=args.cache_path)
+    except HarnessError as exc:
+        print(f"harness pairwise: {exc}", file=sys.stderr)
+        return 2
+    try:
+        judge = judge_model_for(harness, args.judge)
+        harness.resolve(judge)
+        spec = PairSpec((names[0], names[1]), args.rubric, judge)
+        made = run_sync(judge_pairs(harness, document["records"], spec, judge))
+    except (HarnessError, JudgeModelError) as exc:
+        print(f"harness pairwise: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        harness.close()
+    kept = [p for p in document.get("pairwise") or [] if p.get("models") != list(spec.models)]
+    document["pairwise"] = kept + [dict(p) for p in made]
+    if not made:
+        print(f"harness pairwise: no case was answered by both {names[0]} and {names[1]}")
+    for pair in head_to_head(document["pairwise"]):
+        print(tally_text(pair))
+    for path in write_reports(document, args.out or args.results.parent):
+        print(f"wrote {path}")
+    return 0
+
+
 def _checks(*, markdown: bool) -> int:
     import harness.checks  # noqa: F401 - registers the built-in checks
     from harness.checks.reference import check_summaries, render_reference
@@ -453,6 +502,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(format_table(comparison))
             return 1 if comparison.has_significant_regression else 0
+        if args.command == "pairwise":
+            return _pairwise(args, load_document(args.results))
         if args.command == "power":
             return _power(args)
         if args.command == "merge":

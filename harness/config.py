@@ -192,6 +192,7 @@ _TOP_KEYS = {
     "limits",
     "prices",
     "embedding_model",
+    "judge_model",
 }
 _PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok")
 
@@ -265,6 +266,9 @@ class HarnessConfig:
     embedding_model: str | None = None
     """``embedding_model``: the model (alias or ``provider/name``) of ``similar``'s
     ``scorer: embedding`` when the check names none; ``None``: not configured."""
+    judge_model: str | None = None
+    """``judge_model = "..."`` (top level): the model judge checks and ``compare:`` ask when
+    they name none (an alias or ``provider/name``); else an alias named ``judge``."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> HarnessConfig:
@@ -315,6 +319,7 @@ class HarnessConfig:
             report=ReportSettings(_opt_path(data, "report", "dir", where)),
             suites=SuiteSettings(_suite_globs(data, where)),
             limits=LimitsSettings(_opt_path(data, "limits", "path", where)),
+            judge_model=_opt_str(data.get("judge_model"), f"{where}: judge_model"),
         )
         if "embedding_model" in data:
             config = replace(config, embedding_model=_embedding_model(config, data, where))

@@ -50,12 +50,15 @@ RESULTS_SCHEMA_VERSION = 1
 
 
 class CheckRecord(TypedDict):
-    """One check of a record: ``{name, passed, score, detail}``."""
+    """One check of a record: ``{name, passed, score, detail}`` (and a judge's ``judge``)."""
 
     name: str
     passed: bool
     score: float | None
     detail: str
+    judge: NotRequired[dict[str, Any]]
+    """A judge check's judgment: ``{model, score, reason, rubric, version}`` (see
+    ``harness.checks.CheckResult.judge``)."""
 
 
 class ErrorRecord(TypedDict):
@@ -193,6 +196,8 @@ class RunDocument(TypedDict):
     items: list[ItemRecord]
     records: list[ResultRecord]
     history: NotRequired[list[ResultRecord]]
+    pairwise: NotRequired[list[dict[str, Any]]]
+    """Head-to-head judgments (``harness.pairwise.PairwiseRecord``), when the run compared."""
 
 
 def wilson_interval(passed: int, total: int, z: float = 1.959963984540054) -> tuple[float, float]:

@@ -133,8 +133,12 @@ TOP_LEVEL_KEYS = (
     "assert",
     "defaults",
     "cases",
+    "compare",
 )
 """Keys a suite file may have at its top level."""
+
+COMPARE_KEYS = ("models", "rubric", "judge")
+"""Keys of ``compare:`` (a head-to-head between two models, ``harness.pairwise``)."""
 
 CASE_KEYS = (
     "id",
@@ -281,6 +285,10 @@ class Suite:
     ``{id, messages}`` (ids made explicit), in file order."""
     source_text_lines: tuple[str, ...] = field(default=(), compare=False, repr=False)
     """The file's text, one entry per line, for showing a case's source in reports."""
+    compare: Any = None
+    """``compare:``: a ``harness.pairwise.PairSpec`` (two models judged head to head)."""
+    compare_line: int | None = field(default=None, compare=False)
+    """The line of ``compare:`` in the file."""
 
     def case(self, case_id: str) -> Case:
         """The case with this id; ``KeyError`` naming the known ids if there is none."""
@@ -791,15 +799,25 @@ def _validated(
 def _resolve_checks(
     ctx: _Loading, sources: list[_CheckSource], variables: Mapping[str, Any], w: _Where
 ) -> list[Any]:
-    """The plain specs of ``sources`` for one case: templates rendered with its vars."""
+    """The plain specs of ``sources`` for one case: templates rendered with its vars.
+
+    A built-in judge rubric's inputs that default to a case var (factuality's ``reference``,
+    faithfulness's ``context``) must be there: checked here, where the case's vars are known.
+    """
+    from harness.checks.judge import judge_config_problem
+
     specs: list[Any] = []
     for source in sources:
         if not source.templated:
-            specs.append(source.spec)
-            continue
-        seen: list[tuple[str, str, int | None]] = []
-        rendered = _render_spec(ctx, source, variables, w, seen)
-        specs.append(_validated(ctx, ctx.plain(rendered), source, w, seen))
+            spec = source.spec
+        else:
+            seen: list[tuple[str, str, int | None]] = []
+            rendered = _render_spec(ctx, source, variables, w, seen)
+            spec = _validated(ctx, ctx.plain(rendered), source, w, seen)
+        problem = judge_config_problem(spec, variables)
+        if problem is not None:
+            raise ctx.error(problem + w.note, source.line, w.case_id, source.field)
+        specs.append(spec)
     return specs
 
 
@@ -2248,6 +2266,8 @@ def load_suite(
         if top.get("models") is not None:
             at = _key_line(top, "models", top.line)
             models = _string_list(ctx, top["models"], _Where(at), "models", at, _ANY_RE)
+        compare_line = _key_line(top, "compare", top.line) if "compare" in top else None
+        compare = _compare(ctx, top["compare"], compare_line) if "compare" in top else None
     except RecursionError:
         raise SuiteError("structure nested too deeply", path=where) from None
     return Suite(
@@ -2259,7 +2279,38 @@ def load_suite(
         message_templates=None if shared.variants else shared.templates.message_sources,
         prompt_variants=shared.variant_sources,
         source_text_lines=tuple(text.splitlines()),
+        compare=compare,
+        compare_line=compare_line,
     )
+
+
+def _compare(ctx: _Loading, value: Any, line: int | None) -> Any:
+    """``compare: {models: [a, b], rubric?, judge?}`` as a ``PairSpec``."""
+    from harness.pairwise import PairSpec
+
+    w = _Where(line)
+    data = _mapping(ctx, value, w, "compare", line)
+    _check_keys(ctx, value, COMPARE_KEYS, w, "compare")
+    if "models" not in data:
+        raise ctx.error("needs 'models: [a, b]' (the two models to judge)", line, None, "compare")
+    at = _key_line(value, "models", line)
+    models = _string_list(ctx, data["models"], w, "compare.models", at, _ANY_RE)
+    if len(models) != 2 or models[0] == models[1]:
+        raise ctx.error(
+            f"expected two different models, got {_short(models)}", at, None, "compare.models"
+        )
+    texts: dict[str, str | None] = {}
+    for key in ("rubric", "judge"):
+        item = data.get(key)
+        if item is not None and (not isinstance(item, str) or not item.strip()):
+            raise ctx.error(
+                f"expected a non-empty string, got {_short(item)}",
+                _key_line(value, key, line),
+                None,
+                f"compare.{key}",
+            )
+        texts[key] = item
+    return PairSpec((models[0], models[1]), texts["rubric"], texts["judge"])
 
 
 def _vars_root(file: Path, root: str | os.PathLike[str] | None) -> Path:
@@ -2296,6 +2347,10 @@ def dump_suite(suite: Suite) -> dict[str, Any]:
         out["prompt"] = suite.prompt
     else:
         out["messages"] = [dict(m) for m in suite.message_templates or []]
+    if suite.compare is not None:
+        spec = suite.compare
+        extra = {k: v for k, v in (("rubric", spec.rubric), ("judge", spec.judge)) if v}
+        out["compare"] = {"models": list(spec.models), **extra}
     out["cases"] = [_dump_case(c) for c in suite.cases]
     return out
 

@@ -53,6 +53,8 @@ class ResultsCollector:
         self.session_id = uuid.uuid4().hex[:12]
         """Tells this session's lines from another's in a shared ``results.jsonl``."""
         self.written: list[Any] = []
+        self.pairwise: list[dict[str, Any]] = []
+        """Head-to-head judgments (``harness.pairwise``), made at session end."""
 
     @property
     def jsonl_path(self) -> Any:
@@ -126,7 +128,9 @@ class ResultsCollector:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """Close the stream, write the reports, and apply the gates to the exit status."""
+        """Judge head to head, close the stream, write the reports, apply the gates."""
+        if self.records:
+            self._judge_pairwise()
         if self._writer is not None:
             self._writer.close()
             self._share.release()
@@ -193,7 +197,53 @@ class ResultsCollector:
             "config_hash": config_hash(harness_config),
             "models": [m for m in model_entries(harness_config, names) if m["name"] in set(names)],
         }
-        return build_document(self.records, self.items, run=run, history=self.history)
+        return build_document(
+            self.records, self.items, run=run, history=self.history, pairwise=self.pairwise
+        )
+
+    def _pair_specs(self) -> list[tuple[Any, list[ResultRecord]]]:
+        """Each head-to-head to judge, with its records: the option's, then each suite's."""
+        from harness.pairwise import PairSpec
+        from harness.suites import SuiteError, load_suite
+
+        out: list[tuple[Any, list[ResultRecord]]] = []
+        option = self.settings.pairwise
+        if option is not None:
+            out.append((PairSpec(option, None, self.settings.pairwise_judge), self.records))
+        root = self.config.rootpath
+        for suite_id in dict.fromkeys(str(r["suite"]) for r in self.records if r.get("suite")):
+            path = root / suite_id
+            try:
+                suite = load_suite(path, root=root) if path.is_file() else None
+            except SuiteError:
+                suite = None
+            spec = suite.compare if suite is not None else None
+            if spec is None or (option is not None and set(spec.models) == set(option)):
+                continue
+            out.append((spec, [r for r in self.records if r.get("suite") == suite_id]))
+        return out
+
+    def _judge_pairwise(self) -> None:
+        """Judge every head-to-head through the session's harness; records to the stream."""
+        specs = self._pair_specs()
+        if not specs:
+            return
+        from harness._sync import run_sync
+        from harness.checks.judge import JudgeModelError, judge_model_for
+        from harness.pairwise import judge_pairs
+        from pytest_plugin._state import get_state
+
+        harness = get_state(self.config).harness
+        writer = self._open()
+        for spec, records in specs:
+            try:
+                judge = judge_model_for(harness, spec.judge)
+            except JudgeModelError as exc:
+                self.gate_notes.append(f"harness: head to head {' vs '.join(spec.models)}: {exc}")
+                continue
+            for record in run_sync(judge_pairs(harness, records, spec, judge)):
+                writer.write({"kind": "pairwise", "session": self.session_id, **record})
+                self.pairwise.append(dict(record))
 
     def item_pass_rates(self) -> dict[str, float]:
         """Pass rate of the items, overall (key ``"overall"``) and per model."""
@@ -234,6 +284,11 @@ class ResultsCollector:
                 f"adaptive repeats: {asked} of up to {most} calls asked for "
                 f"{len(adaptive)} item(s); {most - asked} saved"
             )
+        if self.pairwise:
+            from harness.pairwise import head_to_head, tally_text
+
+            for pair in head_to_head(self.pairwise):
+                tr.write_line(tally_text(pair))
         tr.write_line(f"results: {self.jsonl_path}")
         for path in self.written:
             tr.write_line(f"report: {path}")

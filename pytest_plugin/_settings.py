@@ -62,6 +62,10 @@ class Settings:
     """``items``: any failing item fails the session (pytest's own rule), and the pass-rate
     and regression gates can only add failures; ``rate``: failing harness items are reported
     but the exit status is decided by those gates."""
+    pairwise: tuple[str, str] | None = None
+    """``--harness-pairwise a,b``: judge a against b head to head in every suite."""
+    pairwise_judge: str | None = None
+    """``--harness-pairwise-judge``: the judge for it (else the config's judge model)."""
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -163,6 +167,20 @@ def add_options(parser: pytest.Parser) -> None:
         help="items (default): any failing item fails the session; rate: failing harness "
         "items are reported, and the exit status is decided by --harness-min-pass-rate and "
         "--harness-fail-on-regression (ini: harness_gate)",
+    )
+    group.addoption(
+        "--harness-pairwise",
+        default=None,
+        metavar="A,B",
+        help="judge model A against model B head to head on every case both answered "
+        "(each pair judged twice, the order swapped); adds a head-to-head table to the reports",
+    )
+    group.addoption(
+        "--harness-pairwise-judge",
+        default=None,
+        metavar="MODEL",
+        help="the judge for --harness-pairwise (default: judge_model in the config, else the "
+        "alias judge)",
     )
     parser.addini("harness_gate", "items or rate (see --harness-gate)", default="")
     parser.addini("harness_cache", "response store mode", default="")
@@ -304,6 +322,11 @@ def resolve_settings(config: pytest.Config, file: HarnessConfig | None = None) -
             "--harness-gate rate lets the gates decide the exit status: give "
             "--harness-min-pass-rate RATE and/or --harness-fail-on-regression"
         )
+    pairwise = _pairwise(_option(config, "harness_pairwise"), file)
+    pairwise_judge = _option(config, "harness_pairwise_judge")
+    if pairwise_judge is not None:
+        pairwise_judge = pairwise_judge.strip()
+        _known_model(file, pairwise_judge, "--harness-pairwise-judge")
     return Settings(
         models=models,
         config_path=config_path(config),
@@ -327,7 +350,32 @@ def resolve_settings(config: pytest.Config, file: HarnessConfig | None = None) -
         stream=_stream(config),
         max_cost=_max_cost(_option(config, "harness_max_cost")),
         gate=gate,
+        pairwise=pairwise,
+        pairwise_judge=pairwise_judge,
     )
+
+
+def _pairwise(value: str | None, file: HarnessConfig) -> tuple[str, str] | None:
+    """``--harness-pairwise a,b``: two different models that resolve."""
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",")]
+    if len(names) != 2 or not all(names) or names[0] == names[1]:
+        raise pytest.UsageError(
+            f"--harness-pairwise: expected two different models as A,B, got {value!r}"
+        )
+    for name in names:
+        _known_model(file, name, "--harness-pairwise")
+    return names[0], names[1]
+
+
+def _known_model(file: HarnessConfig, name: str, flag: str) -> None:
+    from harness.errors import ConfigError
+
+    try:
+        file.resolve(name)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"{flag}: {exc.message}") from None
 
 
 def _under(root: Path, given: str | None, default: str | os.PathLike[str]) -> Path:

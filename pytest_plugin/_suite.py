@@ -91,6 +91,9 @@ class SuiteFile(pytest.File):
             except ConfigError as exc:
                 raise self.CollectError(f"{self._rel()}: {exc.message}") from None
         self._check_embedding_models(suite, state.harness.config)
+        self._check_judges(suite, state.harness)
+        if suite.compare is not None:
+            self._check_compare(suite, state.harness)
         prompts: list[str | None] = list(suite.prompt_ids) or [None]
         for case in suite.cases:
             for prompt in prompts:
@@ -123,11 +126,57 @@ class SuiteFile(pytest.File):
             if problem is not None:
                 raise self.CollectError(f"{self._rel()}: case {case.id!r}: {problem}")
 
+    def _check_judges(self, suite: Any, harness: Any) -> None:
+        """Every judge check's model resolves; else one collection error naming where."""
+        from harness.checks.judge import JudgeModelError, judge_model_for
+        from harness.errors import ConfigError
+
+        for case in suite.cases:
+            for spec in case.checks:
+                if not isinstance(spec, dict) or len(spec) != 1:
+                    continue
+                ((key, arg),) = spec.items()
+                if str(key).removeprefix("not-") != "llm_judge":
+                    continue
+                named = arg.get("model") if isinstance(arg, dict) else None
+                try:
+                    harness.resolve(judge_model_for(harness, named))
+                except (JudgeModelError, ConfigError) as exc:
+                    message = exc.message if isinstance(exc, ConfigError) else str(exc)
+                    line = _line_of(suite, "llm_judge", case.line)
+                    raise self.CollectError(
+                        f"{self._rel()}:{line}: case {case.id!r}: llm_judge: {message}"
+                    ) from None
+
+    def _check_compare(self, suite: Any, harness: Any) -> None:
+        """``compare:``'s models and judge resolve; else one collection error naming the line."""
+        from harness.checks.judge import JudgeModelError, judge_model_for
+        from harness.errors import ConfigError
+
+        spec = suite.compare
+        try:
+            for model in spec.models:
+                harness.resolve(model)
+            harness.resolve(judge_model_for(harness, spec.judge))
+        except (JudgeModelError, ConfigError) as exc:
+            message = exc.message if isinstance(exc, ConfigError) else str(exc)
+            raise self.CollectError(
+                f"{self._rel()}:{suite.compare_line}: compare: {message}"
+            ) from None
+
     def _rel(self) -> str:
         try:
             return self.path.relative_to(self.config.rootpath).as_posix()
         except ValueError:
             return str(self.path)
+
+
+def _line_of(suite: Any, word: str, default: int) -> int:
+    """The first line of the suite file that mentions ``word`` (else ``default``)."""
+    for number, text in enumerate(suite.source_text_lines, start=1):
+        if word in text:
+            return number
+    return default
 
 
 def _item_id(parent: pytest.Collector, case_id: str, params: str) -> dict[str, Any]:

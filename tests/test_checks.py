@@ -634,7 +634,7 @@ def test_negation_does_not_turn_an_unknown_into_a_pass():
         ({"similar": {"value": "x", "threshold": 2}}, "'threshold' must be a number from 0 to 1"),
         ({"similar": {"value": "x", "scorer": "nope"}}, "unknown scorer 'nope'; known scorers: "),
         ({"llm_judge": {"rubric": "x", "harness": 3}}, "'harness' can only be passed from Python"),
-        ({"llm_judge": {"model": "judge"}}, "check 'llm_judge' needs 'rubric'"),
+        ({"llm_judge": {"model": "judge"}}, "check 'llm_judge' needs at least one of: rubric, template"),
         ({"a": 1, "b": 2}, "exactly one key (the check's name), got 2 keys: a, b"),
         ({}, "exactly one key (the check's name), got 0 keys"),
         (3, "an assert entry must be a one-key mapping like {contains: 'x'}"),
@@ -763,10 +763,11 @@ def test_llm_judge_failure_is_not_inverted_by_negation(judge_harness):
     assert not result and "the judge call to 'mock/judge' failed" in result.detail
 
 
-def test_llm_judge_unknown_default_model_fails_naming_the_config_error(judge_harness):
+def test_llm_judge_without_a_judge_model_fails_saying_how_to_configure_one(judge_harness):
     result = llm_judge("answer", "ok?", harness=judge_harness)
     assert not result
-    assert "the judge call to 'judge' failed: ConfigError" in result.detail
+    assert result.detail.startswith("no judge model is configured: add a [models.judge] table")
+    assert "judge_model" in result.detail
 
 
 def test_llm_judge_yaml_mapping_passes_judge_params_through(judge_harness):

@@ -397,3 +397,56 @@ def test_filter_counts_match_the_data(tab, pages):
     expect(page.locator("#pageinfo")).to_have_text(f"page 1 of {pages_total}")
     page.click("#last")
     expect(rows(page)).to_have_count(bad - 50 * (pages_total - 1))
+
+
+def head_to_head_document() -> dict[str, Any]:
+    """Three cases of a and b judged by the offline judge; b's answer to c2 is an XSS payload."""
+    from harness import Harness
+    from harness._sync import run_sync  # playwright's sync API holds this thread's loop
+    from harness.pairwise import PairSpec, judge_pairs
+
+    answers = {  # case: (a's answer, b's answer, the reference)
+        "c1": ("Canberra is the capital of Australia", "Sydney", "Canberra is the capital"),
+        "c2": (
+            f"Paris {IMG_XSS}",
+            f"Paris is the capital of France {SCRIPT_XSS}",
+            "Paris is the capital of France",
+        ),
+        "c3": ("Eight planets", "Eight planets", "Eight planets"),
+    }
+    recs = []
+    for cid, (a, b, reference) in answers.items():
+        vars_ = {"reference": reference}
+        recs.append(record(cid, "a", a, vars=vars_, prompt=f"Question {cid}"))
+        recs.append(record(cid, "b", b, vars=vars_, prompt=f"Question {cid}"))
+    harness = Harness(config={"judge_model": "mock/judge"})
+    pairwise = run_sync(judge_pairs(harness, recs, PairSpec(("a", "b")), "mock/judge"))
+    doc = document(recs)
+    doc["pairwise"] = pairwise
+    return doc
+
+
+def test_the_head_to_head_table_in_chromium(tab, tmp_path):
+    path = tmp_path / "h2h.html"
+    path.write_text(render_html(head_to_head_document()), encoding="utf-8")
+    page = tab.open(path)
+    section = page.locator("#head-to-head")
+    expect(section.locator("h3.pair")).to_have_text("a vs b (judge mock/judge)")
+    expect(section.locator("table.head-to-head thead th")).to_have_text(
+        ["Prompt", "Cases", "a wins", "Ties", "b wins", "Win rate of a", "95% CI"]
+    )
+    row = section.locator("tr.h2h-row")
+    expect(row).to_have_count(1)
+    expect(row.locator("th, td")).to_have_text(["all", "3", "1", "1", "1", "50.0%", "12.5%–87.5%"])
+    differ = section.locator("tr.differ-row")
+    expect(differ).to_have_count(2)
+    expect(differ.nth(0).locator("td")).to_have_text(
+        ["suites/s.yaml::c1", "a", "Canberra is the capital of Australia", "Sydney"]
+    )
+    expect(differ.nth(1).locator("td").nth(1)).to_have_text("b")
+    expect(differ.nth(1).locator("td").nth(3)).to_have_text(
+        f"Paris is the capital of France {SCRIPT_XSS}"
+    )
+    assert page.evaluate("window.__xss") is None
+    assert section.locator("img, script").count() == 0
+    assert tab.errors == []

@@ -374,7 +374,8 @@ def test_unknown_top_level_key_lists_the_valid_ones(tmp_path: Path) -> None:
     err = fails(tmp_path, "prompt: hi\ncases: [{}]\nvar: {}\n")
     assert str(err) == (
         f"{tmp_path / 'suite.yaml'}:3: unknown key 'var' at the top level; valid keys: "
-        "description, models, prompt, messages, prompts, vars, vars_file, assert, defaults, cases"
+        "description, models, prompt, messages, prompts, vars, vars_file, assert, defaults, cases, "
+        "compare"
     )
     assert where(err) == (3, None, None)
 

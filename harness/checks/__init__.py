@@ -75,10 +75,15 @@ The checks, with their YAML form:
     (default 0.6). The default scorer ``token_f1`` is the F1 of the lower-cased word tokens;
     ``register_scorer`` adds others.
 ``llm_judge: "Is it polite?"`` / ``llm_judge: {rubric: ..., model: judge, threshold: 0.7}``
-    A judge model (default: the alias ``judge``) grades the output against the rubric and
-    answers ``{"score": 0..1, "reason": ...}``; passes when the score is at least
-    ``threshold`` (default 0.5). The rubric is a jinja2 template over the case's vars. Other
-    keys (``temperature``, ``max_tokens``, ``mock_response``, ...) go to the judge call.
+    A judge model (default: ``judge_model`` in the config, else the alias ``judge``) grades
+    the output against the rubric and answers ``{"score": 0..1, "reason": ...}``; passes
+    when the score is at least ``threshold`` (default 0.5). The rubric is a jinja2 template
+    over the case's vars. Other keys (``temperature`` (default 0), ``max_tokens``,
+    ``mock_response``, ...) go to the judge call.
+``llm_judge: {template: factuality}`` (also ``relevance``, ``faithfulness``, ``g_eval``)
+    A built-in, versioned rubric (``RUBRICS``; ``docs/judges.md``): factuality against
+    ``reference`` (default: the case var), faithfulness to ``context`` (default: the case
+    var), relevance to the question, G-Eval's ``criteria`` and ``steps`` scored 1-5.
 ``python: mypkg.checks:is_haiku``
     Imports the function and calls it with the ``CheckContext``; it returns a bool, a score
     (passes at 0.5 or more) or a ``CheckResult``.
@@ -132,6 +137,8 @@ from harness.checks.similarity import SCORERS, register_scorer, similar, token_f
 from harness.checks.judge import (
     DEFAULT_JUDGE_MODEL,
     JUDGE_SYSTEM_PROMPT,
+    RUBRICS,
+    Rubric,
     judge_messages,
     llm_judge,
     parse_judge_reply,
@@ -148,6 +155,8 @@ __all__ = [
     "Checkable",
     "DEFAULT_JUDGE_MODEL",
     "JUDGE_SYSTEM_PROMPT",
+    "RUBRICS",
+    "Rubric",
     "SCORERS",
     "assert_passes",
     "contains",

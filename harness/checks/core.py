@@ -48,15 +48,21 @@ class CheckResult:
     """What was expected and what was seen, with an excerpt of the output."""
     output: str | None = field(default=None, repr=False, compare=False)
     """The checked output, kept for ``assert_passes``; not part of ``to_dict``."""
+    judge: Mapping[str, Any] | None = None
+    """A judge check's judgment: ``model``, ``score``, ``reason``, ``rubric``, ``version``
+    (and ``raw``, the judge's unreadable reply, when it could not be read)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data: name, passed, score, detail."""
-        return {
+        """Plain JSON-able data: name, passed, score, detail (and ``judge`` when set)."""
+        out: dict[str, Any] = {
             "name": self.name,
             "passed": self.passed,
             "score": self.score,
             "detail": self.detail,
         }
+        if self.judge is not None:
+            out["judge"] = dict(self.judge)
+        return out
 
     def __bool__(self) -> bool:
         return self.passed
@@ -141,14 +147,16 @@ class _Verdict(NamedTuple):
     passed: bool
     detail: str
     score: float | None = None
+    judge: Mapping[str, Any] | None = None
 
 
 class _Unevaluable(Exception):
     """The check could not be evaluated: a failed result that negation does not invert."""
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, judge: Mapping[str, Any] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.judge = judge
 
 
 # --- evaluation ---------------------------------------------------------------------------
@@ -189,8 +197,8 @@ def _evaluate(
         verdict = body()
     except _Unevaluable as exc:
         detail = f"{exc.detail}; output: {_excerpt(ctx.output)}"
-        return CheckResult(label, False, None, detail, ctx.output)
-    passed, detail, score = verdict
+        return CheckResult(label, False, None, detail, ctx.output, exc.judge)
+    passed, detail, score, judge = verdict
     if negate:
         base = label.removeprefix("not-")
         detail = (
@@ -201,7 +209,7 @@ def _evaluate(
         if score is not None and 0.0 <= score <= 1.0:
             score = 1.0 - score
     detail = f"{detail}; output: {_excerpt(ctx.output)}"
-    return CheckResult(label, passed, score, detail, ctx.output)
+    return CheckResult(label, passed, score, detail, ctx.output, judge)
 
 
 def _verdict_of(value: Any, what: str) -> _Verdict:

@@ -52,6 +52,8 @@ class _Entry:
     mapping_main: bool = False
     one_of: tuple[str, ...] = ()
     example: str = ""
+    combined: Callable[[str, Mapping[str, Any]], None] | None = None
+    """Checks the arguments together (after each is validated); raises ``CheckSpecError``."""
 
 
 _REGISTRY: dict[str, _Entry] = {}
@@ -81,6 +83,7 @@ def _builtin(
     mapping_main: bool = False,
     one_of: tuple[str, ...] = (),
     example: str = "",
+    combined: Callable[[str, Mapping[str, Any]], None] | None = None,
 ) -> Callable[
     [Callable[Concatenate[CheckContext, P], _Verdict]],
     Callable[Concatenate[Checkable, P], CheckResult],
@@ -103,7 +106,7 @@ def _builtin(
         shown = signature.replace(parameters=[first, *params[1:]], return_annotation="CheckResult")
         setattr(public, "__signature__", shown)  # noqa: B010 - help() shows ``out``
         entry = _Entry(
-            name, public, impl, signature, kinds, list_main, mapping_main, one_of, example
+            name, public, impl, signature, kinds, list_main, mapping_main, one_of, example, combined
         )
         _add(entry, replace_existing=False)
         return public
@@ -307,6 +310,8 @@ def _check_kinds(label: str, entry: _Entry, arguments: dict[str, Any]) -> None:
     low, high = arguments.get("min"), arguments.get("max")
     if _is_number(low) and _is_number(high) and low > high:
         raise CheckSpecError(f"check {label!r}: min {low:g} is greater than max {high:g}")
+    if entry.combined is not None:
+        entry.combined(label, arguments)
 
 
 def _is_number(value: Any) -> TypeGuard[float]:

@@ -7,7 +7,9 @@
 1. the call's ``mock_response=`` (any model answers offline when it is given, as in LiteLLM);
 2. the model's ``responses`` list in the config, taken in turn (the n-th call gets the n-th
    answer, cycling);
-3. else the echo answer.
+3. else, for one of harness's judge prompts, the offline judge's verdict
+   (``harness.providers.offline_judge``);
+4. else the echo answer.
 
 An answer is a string (the content) or a table with any of ``content``, ``tool_calls``,
 ``finish_reason``, ``latency_ms``, ``error``, ``usage`` and ``stall``. ``error`` simulates a
@@ -66,6 +68,7 @@ from harness.providers.base import (
     Send,
     SendStream,
 )
+from harness.providers.offline_judge import is_judge_conversation, judge_reply
 from harness.providers.streams import (
     Clock,
     ResponseStream,
@@ -153,6 +156,8 @@ class MockProvider(Provider):
             answer = answer[min(call.attempt, len(answer) - 1)] if answer else None
         if answer is None:
             answer = self._next_scripted(call)
+        if answer is None and is_judge_conversation(call.messages):
+            return {"content": judge_reply(call.messages)}  # harness/providers/offline_judge.py
         if answer is None:
             return {"content": (last_user_text(call.messages) or "")}
         if isinstance(answer, str):

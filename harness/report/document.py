@@ -124,11 +124,13 @@ def build_document(
     *,
     run: Mapping[str, Any] | None = None,
     history: Sequence[ResultRecord] = (),
+    pairwise: Sequence[Mapping[str, Any]] = (),
 ) -> RunDocument:
     """Assemble a run document from records, item outcomes and a run header.
 
     ``history`` holds the records of superseded attempts (a rerun's earlier tries); they are
-    kept for the record and never counted.
+    kept for the record and never counted. ``pairwise`` holds head-to-head judgments
+    (``harness.pairwise``).
     """
     header: RunHeader = {
         "started": None,
@@ -154,6 +156,10 @@ def build_document(
     }
     if history:
         document["history"] = _clean(history)
+    if pairwise:
+        document["pairwise"] = [
+            {k: v for k, v in p.items() if k not in ("kind", "session")} for p in pairwise
+        ]
     return document
 
 
@@ -200,6 +206,7 @@ def load_document(path: str | os.PathLike[str]) -> RunDocument:
             _items_from_records(records),
             run=run,
             history=cast(list[ResultRecord], history),
+            pairwise=[line for line in lines if line.get("kind") == "pairwise"],
         )
     try:
         data = json.loads(text)
@@ -261,6 +268,7 @@ def merge_documents(documents: Sequence[RunDocument]) -> RunDocument:
         raise ResultsError("nothing to merge")
     by_item: dict[str, tuple[list[ResultRecord], list[ItemRecord]]] = {}
     history: list[ResultRecord] = []
+    pairwise: dict[tuple[Any, ...], dict[str, Any]] = {}  # a later input's judgment wins
     replaced: list[str] = []
     models: dict[str, dict[str, Any]] = {}
     started: list[float] = []
@@ -274,6 +282,9 @@ def merge_documents(documents: Sequence[RunDocument]) -> RunDocument:
         for m in header.get("models", []):
             models.setdefault(m.get("name", ""), m)
         history.extend(r.copy() for r in doc.get("history", []))
+        for p in doc.get("pairwise", []):
+            key = (p.get("case"), p.get("prompt"), p.get("repeat"), tuple(p.get("models") or ()))
+            pairwise[key] = dict(p)
         mine: dict[str, tuple[list[ResultRecord], list[ItemRecord]]] = {}
         for r in doc.get("records", []):
             mine.setdefault(str(r["test_id"]), ([], []))[0].append(r.copy())
@@ -297,4 +308,6 @@ def merge_documents(documents: Sequence[RunDocument]) -> RunDocument:
         run["merge_replaced"] = list(dict.fromkeys(replaced))
     records = [r for recs, _ in by_item.values() for r in recs]
     items = [i for recs, its in by_item.values() for i in (its or _items_from_records(recs))]
-    return build_document(records, items, run=run, history=history)
+    return build_document(
+        records, items, run=run, history=history, pairwise=list(pairwise.values())
+    )

@@ -16,6 +16,9 @@ into a single HTML file that opens from disk. In order, the page shows:
    consumed while losing; per race the winner, the margin and every contestant's latency,
    time to first output, outcome (a cancelled loser: before or after its first byte) and
    the tokens and cost it reported;
+4b. head to head, when the run has ``pairwise`` records (``harness.pairwise``): per pair of
+    models, wins, ties and losses with the win rate and its 95% interval, overall and per
+    prompt, and the cases where they differ most with both answers (rendered in Python);
 5. the comparison matrix: one row per case, one column per model (see below); with
    prompt variants (suites with ``prompts:``) a prompt × model table of pass rates with
    their Wilson 95% intervals comes after the per-model table, and the matrix has one
@@ -182,6 +185,7 @@ def render_html(
         "prompt_table": prompt_table,
         "charts": _charts(summaries),
         "races": _races(document.get("records", []), races),
+        "head_to_head": _head_to_head(document),
         "baseline": _baseline(comparison),
         "data_json": Markup(dump_data(data)),
         "row_count": len(rows),
@@ -518,6 +522,50 @@ def _charts(summaries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return charts
+
+
+# --------------------------------------------------------------------------- head to head
+
+
+def _head_to_head(document: RunDocument) -> list[dict[str, Any]]:
+    """The head-to-head section (``harness.pairwise.head_to_head``), as display strings."""
+    from harness.pairwise import head_to_head
+
+    out = []
+    for pair in head_to_head(document.get("pairwise") or []):
+        rows = []
+        for prompt, tally in [("all", pair["overall"]), *pair["prompts"].items()]:
+            low, high = tally["ci95"]
+            rows.append(
+                {
+                    "prompt": _clip(str(prompt), DETAIL_CHARS),
+                    "n": integer(tally["n"]),
+                    "wins": integer(tally["wins"]),
+                    "ties": integer(tally["ties"]),
+                    "losses": integer(tally["losses"]),
+                    "rate": percent(tally["win_rate"]) if tally["n"] else NONE,
+                    "ci": interval(low, high) if tally["n"] else NONE,
+                }
+            )
+        differ = [
+            {
+                "case": _clip(str(r.get("case", "")), DETAIL_CHARS),
+                "winner": str(r.get("winner", "")),
+                "answers": [_clip(str(a), DETAIL_CHARS) for a in (r.get("answers") or [])],
+                "reasons": [str(v.get("reason") or "") for v in r.get("verdicts") or []],
+            }
+            for r in pair["differ"]
+        ]
+        out.append(
+            {
+                "models": [str(m) for m in pair["models"]],
+                "judge": str(pair.get("judge") or ""),
+                "rows": rows,
+                "differ": differ,
+                "differ_hidden": pair["differ_total"] - len(differ),
+            }
+        )
+    return out
 
 
 # --------------------------------------------------------------------------- races

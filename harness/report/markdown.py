@@ -15,7 +15,10 @@ r"""``report.md``: the run as GitHub-flavoured markdown, sized for PR comments a
 4. when records carry races: per model its races, wins, late finishes, cancellations and
    failures, and the tokens and cost it consumed while losing, then the total the losers
    consumed;
-5. the failing cases: case, model, why it failed (failed checks' details or the error) and
+5. when the run has ``pairwise`` records (``harness.pairwise``): the head-to-head table —
+   wins, ties, losses and the win rate with its 95% interval per pair, overall and per
+   prompt — and the cases where the two models differ most, both answers excerpted;
+6. the failing cases: case, model, why it failed (failed checks' details or the error) and
    an excerpt of the output.
 
 The whole text stays within ``limit_bytes`` (UTF-8): sections and table rows are added whole
@@ -40,6 +43,7 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from tabulate import tabulate
 
@@ -53,7 +57,7 @@ from harness.report.compare import (
     model_rows,
 )
 from harness.report.document import case_key
-from harness.report.formatting import duration, integer, percent, plural, usd
+from harness.report.formatting import duration, integer, interval, percent, plural, usd
 from harness.report.summary import (
     losers_text,
     overall_summary,
@@ -352,6 +356,56 @@ def _add_races(out: _Builder, document: RunDocument, html_name: str) -> None:
     out.add(losers_text(summary))
 
 
+HEAD_TO_HEAD_HEADERS = ("models", "prompt", "cases", "wins", "ties", "losses", "win rate [95% CI]")
+"""Columns of the head-to-head table (wins and losses from the first model's side)."""
+
+
+def _add_head_to_head(out: _Builder, document: RunDocument, html_name: str) -> None:
+    """Head to head: per pair, overall and per prompt; then where the models differ most."""
+    from harness.pairwise import head_to_head
+
+    pairs = head_to_head(document.get("pairwise") or [])
+    if not pairs or not out.add(
+        "### Head to head\n\nEach case judged twice, the answers' order swapped; a "
+        "disagreement counts as a tie. Win rate = (wins + ties / 2) / cases, Wilson 95% CI."
+    ):
+        return
+    rows: list[list[str]] = []
+    differ: list[list[str]] = []
+    for pair in pairs:
+        first, second = (escape_markdown(str(m)) for m in pair["models"])
+        label = f"{first} vs {second}"
+        for prompt, tally in [("all", pair["overall"]), *pair["prompts"].items()]:
+            rows.append([label, escape_markdown(str(prompt)), *_tally_cells(tally)])
+        for r in pair["differ"]:
+            answers = list(r.get("answers") or ["", ""]) + ["", ""]
+            differ.append(
+                [
+                    escape_markdown(str(r.get("case", ""))),
+                    escape_markdown(str(r.get("winner", ""))),
+                    _code(str(answers[0]), 120),
+                    _code(str(answers[1]), 120),
+                ]
+            )
+    align = ("left", "left") + ("right",) * 5
+    _add_table(out, HEAD_TO_HEAD_HEADERS, rows, align, _Pointer("head-to-head rows", html_name))
+    if differ and out.add("Where they differ most (the same winner in both orders):"):
+        headers = ("case", "winner", "first model's answer", "second model's answer")
+        _add_table(out, headers, differ, ("left",) * 4, _Pointer("decided cases", html_name))
+
+
+def _tally_cells(tally: Mapping[str, Any]) -> list[str]:
+    low, high = tally["ci95"]
+    rate = f"{percent(tally['win_rate'])} [{interval(low, high)}]" if tally["n"] else "—"
+    return [
+        integer(tally["n"]),
+        integer(tally["wins"]),
+        integer(tally["ties"]),
+        integer(tally["losses"]),
+        rate,
+    ]
+
+
 def _output_text(record: ResultRecord) -> str:
     """The text a record's response carried (its content, else its tool calls)."""
     response = record.get("response")
@@ -466,6 +520,7 @@ def render_markdown(
     if comparison is not None:
         _add_comparison(out, comparison, html_name)
     _add_races(out, document, html_name)
+    _add_head_to_head(out, document, html_name)
     failing = _failing_rows(document, comparison)
     heading = f"### Failing cases ({len(failing)})"
     pointer = _Pointer("failing cases", html_name)
