@@ -41,7 +41,8 @@ island, ``<script type="application/json" id="data">``, 50 rows per page, so tha
      "cols": [{"p": prompt id | null, "m": model}],  #   cases without); the matrix columns
      "rows": [{"c": case, "p": prompt | absent,      # the last user message (per variant:
                "v": vars | absent,                   #   "[id] text" lines)
-               "cells": [cell | null, ...]}]}        # one per column, null: not run
+               "cells": [cell | null | false, ...]}]}  # one per column, null: not run,
+                                                     # false: the case has no such variant
 
     cell = {"s": "pass" | "fail" | "error", "n": records, "k": passing records,
             "o": output, "e": error, "f": [[check, detail, score], ...] (failed checks),
@@ -872,6 +873,7 @@ def _matrix_rows(
             variables = _vars(first.get("vars"))
             if variables:
                 row["v"] = variables
+        variants = {prompt for prompt, _ in per_column}
         row["cells"] = [
             _cell(
                 per_column[column],
@@ -879,7 +881,7 @@ def _matrix_rows(
                 marks.get((f"{case}[{column[0]}]" if column[0] else case, column[1])),
             )
             if column in per_column
-            else None
+            else (None if column[0] in variants else False)
             for column in columns
         ]
         rows.append(row)

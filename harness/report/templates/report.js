@@ -153,6 +153,11 @@
 
   function cellNode(cell) {
     var td = el("td", "cell");
+    if (cell === false) {
+      td.classList.add("empty", "na");
+      td.title = "this case has no such prompt variant";
+      return td;
+    }
     if (!cell) {
       td.classList.add("empty");
       td.textContent = "not run";
