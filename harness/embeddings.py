@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from harness.errors import BadRequestError
-from harness.types import ResponseMeta, Usage, _Mapping, _plain
+from harness.types import ResponseMeta, Usage, _Mapping, _plain, hidden_params
 
 __all__ = [
     "DEFAULT_OFFLINE_DIMENSIONS",
@@ -114,13 +114,7 @@ class EmbeddingResponse(_Mapping):
     @property
     def _hidden_params(self) -> dict[str, Any]:
         """LiteLLM's side channel: ``response_cost`` (USD) and ``custom_llm_provider``."""
-        meta = self.harness
-        return {
-            "response_cost": meta.cost_usd,
-            "custom_llm_provider": meta.provider or None,
-            "model": meta.model or self.model,
-            "request_id": meta.request_id,
-        }
+        return hidden_params(self.harness, self.model)
 
     def to_dict(self) -> dict[str, Any]:
         """OpenAI's ``CreateEmbeddingResponse`` data (no harness metadata), JSON-able."""

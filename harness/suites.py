@@ -1756,20 +1756,7 @@ def _variants(
 
 
 def _variant_id(ctx: _Loading, entry: _LineDict, index: int, line: int | None) -> str:
-    if "id" not in entry:
-        return f"p{index + 1}"
-    value = entry["id"]
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
-        raise ctx.error(
-            f"id must be a string of letters, digits, '_', '.', '-' "
-            f"(matching [A-Za-z0-9_.-]+), got {_short(value)}",
-            _key_line(entry, "id", line),
-            None,
-            f"prompts[{index}].id",
-        )
-    return value
+    return _entry_id(ctx, entry, line, f"p{index + 1}", f"prompts[{index}].id")
 
 
 def _top_level(ctx: _Loading, data: Any) -> _LineDict:
@@ -1831,18 +1818,23 @@ def _shared(ctx: _Loading, data: _LineDict) -> _Shared:
 
 
 def _case_id(ctx: _Loading, item: _LineDict, index: int, line: int | None) -> str:
-    if "id" not in item:
-        return f"case-{index + 1}"
-    value = item["id"]
+    return _entry_id(ctx, item, line, f"case-{index + 1}", f"cases[{index}].id")
+
+
+def _entry_id(ctx: _Loading, entry: _LineDict, line: int | None, default: str, field: str) -> str:
+    """A case's or prompt variant's ``id`` (``default`` when absent), as text, checked."""
+    if "id" not in entry:
+        return default
+    value = entry["id"]
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not _ID_RE.fullmatch(value):
         raise ctx.error(
             f"id must be a string of letters, digits, '_', '.', '-' "
             f"(matching [A-Za-z0-9_.-]+), got {_short(value)}",
-            _key_line(item, "id", line),
+            _key_line(entry, "id", line),
             None,
-            f"cases[{index}].id",
+            field,
         )
     return value
 

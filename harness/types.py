@@ -585,6 +585,16 @@ class ResponseMeta(_Mapping):
         )
 
 
+def hidden_params(meta: ResponseMeta, model: str) -> dict[str, Any]:
+    """LiteLLM's ``_hidden_params`` of an answer: a fresh dict built from its ``harness``."""
+    return {
+        "response_cost": meta.cost_usd,
+        "custom_llm_provider": meta.provider or None,
+        "model": meta.model or model,
+        "request_id": meta.request_id,
+    }
+
+
 @dataclass(slots=True, repr=False, init=False)
 class ModelResponse(_Mapping):
     """One chat completion in the OpenAI ``chat.completion`` shape, plus ``harness`` metadata.
@@ -653,13 +663,7 @@ class ModelResponse(_Mapping):
 
         A fresh dict from ``harness`` each time; ``harness`` has everything else.
         """
-        meta = self.harness
-        return {
-            "response_cost": meta.cost_usd,
-            "custom_llm_provider": meta.provider or None,
-            "model": meta.model or self.model,
-            "request_id": meta.request_id,
-        }
+        return hidden_params(self.harness, self.model)
 
     def to_dict(self) -> dict[str, Any]:
         """OpenAI ``chat.completion`` data only (no harness metadata), JSON-able."""

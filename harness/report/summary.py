@@ -102,13 +102,7 @@ def model_summaries(document: RunDocument) -> list[dict[str, Any]]:
 
     for item in document.get("items", []):
         e = entry(str(item.get("model")))
-        e["items"] += 1
-        if item.get("outcome") == "passed":
-            e["passed"] += 1
-        elif item.get("errored"):
-            e["errors"] += 1
-        else:
-            e["failed"] += 1
+        _count_item(e, item)
     for r in document.get("records", []):
         e = entry(str(r.get("model")))
         e["records"] += 1
@@ -199,13 +193,7 @@ def prompt_summaries(document: RunDocument) -> list[dict[str, Any]]:
         if not prompt:
             continue
         e = entry(str(prompt), str(item.get("model")))
-        e["items"] += 1
-        if item.get("outcome") == "passed":
-            e["passed"] += 1
-        elif item.get("errored"):
-            e["errors"] += 1
-        else:
-            e["failed"] += 1
+        _count_item(e, item)
     for r in document.get("records", []):
         if not r.get("prompt"):
             continue
@@ -533,3 +521,14 @@ def _integer(value: Any) -> int | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return int(value)
     return None
+
+
+def _count_item(entry: dict[str, Any], item: Mapping[str, Any]) -> None:
+    """Count an item in a summary entry: ``items`` and one of passed, errors, failed."""
+    entry["items"] += 1
+    if item.get("outcome") == "passed":
+        entry["passed"] += 1
+    elif item.get("errored"):
+        entry["errors"] += 1
+    else:
+        entry["failed"] += 1
