@@ -122,15 +122,7 @@ class CohereProvider(HTTPProvider):
 
     def build_request(self, call: Call) -> httpx.Request:
         """Build the ``/v2/chat`` POST for ``call`` (pure)."""
-        base = call.base_url()
-        if not base:
-            raise call.error(ConfigError, "no api_base for the Cohere API")
-        url = base + ("/chat" if base.endswith("/v2") else "/v2/chat")
-        headers = {"content-type": "application/json", "accept": "application/json"}
-        if call.api_key:
-            headers["authorization"] = f"Bearer {call.api_key}"
-        headers.update(call.spec.headers)
-        headers.update(call.headers)
+        url, headers = _endpoint(call, "chat")
         return json_request(url, build_body(call), headers)
 
     def build_embedding_request(self, call: Call) -> httpx.Request:
@@ -140,15 +132,7 @@ class CohereProvider(HTTPProvider):
         is the call's (LiteLLM passes it through), default ``search_document``;
         ``dimensions`` becomes ``output_dimension`` and ``truncate`` is passed on.
         """
-        base = call.base_url()
-        if not base:
-            raise call.error(ConfigError, "no api_base for the Cohere API")
-        url = base + ("/embed" if base.endswith("/v2") else "/v2/embed")
-        headers = {"content-type": "application/json", "accept": "application/json"}
-        if call.api_key:
-            headers["authorization"] = f"Bearer {call.api_key}"
-        headers.update(call.spec.headers)
-        headers.update(call.headers)
+        url, headers = _endpoint(call, "embed")
         params = call.params
         body: dict[str, Any] = {
             "model": call.spec.model,
@@ -580,3 +564,17 @@ def _special_class(status: int, message: str) -> type[HarnessError] | None:
     if status == 429 and "month" in message.lower():
         return BillingError
     return None
+
+
+def _endpoint(call: Call, route: str) -> tuple[str, dict[str, str]]:
+    """The URL of a ``/v2/<route>`` POST and its headers (the key as a Bearer token)."""
+    base = call.base_url()
+    if not base:
+        raise call.error(ConfigError, "no api_base for the Cohere API")
+    url = base + (f"/{route}" if base.endswith("/v2") else f"/v2/{route}")
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    if call.api_key:
+        headers["authorization"] = f"Bearer {call.api_key}"
+    headers.update(call.spec.headers)
+    headers.update(call.headers)
+    return url, headers

@@ -172,12 +172,7 @@ class MockProvider(Provider):
     async def generate(self, call: Call, send: Send) -> ModelResponse:
         """Play the scripted answer for this attempt."""
         answer = self._answer(call)
-        await _sleep_ms(_latency(call, answer))
-        if answer.get("stall"):
-            await _stall()
-        error = answer.get("error", call.spec.mock.get("error"))
-        if error is not None:
-            raise _simulated_error(call, error, answer)
+        await _play(call, answer)
         return _build(call, answer)
 
     async def embed(self, call: Call, send: Send) -> EmbeddingResponse:
@@ -196,12 +191,7 @@ class MockProvider(Provider):
             answer = {"error": answer}
         elif not isinstance(answer, Mapping):
             answer = {}
-        await _sleep_ms(_latency(call, answer))
-        if answer.get("stall"):
-            await _stall()
-        error = answer.get("error", call.spec.mock.get("error"))
-        if error is not None:
-            raise _simulated_error(call, error, answer)
+        await _play(call, answer)
         return _embeddings(call)
 
     def stream(
@@ -271,6 +261,16 @@ _ERROR_PREFIXES = ("litellm.", "harness.")
 async def _stall() -> None:
     """Wait until cancelled: a server that never answers (the call's timeout ends it)."""
     await asyncio.get_running_loop().create_future()
+
+
+async def _play(call: Call, answer: Mapping[str, Any]) -> None:
+    """Before a whole answer: its latency, then its stall or simulated error, if any."""
+    await _sleep_ms(_latency(call, answer))
+    if answer.get("stall"):
+        await _stall()
+    error = answer.get("error", call.spec.mock.get("error"))
+    if error is not None:
+        raise _simulated_error(call, error, answer)
 
 
 def _simulated_error(call: Call, error: Any, answer: Mapping[str, Any]) -> Exception:
