@@ -7,6 +7,10 @@ L = 50 ms) and each client:
   ``asyncio.gather(*(harness.aembedding(model, input) ...))``, the model's limit holding C
   requests in flight; a call with more inputs than the provider takes in one request is
   split by the harness (Cohere: 96 texts) and its batches sent at once;
+* ``lean-workers`` — the same harness driven by C worker coroutines that each await one
+  ``aembedding`` after another (as ``abatch_completion`` and ``raw`` do): with ``gather``
+  every call is planned and checked before the first answer is read, which the
+  ``lean`` row pays at the start and this one does not;
 * ``raw`` — the floor: a keep-alive HTTP/1.1 client on asyncio streams with C workers that
   ``json.dumps`` each request body (the same batches), writes it, reads the answer and
   ``json.loads`` it, and does nothing else.
@@ -24,7 +28,7 @@ second. Each (scenario, client, round) runs in a fresh child process that warms 
 scenario's first C calls (at most) before the measured run.
 
     python tests/benchmarks/bench_embedding.py [--quick] [--scenario c100,batched,split]
-        [--client lean,raw] [--rounds 3] [--profile] [--json]
+        [--client lean,lean-workers,raw] [--rounds 3] [--profile] [--json]
 
 With ``--json`` the tables go to stderr and a JSON list of rows to stdout.
 """
@@ -56,7 +60,7 @@ from fake_server import fake_server, fetch_stats, reset_stats  # noqa: E402
 
 LATENCY_MS = 50.0
 DIMS = 256
-CLIENTS = ("lean", "raw")
+CLIENTS = ("lean", "lean-workers", "raw")
 CHILD_TIMEOUT_S = 900
 BATCH_LIMIT = {"openai": 2048, "cohere": 96}
 """Texts per request, as the adapters split them (``max_embedding_inputs``)."""
@@ -232,10 +236,23 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
         params: dict[str, Any] = {"api_base": base, "api_key": "bench-key", "num_retries": 0}
 
         async def run(values: list[str | list[str]]) -> list[Any]:
-            return await asyncio.gather(
-                *(harness.aembedding(scenario.model, value, **params) for value in values),
-                return_exceptions=True,
-            )
+            if client_name == "lean":
+                return await asyncio.gather(
+                    *(harness.aembedding(scenario.model, value, **params) for value in values),
+                    return_exceptions=True,
+                )
+            out: list[Any] = [None] * len(values)
+            indices = iter(range(len(values)))
+
+            async def worker() -> None:
+                for i in indices:
+                    try:
+                        out[i] = await harness.aembedding(scenario.model, values[i], **params)
+                    except Exception as exc:  # a HarnessError: counted as an error below
+                        out[i] = exc
+
+            await asyncio.gather(*(worker() for _ in range(min(workers, len(values)))))
+            return out
 
         async def both() -> tuple[list[Any], float, float, float, float]:
             await run(warm)
