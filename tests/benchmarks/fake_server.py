@@ -1,4 +1,4 @@
-"""A fast fake OpenAI-compatible chat-completions and embeddings server for the benchmarks.
+"""A fast fake OpenAI-compatible chat and embeddings server for the benchmarks (stdlib only).
 
 Run it directly::
 
