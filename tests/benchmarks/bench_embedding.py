@@ -209,12 +209,13 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
     label = f"{client_name} {calls} x {inputs} C={workers}"
     errors = 0
     first_error: str | None = None
+    server_cpu0 = [0.0]
     if client_name == "raw":
         raw = _RawClient(port, scenario.family)
 
         async def both() -> tuple[list[Any], float, float, float, float]:
             await raw.run(_requests(scenario.family, warm), workers)
-            reset_stats(port)
+            server_cpu0[0] = reset_stats(port)["cpu_s"]
             t0, c0 = time.perf_counter(), time.process_time()
             with _profiled(profile, label):
                 out = await raw.run(requests, workers)
@@ -256,7 +257,7 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
 
         async def both() -> tuple[list[Any], float, float, float, float]:
             await run(warm)
-            reset_stats(port)
+            server_cpu0[0] = reset_stats(port)["cpu_s"]
             t0, c0 = time.perf_counter(), time.process_time()
             with _profiled(profile, label):
                 out = await run(call_inputs)
@@ -296,6 +297,7 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
         "server_peak_inflight": stats["peak_inflight"],
         "server_completed": stats["completed"],
         "server_new_connections": stats["connections"],
+        "server_cpu_ms_per_req": (stats["cpu_s"] - server_cpu0[0]) / len(requests) * 1000.0,
         "errors": errors,
     }
     if first_error:
@@ -353,6 +355,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
                 f"{r['cpu_ms_per_req'] / floor:.1f}x" if floor else "-",
                 f"{r['cpu_us_per_vector']:.1f}",
                 f"{r['peak_rss_mb']:.0f}",
+                f"{r['server_cpu_ms_per_req']:.3f}",
                 r["server_peak_inflight"],
                 r["server_new_connections"],
                 r["errors"],
@@ -377,6 +380,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
             "CPU vs raw",
             "CPU µs/vector",
             "peak RSS MB",
+            "srv CPU ms/req",
             "srv peak in-flight",
             "new conns",
             "errors",
