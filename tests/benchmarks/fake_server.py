@@ -1,4 +1,4 @@
-"""A fast fake OpenAI-compatible chat-completions server for the benchmarks (stdlib only).
+"""A fast fake OpenAI-compatible chat and embeddings server for the benchmarks (stdlib only).
 
 Run it directly::
 
@@ -23,8 +23,15 @@ Behaviour:
   chunk format, usage then ``[DONE]``). With ``--ttft-ms T`` (below the latency) the head
   and the first content chunk go out after T ms and the rest at the model's latency;
   otherwise the whole stream is written at the latency.
+* ``POST /v1/embeddings`` and ``POST /embeddings`` answer OpenAI's ``list`` of ``embedding``
+  objects, one per input, after the model's latency; ``POST /v2/embed`` answers Cohere's
+  ``embeddings_by_type`` (``{"embeddings": {"float": [...]}, "meta": {"billed_units"}}``).
+  Every vector is the same fixed unit vector of ``--embedding-dims`` floats (default 256),
+  serialised once; the body for k inputs is built once per k and reused, so the server
+  costs little whatever the batch size. Usage counts 8 tokens per input. The body is read
+  with ``json.loads`` (to count the inputs).
 * A model named ``fail-<status>`` (e.g. ``fail-503``) is answered at once with that status
-  and an OpenAI error body.
+  and an OpenAI error body (chat and embeddings alike).
 * ``GET /stats`` returns the counters as JSON: requests received and completed, client
   disconnects while a request was pending, in-flight and peak in-flight requests,
   connections, and the server's CPU seconds. ``GET /stats/reset`` (or POST) zeroes them and
@@ -44,6 +51,7 @@ import asyncio
 import contextlib
 import http.client
 import json
+import math
 import os
 import select
 import signal
@@ -65,6 +73,11 @@ __all__ = [
 
 _HEAD_LIMIT = 65536
 _CHAT_PATHS = frozenset({b"/v1/chat/completions", b"/chat/completions"})
+_EMBED_PATHS = frozenset({b"/v1/embeddings", b"/embeddings"})
+_COHERE_EMBED_PATH = b"/v2/embed"
+_EMBED_CACHE_LIMIT = 256
+"""Distinct input counts whose ``data`` bytes are kept (a benchmark uses a handful)."""
+_TOKENS_PER_INPUT = 8
 _REASONS = {
     200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
     405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 413: "Payload Too Large",
@@ -132,6 +145,7 @@ class ServerState:
         model_latency: Mapping[str, float],
         parse: str = "scan",
         ttft_ms: float | None = None,
+        embedding_dims: int = 256,
     ) -> None:
         self.default_latency = latency_ms / 1000.0
         self.ttft = ttft_ms / 1000.0 if ttft_ms is not None else None
@@ -140,6 +154,40 @@ class ServerState:
         self.stats = Stats()
         self.templates: dict[bytes, bytes] = {}
         self.counter = 0
+        # One fixed unit vector, serialised once (floats with all their digits, as OpenAI's).
+        raw = [math.sin(i * 0.7 + 0.3) for i in range(max(1, embedding_dims))]
+        norm = math.sqrt(math.fsum(x * x for x in raw))
+        self.vector = json.dumps([x / norm for x in raw], separators=(",", ":")).encode()
+        self.openai_data: dict[int, bytes] = {}
+        self.cohere_data: dict[int, bytes] = {}
+
+    def embedding_body(self, path: bytes, model: bytes, count: int) -> bytes:
+        """The embeddings answer for ``count`` inputs in the route's format."""
+        tokens = count * _TOKENS_PER_INPUT
+        if path == _COHERE_EMBED_PATH:
+            data = self.cohere_data.get(count)
+            if data is None:
+                if len(self.cohere_data) >= _EMBED_CACHE_LIMIT:
+                    self.cohere_data.clear()
+                data = self.cohere_data[count] = b",".join([self.vector] * count)
+            self.counter += 1
+            return (
+                b'{"id":"embed-fake%d","embeddings":{"float":[%s]},"meta":{"api_version":'
+                b'{"version":"2"},"billed_units":{"input_tokens":%d}},'
+                b'"response_type":"embeddings_by_type"}' % (self.counter, data, tokens)
+            )
+        data = self.openai_data.get(count)
+        if data is None:
+            if len(self.openai_data) >= _EMBED_CACHE_LIMIT:
+                self.openai_data.clear()
+            data = self.openai_data[count] = b",".join(
+                b'{"object":"embedding","index":%d,"embedding":%s}' % (i, self.vector)
+                for i in range(count)
+            )
+        return (
+            b'{"object":"list","data":[%s],"model":"%s","usage":{"prompt_tokens":%d,'
+            b'"total_tokens":%d}}' % (data, model, tokens, tokens)
+        )
 
     def model_of(self, body: bytes) -> bytes:
         """The request's model name (raw JSON string content), or ``b""``."""
@@ -293,7 +341,9 @@ class _HTTPConnection(asyncio.Protocol):
 
     def _dispatch(self, method: bytes, path: bytes, body: bytes, close: bool) -> None:
         state = self.state
-        if path in _CHAT_PATHS:
+        if path in _EMBED_PATHS or path == _COHERE_EMBED_PATH:
+            self._embed(method, path, body, close)
+        elif path in _CHAT_PATHS:
             if method != b"post":
                 self._send(405, _error_body(405, "use POST"), close)
                 return
@@ -328,6 +378,62 @@ class _HTTPConnection(asyncio.Protocol):
             self._send(200, b"ok", close, b"text/plain")
         else:
             self._send(404, _error_body(404, f"no route {path.decode(errors='replace')}"), close)
+
+    def _embed(self, method: bytes, path: bytes, body: bytes, close: bool) -> None:
+        """An embeddings request: count the inputs, answer after the model's latency."""
+        state = self.state
+        if method != b"post":
+            self._send(405, _error_body(405, "use POST"), close)
+            return
+        stats = state.stats
+        stats.received += 1
+        try:
+            request = json.loads(body)
+            texts = request.get("texts" if path == _COHERE_EMBED_PATH else "input")
+            model = str(request.get("model", "")).encode()
+        except (ValueError, AttributeError):
+            texts, model = None, b""
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not texts:
+            stats.completed += 1
+            stats.errors += 1
+            self._send(400, _error_body(400, "input: expected a non-empty list"), close)
+            return
+        if model.startswith(b"fail-"):
+            status = int(model[5:]) if model[5:].isdigit() else 500
+            stats.completed += 1
+            stats.errors += 1
+            message = f"fake failure {status} for model {model.decode(errors='replace')}"
+            self._send(status, _error_body(status, message), close)
+            return
+        answer = state.embedding_body(path, model.replace(b'"', b""), len(texts))
+        latency = state.latency.get(model, state.default_latency)
+        stats.inflight += 1
+        if stats.inflight > stats.peak_inflight:
+            stats.peak_inflight = stats.inflight
+        if latency <= 0:
+            self._reply(answer, close)
+        else:
+            self.pending = asyncio.get_running_loop().call_later(
+                latency, self._reply, answer, close
+            )
+
+    def _reply(self, body: bytes, close: bool) -> None:
+        """The timer fired: send a prepared 200 body (counted like ``_answer``)."""
+        self.pending = None
+        stats = self.state.stats
+        stats.inflight -= 1
+        stats.completed += 1
+        transport = self.transport
+        if transport is None:
+            return
+        transport.write((_HEAD_200_CLOSE if close else _HEAD_200) % len(body) + body)
+        if close:
+            self.closing = True
+            transport.close()
+        elif self.buf:
+            self._process()
 
     def _answer(self, model: bytes, close: bool) -> None:
         """The timer fired: send the completion (the hot path)."""
@@ -448,10 +554,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cpu", type=int, default=None, help="pin the server to this CPU")
     parser.add_argument("--ttft-ms", type=float, default=None,
                         help="streamed answers: send the first chunk after this many ms")
+    parser.add_argument("--embedding-dims", type=int, default=256,
+                        help="the length of every embedding vector")
     args = parser.parse_args(argv)
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
-    state = ServerState(args.latency_ms, args.model_latency, args.parse, args.ttft_ms)
+    state = ServerState(
+        args.latency_ms, args.model_latency, args.parse, args.ttft_ms, args.embedding_dims
+    )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.host, args.port, state))
 
@@ -467,6 +577,7 @@ def start_server_process(
     parse: str = "scan",
     cpu: int | None = None,
     ttft_ms: float | None = None,
+    embedding_dims: int | None = None,
     startup_timeout: float = 10.0,
 ) -> tuple[subprocess.Popen[str], int]:
     """Launch the server as a separate process and wait for its port.
@@ -482,6 +593,8 @@ def start_server_process(
         cmd += ["--cpu", str(cpu)]
     if ttft_ms is not None:
         cmd += ["--ttft-ms", str(ttft_ms)]
+    if embedding_dims is not None:
+        cmd += ["--embedding-dims", str(embedding_dims)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
