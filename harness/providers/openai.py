@@ -261,13 +261,19 @@ class OpenAIProvider(HTTPProvider):
     ) -> HarnessError:
         """The error of a body or stream event that reports one with a success status.
 
-        OpenRouter's numeric ``code`` is the HTTP status the error stands for, and is kept
-        as its ``status``; any other error (Groq's ``event: error``, an OpenAI ``error``
-        chunk) has no status and is classified by its ``code`` and ``type``.
+        A status the body names is kept as the error's ``status``: OpenRouter's numeric
+        ``code``, Groq's ``status_code`` (in its ``event: error``). Any other error (an
+        OpenAI ``error`` chunk, a Mistral one) has none, and is classified by its ``code``
+        and ``type`` alone.
         """
         err = data.get("error")
-        code = err.get("code") if isinstance(err, dict) else None
-        status = code if type(code) is int and 400 <= code < 600 else None
+        status = None
+        if isinstance(err, dict):
+            for key in ("code", "status_code"):
+                value = err.get(key)
+                if type(value) is int and 400 <= value < 600:
+                    status = value
+                    break
         return self.parse_error(call, status, _dump(data).encode(), headers)
 
     # --- errors -------------------------------------------------------------------------
@@ -515,7 +521,7 @@ class OpenAIStreamParser(StreamParser):
         buf.add_logprobs(raw.get("logprobs"))
         finish = raw.get("finish_reason")
         mapped: FinishReason | None = None
-        if finish is not None:
+        if finish is not None and finish != "":  # "" on every chunk: not finished (Qianfan)
             buf.finish = str(finish)
             mapped, _ = _finish_reason(buf.finish, bool(buf.tools), self.call)
         return ChunkChoice(index, out, mapped, raw.get("logprobs"))

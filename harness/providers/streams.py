@@ -122,7 +122,7 @@ async def http_stream_chunks(
         parser.headers = headers
         splitter, decoder = SSELineSplitter(), SSEDecoder()
         first: bytes | None = None
-        said: dict[int, FinishReason] = {}  # the last finish reason handed out per choice
+        said: dict[int, FinishReason | None] = {}  # each choice's last chunk's finish reason
         try:
             async for raw in body:
                 if first is None:
@@ -709,22 +709,22 @@ def _feed_lines(
     return out
 
 
-def _note_finish(chunk: StreamChunk, said: dict[int, FinishReason]) -> None:
-    """Remember the finish reasons ``chunk`` hands out, per choice."""
+def _note_finish(chunk: StreamChunk, said: dict[int, FinishReason | None]) -> None:
+    """Remember the finish reason of each choice's latest chunk (``None``: it had none)."""
     for choice in chunk.choices:
-        if choice.finish_reason is not None:
-            said[choice.index] = choice.finish_reason
+        said[choice.index] = choice.finish_reason
 
 
 def _closing_chunk(
-    parser: StreamParser, result: ModelResponse, said: Mapping[int, FinishReason]
+    parser: StreamParser, result: ModelResponse, said: Mapping[int, FinishReason | None]
 ) -> StreamChunk | None:
     """A last chunk with the assembled answer's finish reasons, where the chunks disagree.
 
-    A stream that never sent a finish reason (``[DONE]`` right after the output), or sent
-    one the answer reads otherwise (an empty one beside tool calls), would leave a caller
-    who joins the chunks with another answer than ``stream.response``; this chunk makes
-    the last word the answer's. ``None`` when every choice already said it.
+    A stream that never sent a finish reason (``[DONE]`` right after the output, or ``""``
+    on every chunk), sent one the answer reads otherwise, or sent more for a choice after
+    its finish (OpenRouter's usage chunk repeats an empty delta) would leave a caller whose
+    last chunk disagrees with ``stream.response``; this chunk makes the last word the
+    answer's. ``None`` when every choice's last chunk already says it.
     """
     missing = [
         ChunkChoice(choice.index, Delta(), choice.finish_reason)
