@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness import errors
+from harness import errors, stream_chunk_builder
 from harness.errors import code_class, error_from_status
 from harness.providers.anthropic import AnthropicProvider
 from harness.providers.cohere import CohereProvider
@@ -92,6 +92,14 @@ def test_an_error_without_a_status_never_shows_or_invents_one(code: str, message
         ),
         (
             {"error": {"message": "The server had an error", "type": "server_error"}},
+            errors.InternalServerError,
+            True,
+        ),
+        (  # OpenRouter's documented mid-stream shape, with a string code
+            {
+                "error": {"code": "server_error", "message": "Provider disconnected"},
+                "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}],
+            },
             errors.InternalServerError,
             True,
         ),
@@ -229,3 +237,14 @@ async def test_streamed_reasoning_details_are_not_doubled() -> None:
     assert stream.response is not None
     assert stream.response.choices[0].message.reasoning_content == "Hm.Hm."
     assert [c.choices[0].delta.reasoning_content for c in chunks[:2]] == ["Hm.", "Hm."]
+
+
+def test_stream_chunk_builder_reads_a_tool_call_without_a_finish_reason() -> None:
+    chunks = [
+        chunk(role="assistant", content=None),
+        chunk(tool_calls=[TOOL]),
+        chunk(""),
+    ]
+    answer = stream_chunk_builder(chunks)
+    assert answer.choices[0].finish_reason == "tool_calls"
+    assert answer.choices[0].message.tool_calls is not None
