@@ -74,6 +74,7 @@ __all__ = [
     "Timeout",
     "TimeoutError",
     "UnprocessableEntityError",
+    "code_class",
     "default_status",
     "error_class",
     "error_from_status",
@@ -471,8 +472,72 @@ _QUOTA_HINTS = ("insufficient_quota", "spend limit", "credit balance", "per day"
 _FILTER_HINTS = ("content_filter", "content filter", "content management policy", "safety")
 
 
+# Error codes and types the providers send in a body, and the class each means. Used for
+# errors that arrive without an error status (inside a 200 stream, or a 200 body).
+_CODE_CLASSES: dict[str, type[HarnessError]] = {
+    # OpenAI and the compatible servers (Groq, Mistral, DeepSeek, vLLM), Anthropic
+    "invalid_request_error": BadRequestError,
+    "invalid_request": BadRequestError,
+    "bad_request": BadRequestError,
+    "tool_use_failed": BadRequestError,  # Groq: the model's tool call did not parse
+    "json_validate_failed": BadRequestError,  # Groq: JSON mode output did not validate
+    "invalid_api_key": AuthenticationError,
+    "authentication_error": AuthenticationError,
+    "permission_error": PermissionDeniedError,
+    "permission_denied": PermissionDeniedError,
+    "billing_error": BillingError,
+    "insufficient_quota": BillingError,
+    "not_found_error": NotFoundError,
+    "model_not_found": NotFoundError,
+    "request_too_large": BadRequestError,
+    "context_length_exceeded": ContextWindowExceededError,
+    "rate_limit_error": RateLimitError,
+    "rate_limit_exceeded": RateLimitError,
+    "api_error": InternalServerError,
+    "server_error": InternalServerError,
+    "internal_error": InternalServerError,
+    "internal_server_error": InternalServerError,
+    "overloaded_error": ServiceUnavailableError,
+    "service_unavailable": ServiceUnavailableError,
+    "service_unavailable_error": ServiceUnavailableError,
+    "timeout_error": TimeoutError,
+    # Google RPC statuses (Gemini)
+    "INVALID_ARGUMENT": BadRequestError,
+    "FAILED_PRECONDITION": BadRequestError,
+    "UNAUTHENTICATED": AuthenticationError,
+    "PERMISSION_DENIED": PermissionDeniedError,
+    "NOT_FOUND": NotFoundError,
+    "RESOURCE_EXHAUSTED": RateLimitError,
+    "INTERNAL": InternalServerError,
+    "UNAVAILABLE": ServiceUnavailableError,
+    "DEADLINE_EXCEEDED": TimeoutError,
+    "CANCELLED": APIConnectionError,
+}
+
+
+def code_class(*codes: object) -> type[HarnessError] | None:
+    """The error class the first known provider error code or type among ``codes`` means.
+
+    For errors that arrive without an error status (an ``error`` event inside a 200 stream,
+    an error object in a 200 body): ``"invalid_request_error"``, Groq's
+    ``"tool_use_failed"``, Anthropic's ``"overloaded_error"``, Google's
+    ``"RESOURCE_EXHAUSTED"``, … A number in 400–599 (OpenRouter's ``code``) is taken as
+    the HTTP status it names. ``None`` when none is known.
+    """
+    for code in codes:
+        if type(code) is int and 400 <= code < 600:
+            return _STATUS_CLASSES.get(code) or (
+                InternalServerError if code >= 500 else BadRequestError
+            )
+        if isinstance(code, str) and code:
+            found = _CODE_CLASSES.get(code) or _CODE_CLASSES.get(code.lower())
+            if found is not None:
+                return found
+    return None
+
+
 def error_from_status(
-    status: int,
+    status: int | None,
     message: str,
     *,
     code: str | None = None,
@@ -481,15 +546,21 @@ def error_from_status(
     body: bytes | str | None = None,
     retry_after: float | None = None,
     request_id: str | None = None,
+    kind: str | None = None,
 ) -> HarnessError:
     """Map an HTTP error status (plus the provider's error code/message) to the error tree.
 
     ``code`` is the provider's machine-readable error code or type, when it has one; it and the
-    message refine the class (context window, content filter, quota exhaustion).
+    message refine the class (context window, content filter, quota exhaustion). ``status``
+    is ``None`` for an error sent without an error status (inside a 200 stream): the class
+    then comes from ``code`` or ``kind`` (the error's type) by ``code_class``, an unknown
+    one giving ``InternalServerError``, and the error's ``status`` stays ``None``.
     """
-    hay = f"{code or ''} {message}".lower()
+    hay = f"{code or ''} {kind or ''} {message}".lower()
     cls: type[HarnessError]
-    if status in _STATUS_CLASSES:
+    if status is None:
+        cls = code_class(code, kind) or InternalServerError
+    elif status in _STATUS_CLASSES:
         cls = _STATUS_CLASSES[status]
     elif status >= 500:
         cls = InternalServerError
@@ -505,7 +576,7 @@ def error_from_status(
     elif cls is RateLimitError and any(h in hay for h in _QUOTA_HINTS):
         cls = BillingError
     return cls(
-        message or f"HTTP {status}",
+        message or (f"HTTP {status}" if status else "the provider reported an error"),
         provider=provider,
         model=model,
         status=status,

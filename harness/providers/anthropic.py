@@ -187,7 +187,7 @@ class AnthropicProvider(HTTPProvider):
         return AnthropicStreamParser(self, call, headers)
 
     def parse_error(
-        self, call: Call, status: int, body: bytes, headers: Mapping[str, str]
+        self, call: Call, status: int | None, body: bytes, headers: Mapping[str, str]
     ) -> HarnessError:
         """Map an Anthropic error response to the error tree; the API key never appears."""
         try:
@@ -698,21 +698,6 @@ def _usage(usage: Any) -> Usage:
 
 # --- errors ------------------------------------------------------------------------------
 
-# The status each error type is sent with, for errors that arrive without one (a 200 body).
-_TYPE_STATUS = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "billing_error": 402,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "timeout_error": 504,
-    "overloaded_error": 529,
-}
-
-
 def error_from_payload(
     call: Call,
     status: int | None,
@@ -722,13 +707,12 @@ def error_from_payload(
 ) -> HarnessError:
     """Map an Anthropic error (HTTP status plus parsed body, if JSON) to the error tree.
 
-    ``status`` is ``None`` for an error object received without an error status; the
-    status its ``error.type`` is normally sent with is used instead.
+    ``status`` is ``None`` for an error object received without an error status (an
+    ``event: error`` in a 200 stream, a 200 body): the class comes from its ``error.type``
+    (``errors.code_class``) and the error's ``status`` stays ``None``.
     """
     register_secret(call.api_key)
     message, code = _details(payload, body)
-    if status is None:
-        status = _TYPE_STATUS.get(code or "", 500)
     req_id = request_id(headers)
     if req_id is None and isinstance(payload, Mapping) and payload.get("request_id"):
         req_id = str(payload["request_id"])
@@ -740,7 +724,7 @@ def error_from_payload(
         "retry_after": retry_after_seconds(headers),
         "request_id": req_id,
     }
-    text = message or f"HTTP {status}"
+    text = message or (f"HTTP {status}" if status else "the provider reported an error")
     if cls is None:
         return error_from_status(status, text, code=code, **fields)
     return cls(text, status=status, **fields)
@@ -755,7 +739,7 @@ def _details(payload: Any, body: bytes | str) -> tuple[str, str | None]:
     return error_details(body)
 
 
-def _refined_class(status: int, code: str | None, message: str) -> type[HarnessError] | None:
+def _refined_class(status: int | None, code: str | None, message: str) -> type[HarnessError] | None:
     """A class that beats ``error_from_status``'s choice, or ``None`` to keep it."""
     lowered = message.lower()
     if status == 413:

@@ -205,13 +205,17 @@ class HTTPProvider(Provider):
         """Normalise a successful JSON body into a ``ModelResponse`` (pure)."""
 
     def parse_error(
-        self, call: Call, status: int, body: bytes, headers: Mapping[str, str]
+        self, call: Call, status: int | None, body: bytes, headers: Mapping[str, str]
     ) -> HarnessError:
-        """Map an error response to the error tree (pure). Adapters refine this."""
+        """Map an error response to the error tree (pure). Adapters refine this.
+
+        ``status`` is ``None`` for an error that came without an error status (an error
+        event inside a 200 stream): the class then comes from the body's code or type.
+        """
         message, code = error_details(body)
         return error_from_status(
             status,
-            message or f"HTTP {status}",
+            message,
             code=code,
             provider=call.spec.provider,
             model=call.spec.name,

@@ -198,11 +198,15 @@ class CohereProvider(HTTPProvider):
         return CohereStreamParser(self, call, headers)
 
     def parse_error(
-        self, call: Call, status: int, body: bytes, headers: Mapping[str, str]
+        self, call: Call, status: int | None, body: bytes, headers: Mapping[str, str]
     ) -> HarnessError:
-        """Map a Cohere error response onto the harness error tree (pure, but for the clock)."""
+        """Map a Cohere error response onto the harness error tree (pure, but for the clock).
+
+        ``status`` is ``None`` for an error event inside a 200 stream (classified by its
+        code or type when it has one).
+        """
         message, code = error_details(body)
-        text = message or f"HTTP {status}"
+        text = message or (f"HTTP {status}" if status else "the provider reported an error")
         context: dict[str, Any] = {
             "body": body,
             "retry_after": retry_after(headers, time.time()),
@@ -253,7 +257,7 @@ class CohereStreamParser(StreamParser):
         if not isinstance(payload, Mapping):
             raise self.call.error(InvalidResponseError, "stream event is not an object", body=data)
         if payload.get("error") and not payload.get("type"):
-            raise self._adapter.parse_error(self.call, 500, data.encode(), self.headers)
+            raise self._adapter.parse_error(self.call, None, data.encode(), self.headers)
         kind = str(payload.get("type") or event)
         message = (payload.get("delta") or {}).get("message") or {}
         if kind == "message-start":
@@ -555,7 +559,7 @@ def retry_after(headers: Mapping[str, str], now_s: float) -> float | None:
     return min(max(wait, 0.0), MAX_RESET_WAIT)
 
 
-def _special_class(status: int, message: str) -> type[HarnessError] | None:
+def _special_class(status: int | None, message: str) -> type[HarnessError] | None:
     """The error class where Cohere departs from the plain status map, else ``None``."""
     if status == 498:
         return AuthenticationError

@@ -261,9 +261,13 @@ class GeminiProvider(HTTPProvider):
         )
 
     def parse_error(
-        self, call: Call, status: int, body: bytes, headers: Mapping[str, str]
+        self, call: Call, status: int | None, body: bytes, headers: Mapping[str, str]
     ) -> HarnessError:
-        """Map a Google RPC error status onto the harness error tree (pure)."""
+        """Map a Google RPC error status onto the harness error tree (pure).
+
+        ``status`` is ``None`` for an error object in a stream without a numeric ``code``:
+        the class then comes from its RPC ``status`` (``RESOURCE_EXHAUSTED``, …).
+        """
         message, code = error_details(body)
         error = _rpc_error(body)
         details = [d for d in error.get("details") or [] if isinstance(d, Mapping)]
@@ -275,7 +279,7 @@ class GeminiProvider(HTTPProvider):
             "retry_after": retry_after,
             "request_id": request_id(headers),
         }
-        text = message or f"HTTP {status}"
+        text = message or (f"HTTP {status}" if status else "the provider reported an error")
         cls = _special_class(status, code, message, details)
         if cls is not None:
             return call.error(cls, text, status=status, **context)
@@ -337,7 +341,7 @@ class GeminiStreamParser(StreamParser):
         error = payload.get("error")
         if error:
             code = error.get("code") if isinstance(error, Mapping) else None
-            status = code if type(code) is int and 400 <= code < 600 else 500
+            status = code if type(code) is int and 400 <= code < 600 else None
             raise self._adapter.parse_error(self.call, status, data.encode(), self.headers)
         if not self.id and payload.get("responseId"):
             self.id = str(payload["responseId"])
@@ -790,7 +794,7 @@ def _retry_delay(details: list[Mapping[str, Any]]) -> float | None:
 
 
 def _special_class(
-    status: int, code: str | None, message: str, details: list[Mapping[str, Any]]
+    status: int | None, code: str | None, message: str, details: list[Mapping[str, Any]]
 ) -> type[HarnessError] | None:
     """The error class where Gemini departs from the plain status map, else ``None``."""
     if status == 400 and (

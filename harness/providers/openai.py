@@ -234,6 +234,8 @@ class OpenAIProvider(HTTPProvider):
         reasoning = msg.get("reasoning_content")
         if reasoning is None:
             reasoning = msg.get("reasoning")
+        if not reasoning and "reasoning_details" in msg:
+            reasoning = _details_text(msg["reasoning_details"]) or reasoning
         if content is not None and not isinstance(content, str):
             content, thinking = _split_content(content)
             if reasoning is None:
@@ -245,8 +247,7 @@ class OpenAIProvider(HTTPProvider):
         finish = raw.get("finish_reason")
         if finish is not None and not isinstance(finish, str):
             finish = str(finish)
-        mapped: FinishReason
-        mapped, flags = map_finish_reason(finish, every_finish_reason(), call)
+        mapped, flags = _finish_reason(finish, bool(raw_tools), call)
         meta.raw_finish_reasons.append(finish)
         if flags:
             meta.flags.extend(flags)
@@ -266,10 +267,21 @@ class OpenAIProvider(HTTPProvider):
     def _embedded_error(
         self, call: Call, data: dict[str, Any], headers: Mapping[str, str]
     ) -> HarnessError:
-        """The error of a body that reports one with a success status (OpenRouter)."""
-        err = data["error"]
-        code = err.get("code") if isinstance(err, dict) else None
-        status = code if type(code) is int and 400 <= code < 600 else 500
+        """The error of a body or stream event that reports one with a success status.
+
+        A status the body names is kept as the error's ``status``: OpenRouter's numeric
+        ``code``, Groq's ``status_code`` (in its ``event: error``). Any other error (an
+        OpenAI ``error`` chunk, a Mistral one) has none, and is classified by its ``code``
+        and ``type`` alone.
+        """
+        err = data.get("error")
+        status = None
+        if isinstance(err, dict):
+            for key in ("code", "status_code"):
+                value = err.get(key)
+                if type(value) is int and 400 <= value < 600:
+                    status = value
+                    break
         return self.parse_error(call, status, _dump(data).encode(), headers)
 
     # --- embeddings ---------------------------------------------------------------------
@@ -327,27 +339,30 @@ class OpenAIProvider(HTTPProvider):
     # --- errors -------------------------------------------------------------------------
 
     def parse_error(
-        self, call: Call, status: int, body: bytes, headers: Mapping[str, str]
+        self, call: Call, status: int | None, body: bytes, headers: Mapping[str, str]
     ) -> HarnessError:
         """Map an OpenAI-style error body to the error tree.
 
         Understands ``{"error": {"message", "type", "param", "code"}}``, the flat vLLM/Mistral
         ``{"object": "error", "message", "type", "code"}``, OpenRouter's
         ``{"error": {"code": <int>, "message", "metadata"}}`` and Azure's content-filter
-        errors; anything else falls back to the body's text.
+        errors; anything else falls back to the body's text. ``status`` is ``None`` for an
+        error event inside a 200 stream: the class comes from the error's code and type.
         """
         err = _error_object(body)
+        kind: Any = None
         if err is None:
             message, code = error_details(body)
             metadata: Any = None
         else:
             message, code, metadata = _error_fields(err)
+            kind = err.get("type")
         retry_after = retry_after_seconds(headers)
         rid = request_id(headers)
-        if status < 500 and _is_content_filter(err, status, metadata):
+        if (status is None or status < 500) and _is_content_filter(err, status, metadata):
             return call.error(
                 ContentFilterError,
-                message or f"HTTP {status}: content filtered",
+                message or "content filtered",
                 status=status,
                 body=body,
                 retry_after=retry_after,
@@ -355,8 +370,9 @@ class OpenAIProvider(HTTPProvider):
             )
         return error_from_status(
             status,
-            message or f"HTTP {status}",
+            message,
             code=code,
+            kind=kind if isinstance(kind, str) else None,
             provider=call.spec.provider,
             model=call.spec.name,
             body=body,
@@ -499,6 +515,8 @@ class OpenAIStreamParser(StreamParser):
             )
         if payload.get("error"):
             raise self._adapter._embedded_error(self.call, payload, self.headers)
+        if event == "error" or payload.get("object") == "error":  # the flat vLLM/Mistral shape
+            raise self._adapter.parse_error(self.call, None, data.encode(), self.headers)
         self._header_fields(payload)
         usage_data = payload.get("usage")
         groq = payload.get("x_groq")
@@ -534,6 +552,8 @@ class OpenAIStreamParser(StreamParser):
         reasoning = delta.get("reasoning_content")
         if reasoning is None:
             reasoning = delta.get("reasoning")
+        if not reasoning and "reasoning_details" in delta:
+            reasoning = _details_text(delta["reasoning_details"]) or reasoning
         if content is not None and not isinstance(content, str):
             content, thinking = _split_content(content)
             reasoning = thinking if reasoning is None else reasoning
@@ -561,9 +581,9 @@ class OpenAIStreamParser(StreamParser):
         buf.add_logprobs(raw.get("logprobs"))
         finish = raw.get("finish_reason")
         mapped: FinishReason | None = None
-        if finish is not None:
+        if finish is not None and finish != "":  # "" on every chunk: not finished (Qianfan)
             buf.finish = str(finish)
-            mapped, _ = map_finish_reason(buf.finish, every_finish_reason(), self.call)
+            mapped, _ = _finish_reason(buf.finish, bool(buf.tools), self.call)
         return ChunkChoice(index, out, mapped, raw.get("logprobs"))
 
     def _tool_fragments(self, buf: _ChoiceBuffer, fragments: Any) -> list[DeltaToolCall] | None:
@@ -828,6 +848,45 @@ def _split_content(content: Any) -> tuple[str, str | None]:
     return content_text(content), ("".join(thinking) if thinking else None)
 
 
+def _finish_reason(raw: str | None, has_tools: bool, call: Call) -> tuple[FinishReason, list[str]]:
+    """A choice's finish reason; an empty or missing one is ``tool_calls`` beside tool calls.
+
+    Some compatible hosts send ``finish_reason: ""`` (or none) with ``tool_calls``; the
+    answer is a tool call all the same. A named reason is mapped as sent (OpenAI itself
+    answers a forced ``tool_choice`` with ``stop``).
+    """
+    if not raw:
+        return ("tool_calls" if has_tools else "stop"), []
+    return map_finish_reason(raw, every_finish_reason(), call)
+
+
+def _details_text(details: Any) -> str | None:
+    """The reasoning text of a ``reasoning_details`` list (OpenRouter and other hosts).
+
+    ``reasoning.text`` parts give their ``text``, ``reasoning.summary`` parts their
+    ``summary``; ``reasoning.encrypted`` parts (and anything else) carry no readable text.
+    ``None`` when no part has text. A host that sends ``reasoning`` as well (OpenRouter
+    repeats the same text there) is read from ``reasoning``; this is the fallback.
+    """
+    if not isinstance(details, list):
+        return None
+    parts: list[str] = []
+    for part in details:
+        if not isinstance(part, Mapping):
+            continue
+        kind = part.get("type")
+        value = (
+            part.get("text")
+            if kind == "reasoning.text"
+            else part.get("summary")
+            if kind == "reasoning.summary"
+            else None
+        )
+        if isinstance(value, str) and value:
+            parts.append(value)
+    return "".join(parts) if parts else None
+
+
 def _tool_call(data: dict[str, Any]) -> ToolCall:
     """An OpenAI tool call; mints an id for servers that send none."""
     call = ToolCall.from_dict(data)
@@ -911,7 +970,7 @@ def _error_fields(err: dict[str, Any]) -> tuple[str, str | None, Any]:
     return message, chosen, metadata
 
 
-def _is_content_filter(err: dict[str, Any] | None, status: int, metadata: Any) -> bool:
+def _is_content_filter(err: dict[str, Any] | None, status: int | None, metadata: Any) -> bool:
     """Azure's filtered prompt (``content_filter`` codes) or OpenRouter's moderation 403."""
     if err is None:
         return False

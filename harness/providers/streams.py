@@ -122,6 +122,7 @@ async def http_stream_chunks(
         parser.headers = headers
         splitter, decoder = SSELineSplitter(), SSEDecoder()
         first: bytes | None = None
+        said: dict[int, FinishReason | None] = {}  # each choice's last chunk's finish reason
         try:
             async for raw in body:
                 if first is None:
@@ -130,12 +131,14 @@ async def http_stream_chunks(
                     stream.raw.append(raw)
                 chunks = _feed_lines(call, parser, decoder, splitter.feed(raw), stream)
                 for chunk in chunks:
+                    _note_finish(chunk, said)
                     yield chunk
                 if parser.done:
                     break
             else:  # end of body: its last line and event may lack their line ends
                 lines = [*splitter.flush(), ""]
                 for chunk in _feed_lines(call, parser, decoder, lines, stream):
+                    _note_finish(chunk, said)
                     yield chunk
         except (httpx.TransportError, OSError) as exc:
             # A connection that breaks after every choice has finished lost nothing of
@@ -168,6 +171,9 @@ async def http_stream_chunks(
                 InvalidResponseError,
                 f"cannot assemble the streamed answer: {type(exc).__name__}: {exc}",
             ) from exc
+        closing = _closing_chunk(parser, result, said)
+        if closing is not None:
+            yield closing
         stream.complete(result, request_id(headers))
     finally:
         await response.aclose()
@@ -701,6 +707,31 @@ def _feed_lines(
             stream.mark_end()
             break
     return out
+
+
+def _note_finish(chunk: StreamChunk, said: dict[int, FinishReason | None]) -> None:
+    """Remember the finish reason of each choice's latest chunk (``None``: it had none)."""
+    for choice in chunk.choices:
+        said[choice.index] = choice.finish_reason
+
+
+def _closing_chunk(
+    parser: StreamParser, result: ModelResponse, said: Mapping[int, FinishReason | None]
+) -> StreamChunk | None:
+    """A last chunk with the assembled answer's finish reasons, where the chunks disagree.
+
+    A stream that never sent a finish reason (``[DONE]`` right after the output, or ``""``
+    on every chunk), sent one the answer reads otherwise, or sent more for a choice after
+    its finish (OpenRouter's usage chunk repeats an empty delta) would leave a caller whose
+    last chunk disagrees with ``stream.response``; this chunk makes the last word the
+    answer's. ``None`` when every choice's last chunk already says it.
+    """
+    missing = [
+        ChunkChoice(choice.index, Delta(), choice.finish_reason)
+        for choice in result.choices
+        if choice.finish_reason is not None and said.get(choice.index) != choice.finish_reason
+    ]
+    return parser.chunk_of(missing) if missing else None
 
 
 def _replayed(response: ModelResponse, stream: ResponseStream) -> list[StreamChunk]:

@@ -60,6 +60,7 @@ class Reply:
     chunked: bool = False
     close: bool = False
     unfinished: bool = False  # chunked, but the closing chunk is never sent
+    pieces: list[int] | None = None  # chunked, one HTTP chunk per piece of these sizes
 
 
 def chat_body(content: str = "hi", model: str = "test-model") -> dict[str, Any]:
@@ -184,7 +185,10 @@ class LocalServer:
                     return
                 if self.on_reply is not None:
                     self.on_reply(request, reply)
-                self._write(writer, reply)
+                if reply.pieces is not None:
+                    await self._write_pieces(writer, reply)
+                else:
+                    self._write(writer, reply)
                 await writer.drain()
                 if reply.unfinished:  # hold the body open until the client goes away
                     await reader.read(1)
@@ -214,6 +218,31 @@ class LocalServer:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         return gone not in done
+
+    @staticmethod
+    async def _write_pieces(writer: asyncio.StreamWriter, reply: Reply) -> None:
+        """The body as HTTP chunks of the reply's piece sizes, each sent on its own."""
+        body = reply.body
+        if isinstance(body, dict):
+            body = json.dumps(body).encode()
+        elif isinstance(body, str):
+            body = body.encode()
+        headers = {"content-type": "application/json", **reply.headers}
+        headers["transfer-encoding"] = "chunked"
+        head = f"HTTP/1.1 {reply.status} X\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in headers.items()
+        )
+        writer.write((head + "\r\n").encode())
+        start = 0
+        for size in [*reply.pieces, len(body)] if reply.pieces else [len(body)]:
+            part = body[start : start + size]
+            if not part:
+                break
+            start += len(part)
+            writer.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+            await writer.drain()
+            await asyncio.sleep(0)  # let the client read this piece before the next
+        writer.write(b"0\r\n\r\n")
 
     @staticmethod
     def _write(writer: asyncio.StreamWriter, reply: Reply) -> None:

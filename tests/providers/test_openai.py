@@ -650,7 +650,7 @@ def test_failed_finish_reasons_raise_retryable_errors(raw: str, provider: str,
 @pytest.mark.parametrize(
     ("error_body", "cls", "status"),
     [({"code": 502, "message": "Upstream provider failed"}, errors.BadGatewayError, 502),
-     ({"message": "Provider disconnected"}, errors.InternalServerError, 500),
+     ({"message": "Provider disconnected"}, errors.InternalServerError, None),
      ({"code": 429, "message": "Rate limited upstream"}, errors.RateLimitError, 429)],
 )
 async def test_openrouter_error_with_http_200_raises(error_body: dict[str, Any],
