@@ -6,6 +6,7 @@
     harness compare old.json new.json [--alpha 0.05]     # exit 1 on a significant regression
     harness power --cases 200 --repeats 3 --pass-rate 0.8 [--drop 10pp] [--power 0.8,0.9]
     harness merge a.json b.json ... --out merged.json      # sharded CI jobs → one run
+    harness runs [--dir reports] [--json]                  # the kept runs, newest first
     harness pairwise results.json --models a,b [--judge J] [--rubric TEXT] [--out DIR]
     harness demo                                           # the offline three-shapes demo
     harness checks [--markdown]                            # the checks; the full reference
@@ -99,6 +100,11 @@ def _parser() -> argparse.ArgumentParser:
     mer = sub.add_parser("merge", help="merge runs from sharded jobs into one")
     mer.add_argument("inputs", type=Path, nargs="+")
     mer.add_argument("--out", type=Path, required=True, help="the merged results.json")
+    runs = sub.add_parser("runs", help="the runs kept in <report-dir>/runs, newest first")
+    runs.add_argument(
+        "--dir", type=Path, default=Path("reports"), help="the report directory (reports)"
+    )
+    runs.add_argument("--json", action="store_true", help="one JSON object per run, in a list")
     pw = sub.add_parser("pairwise", help="judge two models of a saved run head to head")
     pw.add_argument("results", type=Path, help="results.json (or results.jsonl)")
     pw.add_argument("--models", required=True, help="the two models, as A,B")
@@ -451,6 +457,39 @@ def _pairwise(args: argparse.Namespace, document: Any) -> int:
     return 0
 
 
+def _runs(report_dir: Path, *, as_json: bool) -> int:
+    """``harness runs``: the kept runs, newest first, with pass rates per model and cost."""
+    from tabulate import tabulate
+
+    from harness.report.formatting import percent, timestamp, usd
+    from harness.report.history import RUNS_DIR, kept_runs, run_overview
+
+    overviews = [run_overview(run) for run in kept_runs(report_dir)]
+    if as_json:
+        print(json.dumps(overviews, indent=2))
+        return 0
+    if not overviews:
+        print(f"no kept runs in {report_dir / RUNS_DIR} (each pytest session keeps one)")
+        return 0
+    rows = []
+    for o in overviews:
+        if "error" in o:
+            rows.append([o["id"], "", "", "", f"(unreadable) {o['error']}", "", ""])
+            continue
+        models = "  ".join(f"{name} {percent(rate)}" for name, rate in o["models"].items())
+        command = " ".join(o["command"])
+        short = command if len(command) <= 60 else command[:59] + "…"
+        cells = [o["id"], timestamp(o["finished"]), o["items"], percent(o["pass_rate"])]
+        rows.append([*cells, models, usd(o["cost_usd"]), short])
+    headers = ["run", "finished", "items", "pass rate", "per model", "cost", "command"]
+    print(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
+    print(
+        f"\n{len(overviews)} kept run(s) in {report_dir / RUNS_DIR}; compare with the newest: "
+        "pytest --harness-baseline last"
+    )
+    return 0
+
+
 def _checks(*, markdown: bool) -> int:
     import harness.checks  # noqa: F401 - registers the built-in checks
     from harness.checks.reference import check_summaries, render_reference
@@ -485,6 +524,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "checks":
             return _checks(markdown=args.markdown)
+        if args.command == "runs":
+            return _runs(args.dir, as_json=args.json)
         if args.command == "report":
             document = load_document(args.results)
             baseline = load_document(args.baseline) if args.baseline else None
