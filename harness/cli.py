@@ -4,6 +4,7 @@
 
     harness report results.json [--baseline old.json] [--out DIR] [--format html,md,json]
     harness compare old.json new.json [--alpha 0.05]     # exit 1 on a significant regression
+    harness compare last current [--dir reports]         # the newest kept run vs the latest
     harness power --cases 200 --repeats 3 --pass-rate 0.8 [--drop 10pp] [--power 0.8,0.9]
     harness merge a.json b.json ... --out merged.json      # sharded CI jobs → one run
     harness runs [--dir reports] [--json]                  # the kept runs, newest first
@@ -43,6 +44,11 @@ __all__ = ["cache_command", "main", "parse_duration", "serve_command"]
 
 FORMATS = ("json", "html", "md")
 
+_DIR_HELP = (
+    "the report directory whose runs/ last, previous and last~N name (and whose results.json "
+    "current names; default reports)"
+)
+
 
 def _formats(value: str) -> tuple[str, ...]:
     chosen = tuple(f.strip() for f in value.split(",") if f.strip())
@@ -60,7 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("report", help="render reports from a saved results.json")
     rep.add_argument("results", type=Path, help="results.json (or results.jsonl)")
-    rep.add_argument("--baseline", type=Path, help="a previous results.json to compare with")
+    rep.add_argument(
+        "--baseline", type=Path, help="a previous results.json to compare with, or last[~N]"
+    )
+    rep.add_argument("--dir", type=Path, default=Path("reports"), help=_DIR_HELP)
     rep.add_argument("--out", type=Path, help="output directory (default: next to the results)")
     rep.add_argument(
         "--format",
@@ -69,8 +78,9 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated: html, md, json (default html,md)",
     )
     cmp_ = sub.add_parser("compare", help="the regression table of two runs")
-    cmp_.add_argument("baseline", type=Path)
-    cmp_.add_argument("current", type=Path)
+    cmp_.add_argument("baseline", type=Path, help="results.json, or last, previous, last~N")
+    cmp_.add_argument("current", type=Path, help="results.json, or current")
+    cmp_.add_argument("--dir", type=Path, default=Path("reports"), help=_DIR_HELP)
     cmp_.add_argument(
         "--alpha",
         type=float,
@@ -490,6 +500,29 @@ def _runs(report_dir: Path, *, as_json: bool) -> int:
     return 0
 
 
+def _document_arg(path: Path, report_dir: Path, *, of: Any = None) -> Any:
+    """A run document named on the command line: a file, or a name for one in ``report_dir``.
+
+    A path that exists is read as it is. Otherwise ``last``/``previous`` (``last~N``) name
+    a kept run under ``report_dir/runs`` (the newest, or N before it), skipping the kept
+    copy of ``of``, the run it is compared with; ``current`` names ``report_dir/results.json``.
+    """
+    from harness.report.document import ResultsError, load_document
+    from harness.report.history import load_kept_run, parse_run_ref
+
+    text = str(path)
+    index = None if path.exists() else parse_run_ref(text)
+    if index is None:
+        if text == "current" and not path.exists():
+            path = report_dir / "results.json"
+        return load_document(path)
+    session = of["run"].get("session") if isinstance(of, Mapping) else None
+    document, _, notes = load_kept_run(report_dir, index, skip_session=session)
+    if document is None:
+        raise ResultsError(f"{text}: {notes[-1]}")
+    return document
+
+
 def _checks(*, markdown: bool) -> int:
     import harness.checks  # noqa: F401 - registers the built-in checks
     from harness.checks.reference import check_summaries, render_reference
@@ -527,8 +560,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "runs":
             return _runs(args.dir, as_json=args.json)
         if args.command == "report":
-            document = load_document(args.results)
-            baseline = load_document(args.baseline) if args.baseline else None
+            document = _document_arg(args.results, args.dir)
+            baseline = (
+                _document_arg(args.baseline, args.dir, of=document) if args.baseline else None
+            )
             out = args.out or args.results.parent
             for path in write_reports(document, out, baseline=baseline, formats=args.format):
                 print(f"wrote {path}")
@@ -538,9 +573,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             if not 0 < args.alpha < 1:
                 raise ResultsError(f"--alpha must be between 0 and 1, got {args.alpha}")
-            comparison = compare(
-                load_document(args.baseline), load_document(args.current), alpha=args.alpha
-            )
+            current = _document_arg(args.current, args.dir)
+            baseline = _document_arg(args.baseline, args.dir, of=current)
+            comparison = compare(baseline, current, alpha=args.alpha)
             print(format_table(comparison))
             return 1 if comparison.has_significant_regression else 0
         if args.command == "pairwise":

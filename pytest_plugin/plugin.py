@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -28,6 +28,9 @@ from pytest_plugin._records import set_summary, take
 from pytest_plugin._settings import add_options, load_harness_config, resolve_settings
 from pytest_plugin._state import State, get_state, state_key
 from pytest_plugin._suite import SuiteFile, matches_suite_glob
+
+if TYPE_CHECKING:
+    from harness.results import RunDocument
 
 __all__ = ["all_responses", "batch", "harness", "model", "race"]
 
@@ -76,7 +79,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(collector, "harness-collector")
 
 
-def _kept_baseline(config: pytest.Config, report_dir: Path, index: int) -> tuple[Any, list[str]]:
+def _kept_baseline(
+    config: pytest.Config, report_dir: Path, index: int
+) -> tuple[RunDocument | None, list[str]]:
     """``--harness-baseline last[~N]``: the kept run, and the terminal's notes about it.
 
     No kept run (the first run) is a note, not an error: the session runs with no baseline,
@@ -85,7 +90,8 @@ def _kept_baseline(config: pytest.Config, report_dir: Path, index: int) -> tuple
     from harness.report.history import load_kept_run
 
     document, path, found = load_kept_run(report_dir, index)
-    flag = f"harness: --harness-baseline {config.getoption('harness_baseline') or 'last'}"
+    given = config.getoption("harness_baseline") or config.getini("harness_baseline")
+    flag = f"harness: --harness-baseline {given or 'last'}"
     notes = [f"{flag}: {note}" for note in found]
     if document is None:
         gate = (

@@ -289,6 +289,9 @@ def test_baseline_last_without_a_gate_only_notes_the_first_run(project):
     note = "*no kept run in *runs yet (the first run keeps one): nothing to compare with"
     result.stdout.fnmatch_lines([note])
     assert "regression gate is skipped" not in result.stdout.str()
+    [kept] = _runs(project)
+    from_ini = project.runpytest("suites", "-k", "careful", "-o", "harness_baseline=previous")
+    from_ini.stdout.fnmatch_lines([f"harness: --harness-baseline previous: compared with {kept}*"])
 
 
 def test_a_kept_runs_folder_is_a_baseline_too(project):
@@ -334,3 +337,24 @@ def test_harness_runs_with_no_history_says_so(tmp_path, capsys):
     assert "(unreadable) incomplete: no results.json" in capsys.readouterr().out
     assert main(["runs", "--dir", str(tmp_path / "none")]) == 0
     assert capsys.readouterr().out.startswith("no kept runs in ")
+
+
+def test_harness_compare_and_report_name_kept_runs(project, capsys, tmp_path):
+    (project.path / "suites" / "demo.yaml").write_text(STEADY)
+    project.runpytest("suites")
+    (project.path / "suites" / "demo.yaml").write_text(STEADY.replace('"ok"', '"no"'))
+    project.runpytest("suites")
+    reports = str(project.path / "reports")
+    capsys.readouterr()
+    # last: the newest kept run other than the current run's own copy, i.e. the passing one.
+    assert main(["compare", "last", "current", "--dir", reports]) == 1
+    assert "regression" in capsys.readouterr().out
+    assert main(["compare", "last~1", "current", "--dir", reports]) == 2
+    assert "only 1 kept run(s)" in capsys.readouterr().err
+    out = tmp_path / "site"
+    args = ["report", "current", "--baseline", "previous", "--dir", reports, "--out", str(out)]
+    assert main([*args, "--format", "md"]) == 0
+    assert REGRESSED.search((out / "report.md").read_text())
+    current = str(project.path / "reports" / "results.json")
+    assert main(["compare", "last", current, "--dir", str(tmp_path / "none")]) == 2
+    assert "last: no kept run in " in capsys.readouterr().err

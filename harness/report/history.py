@@ -144,12 +144,14 @@ def parse_run_ref(text: str) -> int | None:
 
 
 def load_kept_run(
-    report_dir: str | os.PathLike[str], index: int = 0
+    report_dir: str | os.PathLike[str], index: int = 0, *, skip_session: str | None = None
 ) -> tuple[RunDocument | None, Path | None, list[str]]:
     """The ``index``-th newest readable kept run: (document, its file, notes).
 
-    Runs that cannot be read (partial, corrupt) are skipped, each with a note. When there
-    are not enough runs the document and file are ``None`` and a note says so.
+    Runs that cannot be read (partial, corrupt) are skipped, each with a note; so is the
+    run of session ``skip_session`` (the kept copy of the run being compared, outside
+    pytest). When there are not enough runs the document and file are ``None`` and a note
+    says so.
     """
     from harness.report.document import ResultsError, load_document
 
@@ -160,6 +162,8 @@ def load_kept_run(
             document = load_document(run.results)
         except ResultsError as exc:
             notes.append(f"skipped the kept run {run.id}: {exc}")
+            continue
+        if skip_session is not None and document["run"].get("session") == skip_session:
             continue
         if seen == index:
             return document, run.results, notes
