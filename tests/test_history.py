@@ -11,6 +11,7 @@ import calendar
 import json
 import re
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -192,6 +193,8 @@ def test_every_session_keeps_its_run_up_to_the_bound(project):
     newest = json.loads((runs[0] / "results.json").read_text())
     assert newest == json.loads((project.path / "reports" / "results.json").read_text())
     assert len(newest["records"]) == 4
+    finished = datetime.fromtimestamp(newest["run"]["finished"], UTC)
+    assert runs[0].name.startswith(finished.strftime("%Y%m%dT%H%M%SZ"))  # named by its end
 
 
 def test_the_config_and_ini_bound_the_history_and_zero_disables_it(project):

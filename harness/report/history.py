@@ -88,6 +88,7 @@ def save_run(
 ) -> tuple[Path, list[str]]:
     """Keep ``document`` as the newest run; prune beyond ``keep``.
 
+    Its id is the UTC time ``now``, by default the time the run finished (its header's).
     The run's directory is made with one ``mkdir`` (two sessions ending in the same second
     get distinct names) and its ``results.json`` is written atomically. Returns the file
     written and one warning per run that could not be pruned (pruning never raises).
@@ -99,7 +100,10 @@ def save_run(
 
     runs = Path(report_dir) / RUNS_DIR
     runs.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+    if now is None:
+        finished = document.get("run", {}).get("finished")
+        now = float(finished) if isinstance(finished, int | float) else time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
     n = 1
     while True:
         folder = runs / (stamp if n == 1 else f"{stamp}-{n}")
