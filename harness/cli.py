@@ -4,8 +4,10 @@
 
     harness report results.json [--baseline old.json] [--out DIR] [--format html,md,json]
     harness compare old.json new.json [--alpha 0.05]     # exit 1 on a significant regression
+    harness compare last current [--dir reports]         # the newest kept run vs the latest
     harness power --cases 200 --repeats 3 --pass-rate 0.8 [--drop 10pp] [--power 0.8,0.9]
     harness merge a.json b.json ... --out merged.json      # sharded CI jobs → one run
+    harness runs [--dir reports] [--json]                  # the kept runs, newest first
     harness pairwise results.json --models a,b [--judge J] [--rubric TEXT] [--out DIR]
     harness demo                                           # the offline three-shapes demo
     harness checks [--markdown]                            # the checks; the full reference
@@ -42,6 +44,11 @@ __all__ = ["cache_command", "main", "parse_duration", "serve_command"]
 
 FORMATS = ("json", "html", "md")
 
+_DIR_HELP = (
+    "the report directory whose runs/ last, previous and last~N name (and whose results.json "
+    "current names; default reports)"
+)
+
 
 def _formats(value: str) -> tuple[str, ...]:
     chosen = tuple(f.strip() for f in value.split(",") if f.strip())
@@ -59,7 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("report", help="render reports from a saved results.json")
     rep.add_argument("results", type=Path, help="results.json (or results.jsonl)")
-    rep.add_argument("--baseline", type=Path, help="a previous results.json to compare with")
+    rep.add_argument(
+        "--baseline", type=Path, help="a previous results.json to compare with, or last[~N]"
+    )
+    rep.add_argument("--dir", type=Path, default=Path("reports"), help=_DIR_HELP)
     rep.add_argument("--out", type=Path, help="output directory (default: next to the results)")
     rep.add_argument(
         "--format",
@@ -68,8 +78,9 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated: html, md, json (default html,md)",
     )
     cmp_ = sub.add_parser("compare", help="the regression table of two runs")
-    cmp_.add_argument("baseline", type=Path)
-    cmp_.add_argument("current", type=Path)
+    cmp_.add_argument("baseline", type=Path, help="results.json, or last, previous, last~N")
+    cmp_.add_argument("current", type=Path, help="results.json, or current")
+    cmp_.add_argument("--dir", type=Path, default=Path("reports"), help=_DIR_HELP)
     cmp_.add_argument(
         "--alpha",
         type=float,
@@ -99,6 +110,11 @@ def _parser() -> argparse.ArgumentParser:
     mer = sub.add_parser("merge", help="merge runs from sharded jobs into one")
     mer.add_argument("inputs", type=Path, nargs="+")
     mer.add_argument("--out", type=Path, required=True, help="the merged results.json")
+    runs = sub.add_parser("runs", help="the runs kept in <report-dir>/runs, newest first")
+    runs.add_argument(
+        "--dir", type=Path, default=Path("reports"), help="the report directory (reports)"
+    )
+    runs.add_argument("--json", action="store_true", help="one JSON object per run, in a list")
     pw = sub.add_parser("pairwise", help="judge two models of a saved run head to head")
     pw.add_argument("results", type=Path, help="results.json (or results.jsonl)")
     pw.add_argument("--models", required=True, help="the two models, as A,B")
@@ -451,6 +467,62 @@ def _pairwise(args: argparse.Namespace, document: Any) -> int:
     return 0
 
 
+def _runs(report_dir: Path, *, as_json: bool) -> int:
+    """``harness runs``: the kept runs, newest first, with pass rates per model and cost."""
+    from tabulate import tabulate
+
+    from harness.report.formatting import percent, timestamp, usd
+    from harness.report.history import RUNS_DIR, kept_runs, run_overview
+
+    overviews = [run_overview(run) for run in kept_runs(report_dir)]
+    if as_json:
+        print(json.dumps(overviews, indent=2))
+        return 0
+    if not overviews:
+        print(f"no kept runs in {report_dir / RUNS_DIR} (each pytest session keeps one)")
+        return 0
+    rows = []
+    for o in overviews:
+        if "error" in o:
+            rows.append([o["id"], "", "", "", f"(unreadable) {o['error']}", "", ""])
+            continue
+        models = "  ".join(f"{name} {percent(rate)}" for name, rate in o["models"].items())
+        command = " ".join(o["command"])
+        short = command if len(command) <= 60 else command[:59] + "…"
+        cells = [o["id"], timestamp(o["finished"]), o["items"], percent(o["pass_rate"])]
+        rows.append([*cells, models, usd(o["cost_usd"]), short])
+    headers = ["run", "finished", "items", "pass rate", "per model", "cost", "command"]
+    print(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
+    print(
+        f"\n{len(overviews)} kept run(s) in {report_dir / RUNS_DIR}; compare with the newest: "
+        "pytest --harness-baseline last"
+    )
+    return 0
+
+
+def _document_arg(path: Path, report_dir: Path, *, of: Any = None) -> Any:
+    """A run document named on the command line: a file, or a name for one in ``report_dir``.
+
+    A path that exists is read as it is. Otherwise ``last``/``previous`` (``last~N``) name
+    a kept run under ``report_dir/runs`` (the newest, or N before it), skipping the kept
+    copy of ``of``, the run it is compared with; ``current`` names ``report_dir/results.json``.
+    """
+    from harness.report.document import ResultsError, load_document
+    from harness.report.history import load_kept_run, parse_run_ref
+
+    text = str(path)
+    index = None if path.exists() else parse_run_ref(text)
+    if index is None:
+        if text == "current" and not path.exists():
+            path = report_dir / "results.json"
+        return load_document(path)
+    session = of["run"].get("session") if isinstance(of, Mapping) else None
+    document, _, notes = load_kept_run(report_dir, index, skip_session=session)
+    if document is None:
+        raise ResultsError(f"{text}: {notes[-1]}")
+    return document
+
+
 def _checks(*, markdown: bool) -> int:
     import harness.checks  # noqa: F401 - registers the built-in checks
     from harness.checks.reference import check_summaries, render_reference
@@ -485,9 +557,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "checks":
             return _checks(markdown=args.markdown)
+        if args.command == "runs":
+            return _runs(args.dir, as_json=args.json)
         if args.command == "report":
-            document = load_document(args.results)
-            baseline = load_document(args.baseline) if args.baseline else None
+            document = _document_arg(args.results, args.dir)
+            baseline = (
+                _document_arg(args.baseline, args.dir, of=document) if args.baseline else None
+            )
             out = args.out or args.results.parent
             for path in write_reports(document, out, baseline=baseline, formats=args.format):
                 print(f"wrote {path}")
@@ -497,9 +573,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             if not 0 < args.alpha < 1:
                 raise ResultsError(f"--alpha must be between 0 and 1, got {args.alpha}")
-            comparison = compare(
-                load_document(args.baseline), load_document(args.current), alpha=args.alpha
-            )
+            current = _document_arg(args.current, args.dir)
+            baseline = _document_arg(args.baseline, args.dir, of=current)
+            comparison = compare(baseline, current, alpha=args.alpha)
             print(format_table(comparison))
             return 1 if comparison.has_significant_regression else 0
         if args.command == "pairwise":

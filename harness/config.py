@@ -222,6 +222,9 @@ class ReportSettings(NamedTuple):
 
     dir: str | None = None
     """The report directory, relative to the pytest rootdir; ``None``: ``reports``."""
+    keep_runs: int | None = None
+    """``keep_runs``: how many runs ``<dir>/runs/`` keeps (0: no history); ``None``: the
+    plugin's default, 20 (``harness.report.history.DEFAULT_KEEP_RUNS``)."""
 
 
 class SuiteSettings(NamedTuple):
@@ -316,7 +319,7 @@ class HarnessConfig:
             prices=MappingProxyType(prices),
             max_response_bytes=max_bytes,
             cache=_cache_settings(data["cache"], where) if "cache" in data else None,
-            report=ReportSettings(_opt_path(data, "report", "dir", where)),
+            report=_report_settings(data, where),
             suites=SuiteSettings(_suite_globs(data, where)),
             limits=LimitsSettings(_opt_path(data, "limits", "path", where)),
             judge_model=_opt_str(data.get("judge_model"), f"{where}: judge_model"),
@@ -498,6 +501,19 @@ def _opt_path(data: Mapping[str, Any], name: str, key: str, where: str) -> str |
     table = _table(data[name], f"{where}: [{name}]")
     _only(table, (key,), f"{where}: [{name}]")
     return _str(table[key], f"{where}: [{name}].{key}") if key in table else None
+
+
+def _report_settings(data: Mapping[str, Any], where: str) -> ReportSettings:
+    """``[report]``: ``dir`` (a non-empty string) and ``keep_runs`` (an integer >= 0)."""
+    if "report" not in data:
+        return ReportSettings()
+    table = _table(data["report"], f"{where}: [report]")
+    _only(table, ("dir", "keep_runs"), f"{where}: [report]")
+    directory = _str(table["dir"], f"{where}: [report].dir") if "dir" in table else None
+    keep = table.get("keep_runs")
+    if keep is not None:
+        keep = _int(keep, f"{where}: [report].keep_runs", 0, 100_000)
+    return ReportSettings(directory, keep)
 
 
 def _suite_globs(data: Mapping[str, Any], where: str) -> tuple[str, ...] | None:

@@ -3,7 +3,8 @@
 Registered only in the controlling process (never on an xdist worker), like pytest's own
 junitxml plugin. It reads the plain-data records that travel on each test report, appends
 them to ``<report-dir>/results.jsonl`` as they arrive, prints the per-model table at the
-end, and fails the session when ``--harness-min-pass-rate`` is not met.
+end, keeps a copy of the run in ``<report-dir>/runs/`` (``harness.report.history``), and
+fails the session when ``--harness-min-pass-rate`` is not met.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class ResultsCollector:
         self.written: list[Any] = []
         self.pairwise: list[dict[str, Any]] = []
         """Head-to-head judgments (``harness.pairwise``), made at session end."""
+        self.kept: Path | None = None
+        """This run's copy in the history (``<report-dir>/runs/<id>/results.json``)."""
 
     @property
     def jsonl_path(self) -> Any:
@@ -148,6 +151,8 @@ class ResultsCollector:
             )
             if self.settings.fail_on_regression and comparison is not None:
                 self._regression_gate(comparison)
+            if self.settings.keep_runs:  # after the comparison: `last` is the run before
+                self._keep_run(document)
         self._pass_rate_gate()
         if self.gate_failures:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -160,6 +165,19 @@ class ResultsCollector:
                     f"harness: gate 'rate': {self.failed_items} failing item(s) reported; "
                     "the pass-rate and regression gates passed, so the run passes"
                 )
+
+    def _keep_run(self, document: RunDocument) -> None:
+        """Add this run to the history; a failure to write or prune is a note, never fatal."""
+        from harness.report.history import RUNS_DIR, save_run
+
+        try:
+            self.kept, warnings = save_run(
+                document, self.settings.report_dir, keep=self.settings.keep_runs
+            )
+        except OSError as exc:
+            where = self.settings.report_dir / RUNS_DIR
+            warnings = [f"could not keep this run in {where}: {exc.strerror or exc}"]
+        self.gate_notes.extend(f"harness: run history: {w}" for w in warnings)
 
     def _regression_gate(self, comparison: Any) -> None:
         reasons = [
@@ -292,6 +310,8 @@ class ResultsCollector:
         tr.write_line(f"results: {self.jsonl_path}")
         for path in self.written:
             tr.write_line(f"report: {path}")
+        if self.kept is not None:
+            tr.write_line(f"kept: {self.kept} (--harness-baseline last compares with it)")
         for failure in self.gate_failures:
             tr.write_line(failure, red=True, bold=True)
         for note in self.gate_notes:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from harness.paths import DEFAULT_CACHE_PATH, DEFAULT_LIMITS_PATH
+from harness.report.history import DEFAULT_KEEP_RUNS
 
 if TYPE_CHECKING:
     from harness.config import HarnessConfig
@@ -66,6 +67,11 @@ class Settings:
     """``--harness-pairwise a,b``: judge a against b head to head in every suite."""
     pairwise_judge: str | None = None
     """``--harness-pairwise-judge``: the judge for it (else the config's judge model)."""
+    baseline_run: int | None = None
+    """``--harness-baseline last`` (or ``previous``): 0; ``last~N``: N. The baseline is then
+    that kept run under ``<report_dir>/runs`` (0 the newest), read by the controller."""
+    keep_runs: int = DEFAULT_KEEP_RUNS
+    """``--harness-keep-runs``: how many runs ``<report_dir>/runs`` keeps; 0: none."""
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -120,7 +126,16 @@ def add_options(parser: pytest.Parser) -> None:
         "--harness-baseline",
         default=None,
         metavar="PATH",
-        help="a previous results.json: the reports show what changed (ini: harness_baseline)",
+        help="a previous results.json (or a folder holding one), or last (also: previous) for "
+        "the newest run kept in <report-dir>/runs, last~N for the one N before it: the reports "
+        "show what changed (ini: harness_baseline)",
+    )
+    group.addoption(
+        "--harness-keep-runs",
+        default=None,
+        metavar="N",
+        help="how many runs <report-dir>/runs keeps for --harness-baseline last and "
+        "`harness runs` (default 20; 0: keep none; ini: harness_keep_runs)",
     )
     group.addoption(
         "--harness-fail-on-regression",
@@ -184,7 +199,8 @@ def add_options(parser: pytest.Parser) -> None:
     )
     parser.addini("harness_gate", "items or rate (see --harness-gate)", default="")
     parser.addini("harness_cache", "response store mode", default="")
-    parser.addini("harness_baseline", "baseline results.json", default="")
+    parser.addini("harness_baseline", "baseline results.json, or last", default="")
+    parser.addini("harness_keep_runs", "runs kept in <report-dir>/runs (default 20)", default="")
     parser.addini("harness_models", "default models (comma-separated)", default="")
     parser.addini("harness_report_dir", "report directory (default reports)", default="")
     parser.addini(
@@ -294,10 +310,13 @@ def resolve_settings(config: pytest.Config, file: HarnessConfig | None = None) -
     globs = tuple(ini_globs) or file.suites.globs or tuple(DEFAULT_SUITE_GLOB.split())
     baseline_raw = _option(config, "harness_baseline", "harness_baseline")
     baseline = None
-    if baseline_raw is not None:
+    baseline_run = _run_ref(baseline_raw)
+    if baseline_raw is not None and baseline_run is None:
         baseline = Path(baseline_raw)
         if not baseline.is_absolute():
             baseline = Path(config.invocation_params.dir) / baseline
+        if baseline.is_dir() and (baseline / "results.json").is_file():
+            baseline = baseline / "results.json"  # a kept run's folder, or a report dir
         if not baseline.is_file():
             raise pytest.UsageError(f"--harness-baseline: no such file: {baseline_raw}")
     fail_on_regression = bool(config.getoption("harness_fail_on_regression"))
@@ -309,8 +328,10 @@ def resolve_settings(config: pytest.Config, file: HarnessConfig | None = None) -
             cache_mode = parse_mode(cache_mode).value
         except ValueError as exc:
             raise pytest.UsageError(f"--harness-cache: {exc}") from None
-    if fail_on_regression and baseline is None:
-        raise pytest.UsageError("--harness-fail-on-regression needs --harness-baseline PATH")
+    if fail_on_regression and baseline is None and baseline_run is None:
+        raise pytest.UsageError(
+            "--harness-fail-on-regression needs --harness-baseline PATH (or last)"
+        )
     repeat, adaptive = _repeat(_option(config, "harness_repeat"))
     gate = _option(config, "harness_gate", "harness_gate") or "items"
     if gate not in GATE_MODES:
@@ -352,7 +373,28 @@ def resolve_settings(config: pytest.Config, file: HarnessConfig | None = None) -
         gate=gate,
         pairwise=pairwise,
         pairwise_judge=pairwise_judge,
+        baseline_run=baseline_run,
+        keep_runs=_keep_runs(config, file),
     )
+
+
+def _run_ref(value: str | None) -> int | None:
+    """``last``, ``previous``, ``last~N``: how far back in the kept runs (else ``None``)."""
+    if value is None:
+        return None
+    from harness.report.history import parse_run_ref
+
+    return parse_run_ref(value)
+
+
+def _keep_runs(config: pytest.Config, file: HarnessConfig) -> int:
+    """``--harness-keep-runs``, then ini, then ``[report] keep_runs``, then 20."""
+    given = _int(
+        _option(config, "harness_keep_runs", "harness_keep_runs"), "--harness-keep-runs", 0
+    )
+    if given is not None:
+        return given
+    return file.report.keep_runs if file.report.keep_runs is not None else DEFAULT_KEEP_RUNS
 
 
 def _pairwise(value: str | None, file: HarnessConfig) -> tuple[str, str] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Generator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -27,6 +28,9 @@ from pytest_plugin._records import set_summary, take
 from pytest_plugin._settings import add_options, load_harness_config, resolve_settings
 from pytest_plugin._state import State, get_state, state_key
 from pytest_plugin._suite import SuiteFile, matches_suite_glob
+
+if TYPE_CHECKING:
+    from harness.results import RunDocument
 
 __all__ = ["all_responses", "batch", "harness", "model", "race"]
 
@@ -66,9 +70,39 @@ def pytest_configure(config: pytest.Config) -> None:
                 baseline = load_document(settings.baseline)
             except ResultsError as exc:
                 raise pytest.UsageError(f"--harness-baseline: {exc}") from None
+        notes: list[str] = []
+        if settings.baseline_run is not None:
+            baseline, notes = _kept_baseline(config, settings.report_dir, settings.baseline_run)
         collector = ResultsCollector(config, settings, baseline)
+        collector.gate_notes.extend(notes)
         config.stash[_collector_key] = collector
         config.pluginmanager.register(collector, "harness-collector")
+
+
+def _kept_baseline(
+    config: pytest.Config, report_dir: Path, index: int
+) -> tuple[RunDocument | None, list[str]]:
+    """``--harness-baseline last[~N]``: the kept run, and the terminal's notes about it.
+
+    No kept run (the first run) is a note, not an error: the session runs with no baseline,
+    and ``--harness-fail-on-regression`` has nothing to gate on.
+    """
+    from harness.report.history import load_kept_run
+
+    document, path, found = load_kept_run(report_dir, index)
+    given = config.getoption("harness_baseline") or config.getini("harness_baseline")
+    flag = f"harness: --harness-baseline {given or 'last'}"
+    notes = [f"{flag}: {note}" for note in found]
+    if document is None:
+        gate = (
+            "; the regression gate is skipped"
+            if config.getoption("harness_fail_on_regression")
+            else ""
+        )
+        notes[-1] += f": nothing to compare with{gate}"
+    else:
+        notes.append(f"{flag}: compared with {path}")
+    return document, notes
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -374,6 +374,7 @@ def test_the_settings_tables_are_typed_when_the_config_loads():
     })
     assert config.cache == CacheSettings(mode="replay", path=None)
     assert config.report == ReportSettings(dir="out")
+    assert HarnessConfig.from_dict({"report": {"keep_runs": 0}}).report == ReportSettings(None, 0)
     assert config.suites == SuiteSettings(globs=("evals/*.yaml", "more/*.yml"))
     assert config.limits == LimitsSettings(path="/tmp/limits.sqlite")
     empty = HarnessConfig.from_dict({})
@@ -387,7 +388,9 @@ def test_the_settings_tables_are_typed_when_the_config_loads():
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"report": {"directory": "x"}}, "config: [report]: unknown key(s) directory; expected dir"),
+        ({"report": {"directory": "x"}}, "config: [report]: unknown key(s) directory; expected dir, keep_runs"),
+        ({"report": {"keep_runs": -1}}, "config: [report].keep_runs: expected an integer >= 0, got -1"),
+        ({"report": {"keep_runs": "5"}}, "config: [report].keep_runs: expected an integer >= 0"),
         ({"report": {"dir": 3}}, "config: [report].dir: expected a string, got int 3"),
         ({"suites": {"glob": 3}}, "config: [suites].glob: expected a string or a list of strings"),
         ({"suites": {"glob": " "}}, "config: [suites].glob: expected at least one pattern"),

@@ -6,6 +6,8 @@
   per model the change in pass rate with a significance test, latency and cost deltas.
 * ``html`` — one self-contained ``report.html`` (inline CSS, JS and SVG; no network).
 * ``markdown`` — ``report.md`` for PR comments and ``GITHUB_STEP_SUMMARY``.
+* ``history`` — the kept runs (``runs/<id>/results.json``): keep, prune, list, and resolve
+  ``--harness-baseline last``.
 
 ``write_reports`` renders all of them from one run document.
 """
