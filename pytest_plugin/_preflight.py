@@ -110,7 +110,23 @@ def _item_model(item: pytest.Item) -> str | None:
         return model
     callspec = getattr(item, "callspec", None)
     value = callspec.params.get("model") if callspec is not None else None
-    return value if isinstance(value, str) else None
+    if not isinstance(value, str) or not _plugin_model(item):
+        return None
+    return value
+
+
+def _plugin_model(item: pytest.Item) -> bool:
+    """Whether the test's ``model`` is the plugin's fixture (not the test's own parameter).
+
+    A test that parametrises ``model`` itself, or a conftest's ``model`` fixture, chooses
+    its own models and keys; the plugin leaves those alone.
+    """
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.get("model") if info is not None else None
+    if not defs:
+        return False
+    func = getattr(defs[-1], "func", None)
+    return getattr(func, "__module__", None) == "pytest_plugin._fixtures"
 
 
 def _missing_key(harness: Harness, model: str) -> MissingKey | None:

@@ -360,3 +360,19 @@ def test_offline_replays_answers_of_a_model_whose_key_is_gone(local_server, pyte
     offline = pytester.runpytest("suites", "--harness-no-stream", "--harness-offline")
     offline.assert_outcomes(passed=1)  # no key needed: nothing is sent
     assert len(server.requests) == 1
+
+
+def test_a_test_that_parametrises_model_itself_is_left_alone(pytester):
+    pytester.makepyprojecttoml(CONFIG)
+    pytester.makepyfile(
+        test_own="""
+        import pytest
+
+        @pytest.mark.parametrize("model", ["openai/gpt-4o"])
+        def test_own(model):
+            assert model == "openai/gpt-4o"
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    assert "no API key" not in result.stdout.str()
