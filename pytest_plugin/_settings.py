@@ -114,7 +114,8 @@ def add_options(parser: pytest.Parser) -> None:
         "--harness-offline",
         action="store_true",
         default=None,
-        help="refuse any call that would use the network (ini: harness_offline)",
+        help="send nothing: answers in the response store replay, any other call is refused "
+        "(ini: harness_offline)",
     )
     group.addoption(
         "--harness-baseline",
