@@ -199,7 +199,9 @@ class Harness:
         retry_policy: backoff settings (the retry count still comes from config/params).
         max_concurrency: the per-model limit for network models that configure none
             (offline models are unlimited unless configured).
-        offline: refuse, before sending, any call that would use the network.
+        offline: refuse, before sending, any call that would use the network. With a
+            response store that reads (``use``, ``replay``, ``refresh-failed``), stored
+            answers still replay (no key needed) and only misses are refused.
         cache: a ``ResponseCache`` or the path of its SQLite file; default: the config's
             ``[cache] path`` when it has a ``[cache]`` table, else no cache.
         cache_mode: ``use`` (default), ``replay``, ``record``, ``refresh-failed`` or ``off``;
@@ -337,13 +339,18 @@ class Harness:
         if "cache" in harness_args and self._cache_configured():
             cache_mode = parse_mode(harness_args["cache"])
         replaying = cache_mode is CacheMode.REPLAY and family not in _OFFLINE
-        if family not in _OFFLINE and self.offline and not replaying:
-            raise ConfigError(
-                f"offline mode: model {spec.name!r} ({spec.full_name}) would call the network; "
-                "use an echo/ or mock/ model, or give mock_response",
-                provider=spec.provider,
-                model=spec.name,
-            )
+        if family not in _OFFLINE and self.offline:
+            if not (cache_mode.reads and self._cache_configured()):
+                raise ConfigError(
+                    f"offline mode: model {spec.name!r} ({spec.full_name}) would call the "
+                    f"network (the response store is {cache_mode.value}); use an echo/ or "
+                    "mock/ model, give mock_response, or read stored answers with "
+                    "--harness-cache use or replay",
+                    provider=spec.provider,
+                    model=spec.name,
+                )
+            # Offline with a store: stored answers replay; a miss is refused in _stored.
+            replaying = True
         if family in _OFFLINE:
             for name in ("mock_latency_ms", "mock_ttft_ms"):
                 if name in harness_args:
@@ -435,6 +442,8 @@ class Harness:
             model=call.spec.name,
             messages=_embedded_text(call) if plan.embedding else call.messages,
         )
+        if entry is None and self.offline:  # _plan let it through for the store alone
+            raise _offline_miss(call.spec, cache.path)
         plan.record = entry is None and plan.cache_mode.writes
         return cache, key, entry
 
@@ -1057,6 +1066,18 @@ def _endpoint(
         _warn_unsent_key(spec, api_base)
         return api_base, None
     return api_base, secret(api_key)
+
+
+def _offline_miss(spec: ModelSpec, path: os.PathLike[str]) -> ConfigError:
+    """The refusal of an offline call whose answer the store does not hold."""
+    return ConfigError(
+        f"offline mode: model {spec.name!r} ({spec.full_name}): this call's answer is not in "
+        f"the response store ({path}); run once online with --harness-cache use (or record) "
+        "to store it, or use --harness-cache replay, which serves only stored answers and "
+        "fails the whole item on any miss",
+        provider=spec.provider,
+        model=spec.name,
+    )
 
 
 def _embedded_text(call: Call) -> list[dict[str, Any]]:

@@ -58,6 +58,10 @@ class ResultsCollector:
         """Head-to-head judgments (``harness.pairwise``), made at session end."""
         self.kept: Path | None = None
         """This run's copy in the history (``<report-dir>/runs/<id>/results.json``)."""
+        self.no_model = 0
+        """Python tests skipped because no model was selected."""
+        self.no_key: dict[tuple[str, str, str], int] = {}
+        """Items skipped for want of an API key, per (model, provider/name, what to set)."""
 
     @property
     def jsonl_path(self) -> Any:
@@ -98,6 +102,12 @@ class ResultsCollector:
         """
         if report.skipped and getattr(report, "harness_unsent", False):
             self.unsent += 1
+        if report.skipped and getattr(report, "harness_no_model", False):
+            self.no_model += 1
+        no_key = getattr(report, "harness_no_key", None)
+        if report.skipped and no_key:
+            model, full, hint = (str(x) for x in no_key)
+            self.no_key[model, full, hint] = self.no_key.get((model, full, hint), 0) + 1
         records = getattr(report, "harness_records", None)
         if not records:
             return
@@ -154,6 +164,7 @@ class ResultsCollector:
             if self.settings.keep_runs:  # after the comparison: `last` is the run before
                 self._keep_run(document)
         self._pass_rate_gate()
+        self._no_key_gate()
         if self.gate_failures:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         elif self.settings.gate == "rate" and session.exitstatus == pytest.ExitCode.TESTS_FAILED:
@@ -202,6 +213,37 @@ class ResultsCollector:
             self.gate_failures.append(
                 f"harness: pass rate below --harness-min-pass-rate {gate:.0%}: {worst}"
             )
+
+    def _no_key_gate(self) -> None:
+        """With a gate on, items skipped for want of a key fail the run: they never ran."""
+        s = self.settings
+        if not self.no_key or (s.min_pass_rate is None and not s.fail_on_regression):
+            return
+        models = ", ".join(model for model, _, _ in self.no_key)
+        self.gate_failures.append(
+            f"harness: {sum(self.no_key.values())} item(s) not run for want of an API key "
+            f"({models}); the gates cannot pass on items that never ran"
+        )
+
+    def _skip_lines(self) -> list[str]:
+        """Why harness skipped items: no model selected, no API key (once per session)."""
+        from pytest_plugin._preflight import key_lines
+        from pytest_plugin._state import get_state
+
+        lines = []
+        if self.no_model:
+            lines.append(
+                f"harness: {self.no_model} Python test(s) skipped: no model selected — pass "
+                "--harness-models, set harness_models in the pytest ini (pytest.ini, "
+                "[tool.pytest.ini_options]), or mark them @pytest.mark.models(...)"
+            )
+        if self.no_key:
+            if not get_state(self.config).keys_announced:  # under xdist: not said yet
+                lines += key_lines(list(self.no_key))
+            lines.append(
+                f"harness: {sum(self.no_key.values())} item(s) skipped: no API key, nothing sent"
+            )
+        return lines
 
     def document(self) -> RunDocument:
         """The run document (``results.json``) of this session so far."""
@@ -283,7 +325,11 @@ class ResultsCollector:
                 yellow=True,
                 bold=True,
             )
+        for line in self._skip_lines():
+            terminalreporter.write_line(line, yellow=True)
         if not self.items:
+            for failure in self.gate_failures:
+                terminalreporter.write_line(failure, red=True, bold=True)
             return
         tr = terminalreporter
         tr.write_sep("=", "harness summary")

@@ -120,7 +120,8 @@ def add_options(parser: pytest.Parser) -> None:
         "--harness-offline",
         action="store_true",
         default=None,
-        help="refuse any call that would use the network (ini: harness_offline)",
+        help="send nothing: answers in the response store replay, any other call is refused "
+        "(ini: harness_offline)",
     )
     group.addoption(
         "--harness-baseline",
@@ -282,6 +283,11 @@ def resolve_settings(config: pytest.Config, file: HarnessConfig | None = None) -
     file = file if file is not None else HarnessConfig()
     models_raw = _option(config, "harness_models", "harness_models") or ""
     models = tuple(m.strip() for m in models_raw.split(",") if m.strip())
+    if models:  # every unknown name at once, before anything is collected
+        from pytest_plugin._preflight import check_selected_models
+
+        given = config.getoption("harness_models") is not None
+        check_selected_models(file, models, "--harness-models" if given else "harness_models")
     rate_raw = _option(config, "harness_min_pass_rate", "harness_min_pass_rate")
     min_pass_rate = None
     if rate_raw is not None:

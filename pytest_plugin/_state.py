@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from harness.config import HarnessConfig
     from harness.limits import CostBudget
     from pytest_plugin._prefetch import Prefetcher
+    from pytest_plugin._preflight import MissingKey
 
 __all__ = ["State", "state_key", "get_state"]
 
@@ -31,6 +32,10 @@ class State:
     _harness: Harness | None = None
     _prefetcher: Prefetcher | None = None
     markers: set[str] = field(default_factory=set)
+    missing_keys: list[MissingKey] = field(default_factory=list)
+    """Models whose API key is missing, found at collection (``_preflight.missing_keys``)."""
+    keys_announced: bool = False
+    """Whether those were printed after collection (else the summary prints them)."""
 
     @property
     def harness(self) -> Harness:

@@ -89,7 +89,11 @@ class SuiteFile(pytest.File):
             try:
                 state.harness.resolve(model)
             except ConfigError as exc:
-                raise self.CollectError(f"{self._rel()}: {exc.message}") from None
+                from pytest_plugin._preflight import suggest_model
+
+                hint = suggest_model(state.harness.config, model)
+                also = f"; did you mean {hint!r}?" if hint is not None else ""
+                raise self.CollectError(f"{self._rel()}: {exc.message}{also}") from None
         self._check_embedding_models(suite, state.harness.config)
         self._check_judges(suite, state.harness)
         if suite.compare is not None:

@@ -2,8 +2,9 @@
 
 Hooks only; the work lives in private modules: ``_settings`` (options), ``_suite`` (YAML
 suites as items), ``_prefetch`` (concurrent calls ahead of the items), ``_fixtures``
-(``harness``, ``model``, ``batch``, ``race``, ``all_responses``) and ``_collector``
-(results stream, summary and gate, on the controller only).
+(``harness``, ``model``, ``batch``, ``race``, ``all_responses``), ``_preflight`` (unknown
+model names, missing API keys) and ``_collector`` (results stream, summary and gate, on the
+controller only).
 """
 
 from __future__ import annotations
@@ -125,7 +126,13 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrise tests that ask for ``model`` over the selected models."""
+    """Parametrise tests that ask for ``model`` over the selected models.
+
+    An unknown name in ``@pytest.mark.models(...)`` fails the test's collection first.
+    """
+    from pytest_plugin._preflight import check_marker_models
+
+    check_marker_models(metafunc.definition, get_state(metafunc.config).file)
     if "model" not in metafunc.fixturenames:
         return
     for marker in metafunc.definition.iter_markers("parametrize"):
@@ -144,6 +151,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
         return
     metafunc.parametrize("model", models, ids=models, indirect=True)
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m and other plugins have deselected
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Skip the items whose model needs an API key that is not set (nothing is sent)."""
+    from pytest_plugin._preflight import missing_keys
+
+    state = get_state(config)
+    state.missing_keys = missing_keys(items, lambda: state.harness)
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str] | None:
+    """Once, after collection: every model whose key is missing and what to set.
+
+    Under xdist the workers collect; the controller says it in the summary instead.
+    """
+    from pytest_plugin._preflight import key_lines
+
+    state = config.stash.get(state_key, None)
+    if state is None or not state.missing_keys:
+        return None
+    state.keys_announced = True
+    return key_lines(state.missing_keys)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -201,6 +233,8 @@ def pytest_runtest_makereport(
     Every report is also scrubbed of the keys this process knows (see ``_scrub_report``).
     """
     report = _scrub_report((yield))
+    if report.when == "setup" and report.skipped:
+        _mark_skipped(item, report)
     if report.when != "call" and not (report.when == "setup" and report.failed):
         return report
     taken = take(item)
@@ -218,6 +252,19 @@ def pytest_runtest_makereport(
         summary = {"model": records[0]["model"] if len(models) == 1 else "(several)"}
     report.harness_item = summary  # type: ignore[attr-defined]
     return report
+
+
+def _mark_skipped(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Say on the report why the harness skipped it (no model, no key), for the summary."""
+    from pytest_plugin._preflight import no_key_key
+
+    missing = item.stash.get(no_key_key, None)
+    if missing is not None:
+        report.harness_no_key = list(missing)  # type: ignore[attr-defined]
+        return
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "model" in callspec.params and callspec.params["model"] is None:
+        report.harness_no_model = True  # type: ignore[attr-defined]
 
 
 def _scrub_report(report: pytest.TestReport) -> pytest.TestReport:

@@ -58,6 +58,29 @@ def test_replay_needs_no_key_and_no_network_and_names_a_miss(tmp_path):
     assert len(seen) == 1
 
 
+def test_offline_with_a_store_replays_hits_and_refuses_only_misses(tmp_path):
+    from harness import ConfigError
+
+    seen, transport = counting()
+    path = tmp_path / "c.sqlite"
+    Harness(transport=transport, cache=path).completion("openai/m", USER, api_key=KEY)
+    offline = Harness(transport=transport, cache=path, offline=True)  # mode: use
+    hit = offline.completion("openai/m", USER)  # no key: nothing is sent
+    assert hit.content == "answer 1" and hit.harness.replayed
+    with pytest.raises(ConfigError, match="not in the response store"):
+        offline.completion("openai/m", [{"role": "user", "content": "new"}], stream=True)
+    [missed] = offline.batch_completion("openai/m", [[{"role": "user", "content": "new"}]])
+    assert isinstance(missed, ConfigError)
+    assert "not in the response store" in missed.message
+    assert "--harness-cache replay" in missed.message
+    assert len(seen) == 1
+    for mode in ("record", "off"):
+        refused = Harness(transport=transport, cache=path, cache_mode=mode, offline=True)
+        with pytest.raises(ConfigError, match=f"would call the network \\(the response store is {mode}\\)"):
+            refused.completion("openai/m", USER, api_key=KEY)
+    assert len(seen) == 1
+
+
 def test_record_always_calls_and_refresh_failed_retries_errors(tmp_path):
     seen, transport = counting([
         httpx.Response(500, json={"error": {"message": "boom"}}),

@@ -142,10 +142,10 @@ def test_a_broken_suite_fails_collection_with_file_and_line(project):
     assert "Traceback" not in result.stdout.str()
 
 
-def test_an_unknown_model_fails_collection_before_any_call(project):
+def test_an_unknown_model_is_a_usage_error_before_collection(project):
     result = project.runpytest("suites", "--harness-models", "nope/model")
-    result.stdout.fnmatch_lines(["*suites/demo.yaml: unknown provider 'nope'*"])
-    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stderr.fnmatch_lines(["*--harness-models: unknown model 'nope/model': unknown provider 'nope'*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 
 def test_offline_mode_refuses_network_models(project):
