@@ -184,3 +184,17 @@ def test_piped_into_head_prints_the_first_line_quietly(tmp_path: Path) -> None:
     assert done.returncode == 0
     assert done.stdout == "# Checks reference\n"
     assert done.stderr == ""
+
+
+def test_the_templates_ship_as_package_data_and_each_is_used() -> None:
+    import tomllib
+    from fnmatch import fnmatch
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["harness"]
+    folder = ROOT / "harness" / "templates" / "init"
+    shipped = {p.name for p in folder.iterdir()}
+    for name in shipped:
+        rel = f"templates/init/{name}"
+        assert any(fnmatch(rel, pattern) for pattern in patterns), f"{rel} is not package data"
+    assert shipped == set(STARTER_FILES.values())
