@@ -14,10 +14,15 @@
     harness cache stats|prune --older-than 7d|export F|import F   # the response store
     harness serve [--config F] [--host H] [--port P] [--api-key K] [--cache MODE] [--record-dir D]
                   [--cache-path F] [--max-cost USD]
+    harness init [DIR]                                     # a starter project, offline
+    harness --version
 
 Exit status: 0 on success, 1 when ``compare`` finds a significant regression, 2 on bad
 input (a missing or malformed results file, an out-of-range ``power`` argument, an
-unusable cache or export file), with one line on stderr saying which.
+unusable cache or export file, files ``init`` would overwrite), with one line on stderr
+saying which. Piped into a reader that stops early (``harness checks | head -1``), a
+command stops writing quietly and exits 141 (128 + SIGPIPE, as ``cat`` killed by the
+signal does), without a traceback.
 
 ``compare``'s α is the gate's family-wise error rate: comparing two runs with no real
 change exits 1 with probability at most α, over every model and case together
@@ -31,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -40,7 +46,14 @@ from typing import Any
 
 from harness.paths import DEFAULT_CACHE_PATH
 
-__all__ = ["cache_command", "main", "parse_duration", "serve_command"]
+__all__ = [
+    "BROKEN_PIPE_STATUS",
+    "cache_command",
+    "init_command",
+    "main",
+    "parse_duration",
+    "serve_command",
+]
 
 FORMATS = ("json", "html", "md")
 
@@ -62,7 +75,10 @@ def _formats(value: str) -> tuple[str, ...]:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from harness._version import __version__
+
     ap = argparse.ArgumentParser(prog="harness", description="Reports for harness runs.")
+    ap.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("report", help="render reports from a saved results.json")
     rep.add_argument("results", type=Path, help="results.json (or results.jsonl)")
@@ -129,6 +145,8 @@ def _parser() -> argparse.ArgumentParser:
         "--markdown", action="store_true", help="the full reference (docs/checks.md) as Markdown"
     )
     sub.add_parser("cache", help="the response store: stats, prune, export, import", add_help=False)
+    ini = sub.add_parser("init", help="write a starter project (offline models, a suite, CI)")
+    ini.add_argument("dir", nargs="?", type=Path, default=Path("."), help="where (default: .)")
     srv = sub.add_parser("serve", help="an OpenAI-compatible HTTP server over the models")
     srv.add_argument("--config", type=Path, help="harness.toml or pyproject.toml")
     srv.add_argument("--host", default="127.0.0.1")
@@ -421,6 +439,8 @@ def cache_command(argv: Sequence[str]) -> int:
     path = Path(getattr(args, "path", DEFAULT_CACHE_PATH))
     try:
         return _run_cache(args, path)
+    except BrokenPipeError:
+        raise  # the reader went away: main_exit ends quietly
     except (CacheError, OSError) as exc:
         message = exc.message if isinstance(exc, CacheError) else str(exc)
         print(f"harness cache {args.action}: {message}", file=sys.stderr)
@@ -538,6 +558,25 @@ def _checks(*, markdown: bool) -> int:
     return 0
 
 
+def init_command(directory: Path) -> int:
+    """``harness init [DIR]``: write the starter project, or refuse (exit 2) if any file exists."""
+    from harness.starter import NEXT_STEPS, StarterExistsError, write_starter
+
+    try:
+        written = write_starter(directory)
+    except StarterExistsError as exc:
+        print(f"harness init: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"harness init: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    print()
+    print(NEXT_STEPS if directory == Path(".") else f"cd {directory}\n{NEXT_STEPS}", end="")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     from harness.report import write_reports
@@ -559,6 +598,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _checks(markdown=args.markdown)
         if args.command == "runs":
             return _runs(args.dir, as_json=args.json)
+        if args.command == "init":
+            return init_command(args.dir)
         if args.command == "report":
             document = _document_arg(args.results, args.dir)
             baseline = (
@@ -605,9 +646,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
+BROKEN_PIPE_STATUS = 141
+"""The exit status when the reader of stdout went away (128 + SIGPIPE, as the shell shows)."""
+
+
 def main_exit() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point; a reader that closes the pipe early ends it quietly."""
+    try:
+        status = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python ignores SIGPIPE, so the write failed with EPIPE. Point stdout at devnull so
+        # that the interpreter's final flush does not fail again and print a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        status = BROKEN_PIPE_STATUS
+    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -78,6 +78,8 @@ class CheckContext:
     output: str = ""
     """The first choice's content (``""`` when there is none)."""
     response: ModelResponse | None = None
+    """The whole answer (tool calls, finish reason, usage, ``harness`` metadata); ``None``
+    when the call failed or the check was given plain text."""
     error: BaseException | None = None
     """The error returned in place of a response; every check fails when it is set."""
     vars: Mapping[str, Any] = field(default_factory=dict)
@@ -87,13 +89,15 @@ class CheckContext:
     harness: Harness | None = None
     """The harness ``llm_judge`` calls the judge through (default: the default harness)."""
     latency_ms: float | None = None
+    """Wall time of the call, request to last byte, in milliseconds (recorded when replayed)."""
     ttft_ms: float | None = None
-    """Time to first token, when the call was streamed."""
+    """Time to first token in milliseconds, when the call was streamed."""
     tokens_per_s: float | None = None
     """Output speed (completion tokens per second after the first), when streamed."""
     cost_usd: float | None = None
+    """What the call cost in US dollars; ``None`` when the model has no price."""
     tokens: int | None = None
-    """Total tokens (prompt + completion)."""
+    """Total tokens (prompt + completion), when the provider reported usage."""
 
     @classmethod
     def from_result(
