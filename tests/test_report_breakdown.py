@@ -100,6 +100,9 @@ def test_suite_table_needs_two_suites_and_reads_per_model():
     assert lines[0].split() == ["suite", "a", "b", "all", "models"]
     row = next(line for line in lines if line.startswith("suites/s.yaml"))
     assert "100.0% [" in row and "2/2" in row and "1/2" in row and "3/4" in row
+    width = max(len(line) for line in lines)
+    assert suite_table(two_suites(), max_width=width) == text
+    assert suite_table(two_suites(), max_width=width - 1) == ""  # too wide for the terminal
 
 
 def test_markdown_has_the_suite_table_only_with_several_suites():

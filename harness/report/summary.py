@@ -325,15 +325,24 @@ def suite_rows(document: RunDocument, escape: Callable[[str], str] = str) -> lis
     return group_rows(suite_summaries(document), "suite", escape)
 
 
-def suite_table(document: RunDocument, tablefmt: str = "simple", *, min_suites: int = 2) -> str:
+def suite_table(
+    document: RunDocument,
+    tablefmt: str = "simple",
+    *,
+    min_suites: int = 2,
+    max_width: int | None = None,
+) -> str:
     """The suite × model pass-rate table as text; ``""`` with fewer than ``min_suites`` suites.
 
-    For the terminal summary too: its width is about 30 columns per model.
+    ``max_width`` (for the terminal summary): ``""`` when some line would be wider.
     """
     summaries = suite_summaries(document)
     if len({s["suite"] for s in summaries}) < min_suites:
         return ""
-    return _group_table(summaries, "suite", tablefmt)
+    text = _group_table(summaries, "suite", tablefmt)
+    if max_width is not None and any(len(line) > max_width for line in text.splitlines()):
+        return ""
+    return text
 
 
 def group_headers(summaries: Sequence[Mapping[str, Any]], field: str) -> tuple[str, ...]:
