@@ -7,6 +7,7 @@ import json
 import pytest
 
 import harness.suites  # noqa: F401  (PyYAML's C extension: import once, outside pytester)
+from harness.report.document import load_document
 from harness.report.summary import model_summaries
 from tests.test_plugin import CONFIG
 
@@ -60,3 +61,14 @@ def test_per_model_summaries_count_items_and_tokens_of_the_real_models(run):
     assert by_model["parrot"]["passed"] == 2
     assert by_model["parrot"]["total_tokens"] > 0
     assert by_model["parrot"]["records"] == 3
+
+
+def test_items_rebuilt_from_the_stream_are_per_model_too(pytester, run):
+    lines = (pytester.path / "reports" / "results.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines if json.loads(line).get("kind") == "result"]
+    path = pytester.path / "stream.json"
+    path.write_text(json.dumps({**run, "items": [], "records": records}))
+    rebuilt = load_document(path)
+    assert sorted((i["test_id"].split("::")[1], i["model"]) for i in rebuilt["items"]) == sorted(
+        (i["test_id"].split("::")[1], i["model"]) for i in run["items"]
+    )
