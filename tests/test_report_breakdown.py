@@ -8,6 +8,8 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.report.formatting import usd
 from harness.report.html import REPEAT_OUTPUT_CHARS, REPEATS_SHOWN, render_html, scatter_svg
@@ -271,3 +273,24 @@ def test_scatter_labels_are_escaped():
 
 def test_no_scatter_without_items():
     assert '<figure class="tradeoff-chart' not in render_html(document([]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(max_size=12),
+            st.floats(min_value=0, max_value=1e9, allow_nan=False),
+            st.floats(min_value=0, max_value=1),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_scatter_draws_every_point_inside_the_plot_for_any_values(values):
+    svg = str(scatter_svg([(n, x, r, r, r) for n, x, r in values], "cost", usd))
+    circles = [
+        (float(x), float(y)) for x, y in re.findall(r'<circle cx="([^"]+)" cy="([^"]+)"', svg)
+    ]
+    assert len(circles) == len(values)
+    assert all(0 <= x <= 440 and 0 <= y <= 260 for x, y in circles)

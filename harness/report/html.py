@@ -565,19 +565,24 @@ def scatter_svg(
     if log:
         lo_exp, hi_exp = math.floor(math.log10(min(xs))), math.ceil(math.log10(max(xs)))
         hi_exp = max(hi_exp, lo_exp + 1)
-        ticks = [10.0**e for e in range(lo_exp, hi_exp + 1)]
 
         def sx(x: float) -> float:
             return left + (math.log10(x) - lo_exp) / (hi_exp - lo_exp) * plot_w
+
+        ticks = [
+            (left + (e - lo_exp) / (hi_exp - lo_exp) * plot_w, 10.0**e)
+            for e in range(lo_exp, hi_exp + 1)
+        ]
 
         x_label = f"{x_label}, log scale"
     else:
         step = _nice_step(max(xs, default=0.0) * 1.15 / 4)
         upper = step * 4
-        ticks = [step * i for i in range(5)]
 
         def sx(x: float) -> float:
             return left + x / upper * plot_w
+
+        ticks = [(sx(step * i), step * i) for i in range(5)]
 
     def sy(rate: float) -> float:
         return top + (1 - rate) * plot_h
@@ -595,8 +600,7 @@ def scatter_svg(
             f'<text x="{left - 4}" y="{y + 3:.1f}" text-anchor="end" stroke="none">'
             f"{rate * 100:.0f}%</text>"
         )
-    for index, tick in enumerate(ticks):
-        x = sx(tick)
+    for index, (x, tick) in enumerate(ticks):
         align = "end" if index == len(ticks) - 1 else "middle"
         parts.append(
             f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + plot_h}"/>'
