@@ -148,7 +148,7 @@ class ItemRecord(TypedDict):
 
     test_id: str
     model: str
-    """The model (alias); ``(several)`` for a test that called several."""
+    """The model (alias); a test that called several has one item per model that answered."""
     case: NotRequired[str]
     prompt: NotRequired[str]
     """The suite's prompt variant, when it has ``prompts:``."""

@@ -123,21 +123,35 @@ class ResultsCollector:
         for record in records:
             writer.write({"kind": "result", "session": self.session_id, **record})
         self.records.extend(records)
-        item = getattr(report, "harness_item", None) or {}
+        for item in getattr(report, "harness_items", None) or [
+            getattr(report, "harness_item", None) or {}
+        ]:
+            self._add_item(report, item, records, attempt)
+        if report.failed:
+            self.failed_items += 1
+
+    def _add_item(
+        self,
+        report: pytest.TestReport,
+        item: dict[str, Any],
+        records: list[dict[str, Any]],
+        attempt: int,
+    ) -> None:
+        """One ``items`` entry: a test's item for one model (its records of that model)."""
+        model = item.get("model") or records[0].get("model")
+        own = [r for r in records if r.get("model") == model] or records
         entry = {
             "test_id": report.nodeid,
-            "model": item.get("model") or records[0].get("model"),
-            "case": case_key(records[0]),
+            "model": model,
+            "case": case_key(own[0]),
             "outcome": report.outcome,
-            "errored": all(r.get("error") for r in records),
+            "errored": all(r.get("error") for r in own),
             "duration_s": round(report.duration, 4),
             **item,
         }
         if attempt:
             entry["reruns"] = attempt
         self.items.append(entry)
-        if report.failed:
-            self.failed_items += 1
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -246,11 +246,12 @@ def pytest_runtest_makereport(
     for i in taken.from_test:
         records[i]["passed"] = report.passed and not records[i].get("error")
     report.harness_records = records  # type: ignore[attr-defined]
-    summary = taken.summary
-    if summary is None:
-        models = {r["model"] for r in records}
-        summary = {"model": records[0]["model"] if len(models) == 1 else "(several)"}
-    report.harness_item = summary  # type: ignore[attr-defined]
+    models = list(dict.fromkeys(str(r["model"]) for r in records))
+    summary = taken.summary or {}
+    if len(models) == 1:
+        report.harness_item = {"model": models[0], **summary}  # type: ignore[attr-defined]
+    else:  # all_responses / race: one item per model that answered, the test's outcome each
+        report.harness_items = [{**summary, "model": m} for m in models]  # type: ignore[attr-defined]
     return report
 
 

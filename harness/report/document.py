@@ -234,12 +234,15 @@ def load_document(path: str | os.PathLike[str]) -> RunDocument:
 
 
 def _items_from_records(records: Sequence[Mapping[str, Any]]) -> list[ItemRecord]:
-    """Item outcomes rebuilt from records (for streams and hand-made files)."""
-    by_item: dict[str, list[Mapping[str, Any]]] = {}
+    """Item outcomes rebuilt from records (for streams and hand-made files).
+
+    One item per (test id, model): a Python test that called several models has one each.
+    """
+    by_item: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for r in records:
-        by_item.setdefault(str(r["test_id"]), []).append(r)
+        by_item.setdefault((str(r["test_id"]), str(r["model"])), []).append(r)
     items: list[ItemRecord] = []
-    for test_id, recs in by_item.items():
+    for (test_id, _), recs in by_item.items():
         passes = sum(bool(r.get("passed")) for r in recs)
         item: ItemRecord = {
             "test_id": test_id,

@@ -10,8 +10,14 @@ into a single HTML file that opens from disk. In order, the page shows:
    95% interval, as text and as a small SVG bar with the interval drawn, failures, errors,
    p50/p95 latency, time to first token, tokens, cost, and the answers replayed from the
    response store with the cost they saved;
-3. one small chart panel per model: the pass-rate bar and a latency histogram (all models on
-   one latency scale, the p50 and p95 marked);
+2b. with several suites (suite files or Python test modules), a suite × model table of pass
+    rates with their Wilson 95% intervals;
+3. two scatters, quality against cost and against latency (``scatter_svg``): per model one
+   labelled point, x the cost per 1,000 cases or the p50 latency, y the pass rate with its
+   interval as a bar (models without a known cost are listed under the chart; the x axis
+   turns logarithmic, and says so, past a ``LOG_SPAN``× spread); then one small chart panel
+   per model: the pass-rate bar and a latency histogram (all models on one latency scale,
+   the p50 and p95 marked);
 4. races, when records have one: per model its wins and losses and the tokens and cost it
    consumed while losing; per race the winner, the margin and every contestant's latency,
    time to first output, outcome (a cancelled loser: before or after its first byte) and
@@ -48,11 +54,16 @@ island, ``<script type="application/json" id="data">``, 50 rows per page, so tha
             "o": output, "e": error, "f": [[check, detail, score], ...] (failed checks),
             "l": median latency ms, "$": cost USD, "t": threshold (< 1 only),
             "fr": finish reason (when not "stop"), "b": "regression" | "fix" | "new",
-            "rp": answers replayed from the response store, "sv": cost they saved USD}
+            "rp": answers replayed from the response store, "sv": cost they saved USD,
+            "r": [[verdict, reason, output], ...] every repeat, when they disagree,
+            "rm": repeats left out of "r"}
 
 Keys whose value would be empty are left out. A replayed answer's latency is the recorded
 call's, so the page labels ``l`` "(recorded)" when ``rp`` is set, and shows ``sv`` beside or
-instead of a cost. Outputs are cut at ``OUTPUT_CHARS`` with a visible marker; message lists,
+instead of a cost. ``r`` is set only when a cell's repeats disagree (some pass and some not,
+or their outputs differ): ``verdict`` is ``PASS``, ``FAIL`` or ``ERROR``, ``reason`` the
+failed checks or the error; at most ``REPEATS_SHOWN`` repeats, outputs cut at
+``REPEAT_OUTPUT_CHARS``. Outputs are cut at ``OUTPUT_CHARS`` with a visible marker; message lists,
 raw responses and ids are not embedded.
 
 Model output, vars, prompts and check details are untrusted. In the data island ``<``,
@@ -68,10 +79,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import re
 import shlex
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, TypeGuard
 
@@ -102,17 +114,23 @@ from harness.report.summary import (
     overall_summary,
     prompt_summaries,
     race_summary,
+    record_verdict,
+    repeats_differ,
     replayed_text,
+    suite_summaries,
+    tradeoff_summaries,
 )
 from harness.results import ItemRecord, ResultRecord, RunDocument, percentile, wilson_interval
 
 __all__ = [
+    "LOG_SPAN",
     "OUTPUT_CHARS",
     "ROWS_PER_PAGE",
     "dump_data",
     "latency_svg",
     "pass_rate_svg",
     "render_html",
+    "scatter_svg",
 ]
 
 ROWS_PER_PAGE = 50
@@ -123,6 +141,12 @@ OUTPUT_CHARS = 4_000
 
 DETAIL_CHARS = 1_000
 """The longest check detail, error message, prompt or var value embedded."""
+
+REPEATS_SHOWN = 20
+"""The most repeats listed in a matrix cell whose repeats disagree (the rest are counted)."""
+
+REPEAT_OUTPUT_CHARS = 1_000
+"""The longest output embedded per listed repeat."""
 
 LIST_ROWS = 300
 """The most rows server-rendered in a race or baseline list (the rest are counted)."""
@@ -184,6 +208,8 @@ def render_html(
         "overall": _overall(document, races),
         "models": _model_rows(summaries, columns),
         "prompt_table": prompt_table,
+        "suite_table": _suite_table(document),
+        "tradeoff": _tradeoff(document),
         "charts": _charts(summaries),
         "races": _races(document.get("records", []), races),
         "head_to_head": _head_to_head(document),
@@ -503,6 +529,140 @@ def latency_svg(
     return Markup("".join(parts))
 
 
+LOG_SPAN = 100.0
+"""A scatter's x axis turns logarithmic when its largest value is more than this × its least."""
+
+
+def scatter_svg(
+    points: Sequence[tuple[str, float, float, float, float]],
+    x_label: str,
+    x_format: Callable[[float], str],
+    *,
+    width: int = 440,
+    height: int = 260,
+) -> Markup:
+    """A scatter of pass rate (y, 0–100%) against ``x``: one labelled point per model.
+
+    Each point carries its 95% interval as a vertical bar and a ``<title>`` with its
+    numbers; the x axis is linear from 0, or logarithmic (decades, and labelled so) when
+    the values are all positive and span more than ``LOG_SPAN``×.
+
+    Args:
+        points: ``(label, x, pass rate, interval low, interval high)`` per model.
+        x_label: The x axis' name (``cost per 1k cases (USD)``).
+        x_format: Formats an x value for the ticks and titles.
+        width: The SVG width in pixels.
+        height: The SVG height in pixels.
+
+    Returns:
+        The ``<svg>`` element as safe markup.
+    """
+    left, right, top, bottom = 40, 16, 10, 34
+    plot_w, plot_h = width - left - right, height - top - bottom
+    xs = [p[1] for p in points]
+    positive = [x for x in xs if x > 0]
+    log = bool(xs) and len(positive) == len(xs) and max(xs) > LOG_SPAN * min(xs)
+    if log:
+        lo_exp, hi_exp = math.floor(math.log10(min(xs))), math.ceil(math.log10(max(xs)))
+        hi_exp = max(hi_exp, lo_exp + 1)
+
+        def sx(x: float) -> float:
+            return left + (math.log10(x) - lo_exp) / (hi_exp - lo_exp) * plot_w
+
+        ticks = [
+            (left + (e - lo_exp) / (hi_exp - lo_exp) * plot_w, 10.0**e)
+            for e in range(lo_exp, hi_exp + 1)
+        ]
+
+        x_label = f"{x_label}, log scale"
+    else:
+        step = _nice_step(max(xs, default=0.0) * 1.15 / 4)
+        upper = step * 4
+
+        def sx(x: float) -> float:
+            return left + x / upper * plot_w
+
+        ticks = [(sx(step * i), step * i) for i in range(5)]
+
+    def sy(rate: float) -> float:
+        return top + (1 - rate) * plot_h
+
+    label = f"pass rate against {x_label}: {len(points)} models"
+    parts = [
+        f'<svg class="scatter" width="{width}" height="{height}" viewBox="0 0 {width} {height}"'
+        f' role="img" aria-label="{escape(label)}"><title>{escape(label)}</title>',
+        '<g class="grid" stroke="#eaeef2" font-size="9" fill="#57606a">',
+    ]
+    for rate in (0.0, 0.25, 0.5, 0.75, 1.0):
+        y = sy(rate)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}"/>'
+            f'<text x="{left - 4}" y="{y + 3:.1f}" text-anchor="end" stroke="none">'
+            f"{rate * 100:.0f}%</text>"
+        )
+    for index, (x, tick) in enumerate(ticks):
+        align = "end" if index == len(ticks) - 1 else "middle"
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + plot_h}"/>'
+            f'<text x="{x:.1f}" y="{top + plot_h + 12}" text-anchor="{align}" stroke="none">'
+            f"{escape(x_format(tick))}</text>"
+        )
+    parts.append(
+        f'</g><text class="axis" x="{left + plot_w / 2:.1f}" y="{height - 4}" font-size="10"'
+        f' text-anchor="middle" fill="#24292f">{escape(x_label)}</text>'
+    )
+    for name, x_value, rate, lo, hi in points:
+        x, y = sx(x_value), sy(rate)
+        anchor, dx = ("end", -6) if x > left + plot_w * 0.7 else ("start", 6)
+        title = (
+            f"{name}: pass rate {percent(rate)} (95% interval {percent(lo)}–{percent(hi)}),"
+            f" {x_format(x_value)}"
+        )
+        parts.append(
+            f'<g class="point" data-model="{escape(name)}"><title>{escape(title)}</title>'
+            f'<line x1="{x:.1f}" y1="{sy(lo):.1f}" x2="{x:.1f}" y2="{sy(hi):.1f}"'
+            f' stroke="#57606a" stroke-width="1.2"/>'
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{_rate_colour(rate)}"'
+            f' stroke="#24292f" stroke-width="0.8"/>'
+            f'<text class="label" x="{x + dx:.1f}" y="{y - 5:.1f}" font-size="10"'
+            f' text-anchor="{anchor}" fill="#24292f">{escape(name)}</text></g>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _nice_step(raw: float) -> float:
+    """The smallest 1, 2 or 5 × 10ⁿ at least ``raw`` (``1`` for nothing to scale)."""
+    if raw <= 0:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw * (1 - 1e-9))
+
+
+def _tradeoff(document: RunDocument) -> dict[str, Any] | None:
+    """The quality / cost / latency scatters; ``None`` when no model has an item."""
+    models = [t for t in tradeoff_summaries(document) if t["pass_rate"] is not None]
+    if not models:
+        return None
+
+    def chart(key: str, x_label: str, x_format: Callable[[float], str]) -> dict[str, Any]:
+        points = [
+            (str(t["model"]), float(t[key]), float(t["pass_rate"]), *t["pass_rate_ci95"])
+            for t in models
+            if t[key] is not None
+        ]
+        return {
+            "svg": scatter_svg(points, x_label, x_format) if points else None,
+            "count": len(points),
+            "missing": [str(t["model"]) for t in models if t[key] is None],
+        }
+
+    return {
+        "cost": chart("cost_per_1k_usd", "cost per 1k cases (USD)", usd),
+        "latency": chart("latency_p50_ms", "p50 latency (ms)", ms),
+    }
+
+
 def _charts(summaries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     tops = [percentile(s["latency_ms"], 99) for s in summaries if s["latency_ms"]]
     upper: float = max((t for t in tops if t is not None), default=1.0) or 1.0
@@ -795,7 +955,28 @@ def _cell(
     if costs:
         cell["$"] = round(sum(costs), 9)
     cell.update(_replay_keys(records))
+    cell.update(_repeat_keys(records))
     return cell
+
+
+def _repeat_keys(records: Sequence[ResultRecord]) -> dict[str, Any]:
+    """``r`` (every repeat's verdict, reason and output) when the repeats disagree.
+
+    At most ``REPEATS_SHOWN`` repeats, in repeat order, each output cut at
+    ``REPEAT_OUTPUT_CHARS``; ``rm`` counts the repeats left out.
+    """
+    if not repeats_differ(records, lambda r: _output(r)[0]):
+        return {}
+    ordered = sorted(records, key=lambda r: int(r.get("repeat") or 0))
+    shown = []
+    for record in ordered[:REPEATS_SHOWN]:
+        verdict, reason = record_verdict(record)
+        output = _output(record)[0] or ""
+        shown.append([verdict, _clip(reason, DETAIL_CHARS), _clip(output, REPEAT_OUTPUT_CHARS)])
+    keys: dict[str, Any] = {"r": shown}
+    if len(ordered) > REPEATS_SHOWN:
+        keys["rm"] = len(ordered) - REPEATS_SHOWN
+    return keys
 
 
 def _replay_keys(records: Sequence[ResultRecord]) -> dict[str, Any]:
@@ -891,11 +1072,25 @@ def _matrix_rows(
 def _prompt_table(document: RunDocument) -> dict[str, Any] | None:
     """The prompt × model pass-rate table: ``None`` without prompt variants."""
     summaries = prompt_summaries(document)
-    if not summaries:
+    return _group_table(summaries, "prompt") if summaries else None
+
+
+def _suite_table(document: RunDocument) -> dict[str, Any] | None:
+    """The suite × model pass-rate table: ``None`` with fewer than two suites."""
+    summaries = suite_summaries(document)
+    if len({s["suite"] for s in summaries}) < 2:
         return None
-    prompts = list(dict.fromkeys(str(s["prompt"]) for s in summaries))
+    return _group_table(summaries, "suite")
+
+
+def _group_table(summaries: Sequence[Mapping[str, Any]], field: str) -> dict[str, Any]:
+    """A group × model pass-rate table from ``group_summaries`` (prompts, suites).
+
+    ``{field + "s": groups, "models": models, "rows": [{field: group, "cells", "all"}]}``.
+    """
+    groups = list(dict.fromkeys(str(s[field]) for s in summaries))
     models = list(dict.fromkeys(str(s["model"]) for s in summaries))
-    by_pair = {(str(s["prompt"]), str(s["model"])): s for s in summaries}
+    by_pair = {(str(s[field]), str(s["model"])): s for s in summaries}
 
     def rate(passed: int, items: int) -> dict[str, Any]:
         lo, hi = wilson_interval(passed, items)
@@ -909,14 +1104,14 @@ def _prompt_table(document: RunDocument) -> dict[str, Any] | None:
         }
 
     rows = []
-    for prompt in prompts:
-        pairs = [by_pair.get((prompt, m)) for m in models]
+    for group in groups:
+        pairs = [by_pair.get((group, m)) for m in models]
         present = [s for s in pairs if s is not None]
         passed = sum(int(s["passed"]) for s in present)
         total = sum(int(s["items"]) for s in present)
         rows.append(
             {
-                "prompt": prompt,
+                field: group,
                 "cells": [
                     rate(int(s["passed"]), int(s["items"])) if s is not None else None
                     for s in pairs
@@ -924,7 +1119,7 @@ def _prompt_table(document: RunDocument) -> dict[str, Any] | None:
                 "all": rate(passed, total),
             }
         )
-    return {"prompts": prompts, "models": models, "rows": rows}
+    return {f"{field}s": groups, "models": models, "rows": rows}
 
 
 # --------------------------------------------------------------------------- baseline

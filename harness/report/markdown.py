@@ -7,7 +7,9 @@ r"""``report.md``: the run as GitHub-flavoured markdown, sized for PR comments a
    with a "replayed" column (answers replayed from the response store, the cost saved) only
    when something was replayed;
    with prompt variants (suites with ``prompts:``), the prompt × model table of pass rates
-   with their 95% intervals (``harness.report.summary.prompt_rows``);
+   with their 95% intervals (``harness.report.summary.prompt_rows``); with several suites
+   (suite files or Python test modules), the suite × model table the same way; with
+   several models, each model's pass rate, cost per 1,000 cases and p50 latency;
 3. with a baseline ``Comparison``: a line saying what α promises, the per-model change
    with its stratified (CMH) p-value, adjusted p-value and verdict, and the changed cases
    with theirs, each labelled ``regression (significant)`` (significant after correction)
@@ -19,7 +21,8 @@ r"""``report.md``: the run as GitHub-flavoured markdown, sized for PR comments a
    wins, ties, losses and the win rate with its 95% interval per pair, overall and per
    prompt — and the cases where the two models differ most, both answers excerpted;
 6. the failing cases: case, model, why it failed (failed checks' details or the error) and
-   an excerpt of the output.
+   an excerpt of the output; when the item's repeats disagree (some pass, some fail, or
+   different outputs), every repeat's verdict, reason and excerpt, one per line.
 
 The whole text stays within ``limit_bytes`` (UTF-8): sections and table rows are added whole
 while they fit, and what does not fit is replaced by a pointer line ("… and 123 more failing
@@ -59,13 +62,19 @@ from harness.report.compare import (
 from harness.report.document import case_key
 from harness.report.formatting import duration, integer, interval, percent, plural, usd
 from harness.report.summary import (
+    TRADEOFF_HEADERS,
     losers_text,
     overall_summary,
     prompt_headers,
     prompt_rows,
     race_summary,
+    record_verdict,
+    repeats_differ,
+    suite_headers,
+    suite_rows,
     summary_headers,
     summary_rows,
+    tradeoff_rows,
 )
 from harness.results import ItemRecord, ResultRecord, RunDocument
 
@@ -76,6 +85,15 @@ EXCERPT_CHARS = 200
 
 DETAIL_CHARS = 300
 """The longest explanation shown for a failing case (characters, before escaping)."""
+
+SUITE_ROWS = 20
+"""The most suites in the suite × model table (the rest are pointed to the HTML report)."""
+
+REPEATS_SHOWN = 10
+"""The most repeats listed for a failing case whose repeats disagree."""
+
+REPEAT_CHARS = 80
+"""The longest output excerpt and reason shown per repeat (characters, before escaping)."""
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _LINE_BREAKS = re.compile(r"[ \t]*(?:(?:\r\n|\r|\n)[ \t]*)+")
@@ -333,6 +351,28 @@ def _add_prompts(out: _Builder, document: RunDocument, html_name: str) -> None:
     _add_table(out, headers, rows, _right_after_first(headers), _Pointer("prompts", html_name))
 
 
+def _add_suites(out: _Builder, document: RunDocument, html_name: str) -> None:
+    """The suite × model pass rates (95% intervals); nothing with a single suite."""
+    rows = suite_rows(document, escape_markdown)
+    if len(rows) < 2 or not out.add(f"### Suites ({len(rows)})"):
+        return
+    headers = [escape_markdown(h) for h in suite_headers(document)]
+    pointer = _Pointer("suites", html_name)
+    kept = rows[:SUITE_ROWS]
+    _add_table(out, headers, kept, _right_after_first(headers), pointer)
+    if len(rows) > len(kept):
+        out.add(pointer.line(len(rows) - len(kept), len(kept)))
+
+
+def _add_tradeoff(out: _Builder, document: RunDocument, html_name: str) -> None:
+    """Quality, cost and latency per model (the HTML report's scatter charts as a table)."""
+    rows = tradeoff_rows(document, escape_markdown)
+    if len(rows) < 2 or not out.add("### Quality, cost and latency"):
+        return
+    headers = TRADEOFF_HEADERS
+    _add_table(out, headers, rows, _right_after_first(headers), _Pointer("models", html_name))
+
+
 def _add_races(out: _Builder, document: RunDocument, html_name: str) -> None:
     """The races section: per-model tallies and what the losers consumed; none without races."""
     summary = race_summary(document)
@@ -446,6 +486,23 @@ def _why(item: ItemRecord, record: ResultRecord | None) -> str:
     return "; ".join(str(p) for p in parts)
 
 
+def _repeats_cell(records: Sequence[ResultRecord]) -> str:
+    """Every repeat's verdict, reason and output excerpt, one per line (``<br>``).
+
+    ``repeat 1 PASS: <code>…</code>`` / ``repeat 2 FAIL (icontains: …): <code>…</code>``;
+    at most ``REPEATS_SHOWN`` repeats, then how many more.
+    """
+    lines = []
+    for index, record in enumerate(records[:REPEATS_SHOWN], 1):
+        verdict, reason = record_verdict(record)
+        why = f" ({escape_markdown(reason, REPEAT_CHARS)})" if reason else ""
+        excerpt = _code(_output_text(record), REPEAT_CHARS)
+        lines.append(f"repeat {index} {verdict}{why}: {excerpt}")
+    if len(records) > REPEATS_SHOWN:
+        lines.append(f"… and {len(records) - REPEATS_SHOWN} more repeats")
+    return "<br>".join(lines)
+
+
 def _failing_rows(document: RunDocument, comparison: Comparison | None) -> list[list[str]]:
     """One row per failing item, regressions (per the comparison) first."""
     records: dict[tuple[str, str], list[ResultRecord]] = {}
@@ -474,7 +531,9 @@ def _failing_rows(document: RunDocument, comparison: Comparison | None) -> list[
                     escape_markdown(case),
                     escape_markdown(model),
                     escape_markdown(why, DETAIL_CHARS),
-                    _code(_output_text(record), EXCERPT_CHARS) if record else "",
+                    _repeats_cell(recs)
+                    if repeats_differ(recs, _output_text)
+                    else (_code(_output_text(record), EXCERPT_CHARS) if record else ""),
                 ],
             )
         )
@@ -517,6 +576,8 @@ def render_markdown(
             out, headers, summary, _right_after_first(headers), _Pointer("models", html_name)
         )
     _add_prompts(out, document, html_name)
+    _add_suites(out, document, html_name)
+    _add_tradeoff(out, document, html_name)
     if comparison is not None:
         _add_comparison(out, comparison, html_name)
     _add_races(out, document, html_name)

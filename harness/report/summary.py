@@ -13,6 +13,14 @@ the recorded call cost.
 ``prompt_summaries(document)`` does the same per (prompt variant, model) for suites with
 ``prompts:`` (items and pass rate with its Wilson interval, answers, cost), and
 ``prompt_table`` sets them out as a prompt × model table of pass rates.
+``suite_summaries``/``suite_table`` do the same per (suite, model), a suite being a suite
+file or a Python test module; both are ``group_summaries`` with a different grouping key.
+
+``tradeoff_summaries(document)`` gives per model the pass rate, cost per 1,000 cases and
+p50 latency that the report's quality / cost / latency charts plot.
+
+``record_verdict`` and ``repeats_differ`` let the reports show every repeat of an item whose
+repeats disagree (some pass, some fail, or different outputs).
 
 ``race_summary(document)`` tallies the races: per model its wins and losses and the tokens
 and cost it consumed while losing (as far as providers reported them), and the totals.
@@ -23,8 +31,8 @@ contestants' usage fields; everything here treats a missing key as ``False``/``N
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from harness.report.formatting import NONE, integer, ms, percent, usd
 from harness.results import RunDocument, percentile, wilson_interval
@@ -34,8 +42,12 @@ __all__ = [
     "RACE_OUTCOMES",
     "REPLAYED_HEADER",
     "SUMMARY_HEADERS",
+    "TRADEOFF_HEADERS",
     "TTFT_HEADER",
     "contestant_usage",
+    "group_headers",
+    "group_rows",
+    "group_summaries",
     "losers_text",
     "model_summaries",
     "overall_summary",
@@ -44,10 +56,19 @@ __all__ = [
     "prompt_summaries",
     "prompt_table",
     "race_summary",
+    "record_verdict",
+    "repeats_differ",
     "replayed_text",
     "summary_headers",
     "summary_rows",
+    "suite_headers",
+    "suite_of",
+    "suite_rows",
+    "suite_summaries",
+    "suite_table",
     "summary_table",
+    "tradeoff_rows",
+    "tradeoff_summaries",
 ]
 
 SUMMARY_HEADERS = (
@@ -69,6 +90,8 @@ TTFT_HEADER = "ttft p50 ms"
 
 REPLAYED_HEADER = "replayed"
 """The extra column of the per-model table: replayed answers and the cost they saved."""
+
+_R = TypeVar("_R", bound=Mapping[str, Any])
 
 RACE_OUTCOMES = ("winner", "finished", "cancelled", "failed")
 """A race contestant's ``outcome`` values."""
@@ -171,13 +194,57 @@ def prompt_summaries(document: RunDocument) -> list[dict[str, Any]]:
     by_test = _item_prompts(document)
     if not by_test:
         return []
+
+    def item_prompt(item: Mapping[str, Any]) -> str | None:
+        prompt = item.get("prompt") or by_test.get(str(item.get("test_id")))
+        return str(prompt) if prompt else None
+
+    def record_prompt(record: Mapping[str, Any]) -> str | None:
+        return str(record["prompt"]) if record.get("prompt") else None
+
+    return group_summaries(document, "prompt", item_prompt, record_prompt)
+
+
+def suite_of(entry: Mapping[str, Any]) -> str | None:
+    """The suite an item or record belongs to: its suite file, or a Python test's file.
+
+    A suite record names its ``suite`` (the suite file's node id); anything else is grouped
+    by the part of its test id before ``::`` (the test module's path); ``None`` for a test
+    id without one.
+    """
+    if entry.get("suite"):
+        return str(entry["suite"])
+    path, sep, _ = str(entry.get("test_id") or "").partition("::")
+    return path if sep and path else None
+
+
+def suite_summaries(document: RunDocument) -> list[dict[str, Any]]:
+    """One dict per (suite, model) that ran, suites then models in first-seen order.
+
+    The keys of ``prompt_summaries`` with ``suite`` (see ``suite_of``) for ``prompt``.
+    """
+    return group_summaries(document, "suite", suite_of, suite_of)
+
+
+def group_summaries(
+    document: RunDocument,
+    field: str,
+    item_key: Callable[[Mapping[str, Any]], str | None],
+    record_key: Callable[[Mapping[str, Any]], str | None],
+) -> list[dict[str, Any]]:
+    """Pass rates per (group, model): the groups by ``item_key``/``record_key`` (``None``: none).
+
+    Each dict has ``field`` (the group), ``model``, ``items``, ``passed``, ``failed``,
+    ``errors``, ``pass_rate`` and ``pass_rate_ci95``, ``records`` and ``cost_usd``; groups
+    then models in first-seen order.
+    """
     out: dict[tuple[str, str], dict[str, Any]] = {}
 
-    def entry(prompt: str, model: str) -> dict[str, Any]:
-        key = (prompt, model)
+    def entry(group: str, model: str) -> dict[str, Any]:
+        key = (group, model)
         if key not in out:
             out[key] = {
-                "prompt": prompt,
+                field: group,
                 "model": model,
                 "items": 0,
                 "passed": 0,
@@ -189,24 +256,24 @@ def prompt_summaries(document: RunDocument) -> list[dict[str, Any]]:
         return out[key]
 
     for item in document.get("items", []):
-        prompt = item.get("prompt") or by_test.get(str(item.get("test_id")))
-        if not prompt:
+        group = item_key(item)
+        if group is None:
             continue
-        e = entry(str(prompt), str(item.get("model")))
-        _count_item(e, item)
+        _count_item(entry(group, str(item.get("model"))), item)
     for r in document.get("records", []):
-        if not r.get("prompt"):
+        group = record_key(r)
+        if group is None:
             continue
-        e = entry(str(r["prompt"]), str(r.get("model")))
+        e = entry(group, str(r.get("model")))
         e["records"] += 1
         if (cost := _number(r.get("cost_usd"))) is not None:
             e["cost_usd"] = (e["cost_usd"] or 0.0) + cost
-    prompts = list(dict.fromkeys(p for p, _ in out))
+    groups = list(dict.fromkeys(g for g, _ in out))
     models = list(dict.fromkeys(m for _, m in out))
     summaries = []
-    for prompt in prompts:
+    for group in groups:
         for model in models:
-            pair = out.get((prompt, model))
+            pair = out.get((group, model))
             if pair is None:
                 continue
             lo, hi = wilson_interval(pair["passed"], pair["items"])
@@ -230,8 +297,7 @@ def _rate_text(passed: int, items: int) -> str:
 
 def prompt_headers(document: RunDocument) -> tuple[str, ...]:
     """The prompt × model table's columns: ``prompt``, each model, ``ALL_MODELS``."""
-    models = dict.fromkeys(str(s["model"]) for s in prompt_summaries(document))
-    return ("prompt", *models, ALL_MODELS)
+    return group_headers(prompt_summaries(document), "prompt")
 
 
 def prompt_rows(document: RunDocument, escape: Callable[[str], str] = str) -> list[list[str]]:
@@ -241,16 +307,68 @@ def prompt_rows(document: RunDocument, escape: Callable[[str], str] = str) -> li
     did not run); the last is the prompt's over every model. ``escape`` is applied to
     prompt ids (the markdown report passes its escaper).
     """
-    summaries = prompt_summaries(document)
+    return group_rows(prompt_summaries(document), "prompt", escape)
+
+
+def prompt_table(document: RunDocument, tablefmt: str = "simple") -> str:
+    """The prompt × model pass-rate table as text; ``""`` when no record has a prompt."""
+    return _group_table(prompt_summaries(document), "prompt", tablefmt)
+
+
+def suite_headers(document: RunDocument) -> tuple[str, ...]:
+    """The suite × model table's columns: ``suite``, each model, ``ALL_MODELS``."""
+    return group_headers(suite_summaries(document), "suite")
+
+
+def suite_rows(document: RunDocument, escape: Callable[[str], str] = str) -> list[list[str]]:
+    """The suite × model table's rows, one per suite (cells as in ``prompt_rows``)."""
+    return group_rows(suite_summaries(document), "suite", escape)
+
+
+def suite_table(
+    document: RunDocument,
+    tablefmt: str = "simple",
+    *,
+    min_suites: int = 2,
+    max_width: int | None = None,
+) -> str:
+    """The suite × model pass-rate table as text; ``""`` with fewer than ``min_suites`` suites.
+
+    ``max_width`` (for the terminal summary): ``""`` when some line would be wider.
+    """
+    summaries = suite_summaries(document)
+    if len({s["suite"] for s in summaries}) < min_suites:
+        return ""
+    text = _group_table(summaries, "suite", tablefmt)
+    if max_width is not None and any(len(line) > max_width for line in text.splitlines()):
+        return ""
+    return text
+
+
+def group_headers(summaries: Sequence[Mapping[str, Any]], field: str) -> tuple[str, ...]:
+    """A group × model table's columns: ``field``, each model, ``ALL_MODELS``."""
+    models = dict.fromkeys(str(s["model"]) for s in summaries)
+    return (field, *models, ALL_MODELS)
+
+
+def group_rows(
+    summaries: Sequence[Mapping[str, Any]], field: str, escape: Callable[[str], str] = str
+) -> list[list[str]]:
+    """A group × model table's rows from ``group_summaries``: one per group.
+
+    Each cell is a pass rate with its Wilson 95% interval and counts (``—`` where the pair
+    did not run); the last is the group's over every model. ``escape`` applies to the
+    group names.
+    """
     models = list(dict.fromkeys(str(s["model"]) for s in summaries))
-    cells: dict[str, dict[str, dict[str, Any]]] = {}
+    cells: dict[str, dict[str, Mapping[str, Any]]] = {}
     for s in summaries:
-        cells.setdefault(str(s["prompt"]), {})[str(s["model"])] = s
+        cells.setdefault(str(s[field]), {})[str(s["model"])] = s
     rows = []
-    for prompt, per_model in cells.items():
+    for group, per_model in cells.items():
         passed = sum(s["passed"] for s in per_model.values())
         items = sum(s["items"] for s in per_model.values())
-        row = [escape(prompt)]
+        row = [escape(group)]
         row += [
             _rate_text(per_model[m]["passed"], per_model[m]["items"]) if m in per_model else NONE
             for m in models
@@ -260,14 +378,13 @@ def prompt_rows(document: RunDocument, escape: Callable[[str], str] = str) -> li
     return rows
 
 
-def prompt_table(document: RunDocument, tablefmt: str = "simple") -> str:
-    """The prompt × model pass-rate table as text; ``""`` when no record has a prompt."""
-    rows = prompt_rows(document)
+def _group_table(summaries: Sequence[Mapping[str, Any]], field: str, tablefmt: str) -> str:
+    rows = group_rows(summaries, field)
     if not rows:
         return ""
     from tabulate import tabulate
 
-    headers = prompt_headers(document)
+    headers = group_headers(summaries, field)
     align = ("left",) + ("right",) * (len(headers) - 1)
     return str(
         tabulate(
@@ -387,6 +504,89 @@ def summary_table(document: RunDocument, tablefmt: str = "simple") -> str:
             disable_numparse=True,
         )
     )
+
+
+# --------------------------------------------------------------------------- trade-off
+
+TRADEOFF_HEADERS = ("model", "pass rate [95% CI]", "cost per 1k cases", "p50 ms")
+"""The quality / cost / latency table's columns (the report's scatter charts as text)."""
+
+
+def tradeoff_summaries(document: RunDocument) -> list[dict[str, Any]]:
+    """Per model the three numbers a comparison plots: quality, cost and latency.
+
+    Keys: ``model``, ``items``, ``pass_rate`` (``None`` without items), ``pass_rate_ci95``,
+    ``cost_per_1k_usd`` (the mean cost of an item × 1,000; replayed answers count at their
+    recorded cost; ``None`` when nothing was priced or no item ran) and ``latency_p50_ms``.
+    """
+    out = []
+    for m in model_summaries(document):
+        spent = [v for v in (m["cost_usd"], m["saved_usd"]) if v is not None]
+        per_1k = sum(spent) / m["items"] * 1000 if spent and m["items"] else None
+        out.append(
+            {
+                "model": m["model"],
+                "items": m["items"],
+                "pass_rate": m["pass_rate"],
+                "pass_rate_ci95": m["pass_rate_ci95"],
+                "cost_per_1k_usd": per_1k,
+                "latency_p50_ms": m["latency_p50_ms"],
+            }
+        )
+    return out
+
+
+def tradeoff_rows(document: RunDocument, escape: Callable[[str], str] = str) -> list[list[str]]:
+    """The quality / cost / latency table's rows (columns as ``TRADEOFF_HEADERS``)."""
+    rows = []
+    for t in tradeoff_summaries(document):
+        lo, hi = t["pass_rate_ci95"]
+        rate = (
+            NONE
+            if t["pass_rate"] is None
+            else f"{percent(t['pass_rate'])} [{lo * 100:.1f}–{hi * 100:.1f}]"
+        )
+        rows.append(
+            [
+                escape(str(t["model"])),
+                rate,
+                usd(t["cost_per_1k_usd"]),
+                ms(t["latency_p50_ms"], unit=False),
+            ]
+        )
+    return rows
+
+
+# --------------------------------------------------------------------------- repeats
+
+
+def record_verdict(record: Mapping[str, Any]) -> tuple[str, str]:
+    """One answer's verdict and why: ``("PASS", "")``, ``("FAIL", "icontains: …")``, etc.
+
+    A failed answer's reason lists its failed checks (``name: detail``); an error's is
+    ``Type: message``.
+    """
+    error = record.get("error")
+    if error:
+        if isinstance(error, Mapping):
+            return "ERROR", f"{error.get('type') or 'Error'}: {error.get('message') or ''}"
+        return "ERROR", str(error)
+    if record.get("passed"):
+        return "PASS", ""
+    failed = [
+        f"{c.get('name')}: {c.get('detail') or 'failed'}"
+        for c in record.get("checks") or []
+        if isinstance(c, Mapping) and not c.get("passed")
+    ]
+    return "FAIL", "; ".join(failed)
+
+
+def repeats_differ(records: Sequence[_R], output: Callable[[_R], Hashable]) -> bool:
+    """Whether an item's repeats disagree: some pass and some not, or their outputs differ."""
+    if len(records) < 2:
+        return False
+    verdicts = {record_verdict(r)[0] for r in records}
+    return len(verdicts) > 1 or len({output(r) for r in records}) > 1
 
 
 # --------------------------------------------------------------------------- races

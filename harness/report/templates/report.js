@@ -68,6 +68,7 @@
     if (row.v) { parts.push(JSON.stringify(row.v)); }
     row.cells.forEach(function (cell) {
       if (cell) { parts.push(cell.o || "", cell.e || ""); }
+      if (cell && cell.r) { cell.r.forEach(function (repeat) { parts.push(repeat[2] || ""); }); }
     });
     return parts.join("\n").toLowerCase();
   }
@@ -106,7 +107,7 @@
   }
 
   /* A block of text shown as its first lines; a click shows all of it (and back). */
-  function clipped(className, text) {
+  function clipped(className, text, buttonClass) {
     var lines = text.split("\n");
     var short = lines.slice(0, CLIP_LINES).join("\n");
     if (short.length > CLIP_CHARS) { short = short.slice(0, CLIP_CHARS); }
@@ -116,7 +117,7 @@
       return wrap;
     }
     var body = el("span", "clip", short + "…");
-    var toggle = el("button", "more", "show all (" + lines.length + " lines, " + text.length + " chars)");
+    var toggle = el("button", buttonClass || "more", "show all (" + lines.length + " lines, " + text.length + " chars)");
     toggle.type = "button";
     var open = false;
     function flip() {
@@ -197,7 +198,28 @@
       });
       td.appendChild(list);
     }
+    if (cell.r && cell.r.length) { td.appendChild(repeatList(cell)); }
     return td;
+  }
+
+  /* Every repeat's verdict, reason and answer, for a cell whose repeats disagree. */
+  function repeatList(cell) {
+    var total = cell.r.length + (cell.rm || 0);
+    var box = el("details", "repeat-list");
+    box.appendChild(el("summary", null, "every repeat (" + total + ")"));
+    var list = el("ol", "repeat-items");
+    cell.r.forEach(function (repeat, index) {
+      var verdict = String(repeat[0]);
+      var item = el("li", "repeat-item");
+      item.setAttribute("data-verdict", verdict);
+      item.appendChild(el("span", "badge " + verdict.toLowerCase(), "repeat " + (index + 1) + " " + verdict));
+      if (repeat[1]) { item.appendChild(el("span", "why", " (" + repeat[1] + ")")); }
+      item.appendChild(clipped("out", repeat[2] || "", "more-repeat"));
+      list.appendChild(item);
+    });
+    box.appendChild(list);
+    if (cell.rm) { box.appendChild(el("div", "muted small", "… and " + cell.rm + " more repeats (see results.json)")); }
+    return box;
   }
 
   function varsText(vars) {
