@@ -20,6 +20,7 @@ import pytest
 
 from harness._version import __version__
 from harness.report.document import build_document, case_key, config_hash, model_entries
+from harness.report.formatting import usd_brief
 from harness.report.summary import prompt_table, summary_table
 from harness.results import JsonlWriter, ResultRecord, RunDocument
 from pytest_plugin._settings import Settings
@@ -260,7 +261,7 @@ class ResultsCollector:
         """The per-model table and the files written; silent when nothing was recorded."""
         if self.unsent:
             terminalreporter.write_line(
-                f"harness: cost cap ${self.settings.max_cost:g} reached: "
+                f"harness: cost cap {usd_brief(self.settings.max_cost, 6)} reached: "
                 f"{self.unsent} item(s) skipped, their requests not sent",
                 yellow=True,
                 bold=True,
