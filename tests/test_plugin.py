@@ -91,9 +91,9 @@ def test_terminal_summary_has_a_row_per_model_and_names_the_file(project):
     result = project.runpytest("suites")
     result.stdout.fnmatch_lines([
         "*harness summary*",
-        "*model*items*passed*failed*errors*pass rate*",
-        "good*2*2*0*0*100.0% *",
-        "parrot*2*0*2*0*0.0% *",
+        "*model*passed/items*pass rate*",  # fitted to the terminal's 80 columns
+        "good*2/2*100.0% *",
+        "parrot*0/2*0.0% *",
         "results: *results.jsonl",
     ])
 
