@@ -8,6 +8,7 @@ readable message of an unsent call (``usd_brief``).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -234,3 +235,58 @@ def test_offline_models_are_not_budgeted(tmp_path):
     h = Harness(budget=budget)
     assert h.completion("mock/m", USER, mock_response="ok").content == "ok"
     assert budget.totals() == (0.0, 0.0)
+
+
+# --- under pytest: the prefetcher starts every call at once -----------------------------------
+
+
+def paid_project(pytester: pytest.Pytester, url: str, cases: int) -> None:
+    rows = "\n".join(
+        f"  - {{ id: c{i}, vars: {{ n: {i} }}, assert: [{{ contains: hi }}] }}"
+        for i in range(cases)
+    )
+    (pytester.path / "suites").mkdir()
+    (pytester.path / "suites" / "paid.yaml").write_text(
+        f'models: [paid]\nprompt: "Q {{{{ n }}}}"\ncases:\n{rows}\n'
+    )
+    pytester.makepyprojecttoml(
+        f'[tool.harness.models.paid]\nmodel = "openai/paid"\napi_base = "{url}/v1"\n'
+        'api_key_env = "NONE"\nprice = { input_per_mtok = 1000000, output_per_mtok = 0 }\n'
+    )
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
+def test_prefetched_calls_without_a_concurrency_limit_stay_under_the_cap(
+    local_server, pytester, workers
+):
+    # No max_concurrency: the prefetcher starts all 12 calls at once. Each is estimated at
+    # $8 (8 prompt tokens) and costs $3; under $20 exactly five are sent (15 + 8 > 20),
+    # in one process or shared by two xdist workers.
+    server = local_server(lambda r: Reply(body=chat_body("hi")))
+    paid_project(pytester, server.url, 12)
+    result = pytester.runpytest_subprocess(
+        "suites", "--harness-max-cost", "20", "--harness-cache", "off", "-rs", *workers
+    )
+    result.assert_outcomes(passed=5, skipped=7)
+    assert len(server.requests) == 5
+    result.stdout.fnmatch_lines(["*cost cap $20.00 would be exceeded: $15.00 spent*"])
+    lines = (pytester.path / "reports" / "results.jsonl").read_text().splitlines()
+    costs = [json.loads(line).get("cost_usd") for line in lines if '"kind": "result"' in line]
+    assert costs == [pytest.approx(3.0)] * 5
+
+
+def test_the_issues_cap_sends_nothing_it_cannot_afford(local_server, pytester):
+    server = local_server(lambda r: Reply(body=chat_body("hi")))
+    paid_project(pytester, server.url, 4)
+    result = pytester.runpytest_subprocess(
+        "suites", "--harness-max-cost", "0.00001", "--harness-cache", "off", "-rs"
+    )
+    result.assert_outcomes(skipped=4)
+    assert server.requests == []
+    result.stdout.fnmatch_lines(
+        [
+            "harness: cost cap $0.00001 reached: 4 item(s) skipped, their requests not sent",
+            "SKIPPED [[]4[]] *harness: cost cap $0.00001 would be exceeded: $0 spent, and this call"
+            " may cost up to $8.00; the request was not sent",
+        ]
+    )
