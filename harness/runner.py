@@ -534,7 +534,7 @@ class Harness:
         async with self._slot(plan) as slot:
             # Reserved inside the model's slot, just before sending: a call waiting for its
             # slot holds nothing, so queued (prefetched) calls cannot crowd the cap.
-            hold = await self._reserve(plan)
+            hold = None if self.budget is None else await self._reserve(plan)
             try:
                 start = time.perf_counter()
                 async with asyncio.timeout(plan.timeout):
