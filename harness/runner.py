@@ -249,6 +249,8 @@ class Harness:
         self._cache: ResponseCache | None = None
         self._cache_resolved = False
         self.budget = budget
+        self._estimate_scale: dict[str, float] = {}
+        """Per model, how far its calls have cost beyond their estimates (>= 1)."""
         self._shared: SharedLimiter | None = limits if isinstance(limits, SharedLimiter) else None
         self._limits_path = None if isinstance(limits, SharedLimiter) else limits
         if self._limits_path is not None:
@@ -511,6 +513,8 @@ class Harness:
         if self.budget is not None and plan.family not in _OFFLINE:
             if hold is not None:
                 self.budget.settle(hold, meta.cost_usd or 0.0)
+                if meta.cost_usd and meta.cost_usd > hold.amount > 0:
+                    self._learn_estimate(plan, meta.cost_usd)
             elif meta.cost_usd:
                 self.budget.add(meta.cost_usd)
         if cache is not None and plan.record:
@@ -603,10 +607,23 @@ class Harness:
 
         The prompt's tokens estimated from its characters (``estimate_prompt_tokens``) at
         the input price, plus ``max_tokens`` (else ``DEFAULT_MAX_OUTPUT_TOKENS``) at the
-        output price; ``0.0`` for a model with no price.
+        output price; ``0.0`` for a model with no price. Once a call of the model has cost
+        more than its estimate, this harness scales the model's estimates by the largest
+        such ratio seen, so one low estimate does not repeat.
         """
         spec = self._spec(model, params)
-        return _cost_estimate(self._plan(spec, validate_messages(messages), params))
+        return self._estimate(self._plan(spec, validate_messages(messages), params))
+
+    def _estimate(self, plan: _Plan) -> float:
+        """``_cost_estimate``, scaled up for a model whose calls cost more than estimated."""
+        return _cost_estimate(plan) * self._estimate_scale.get(plan.call.spec.full_name, 1.0)
+
+    def _learn_estimate(self, plan: _Plan, cost: float) -> None:
+        """A call cost more than its estimate: scale the model's later estimates to match."""
+        raw = _cost_estimate(plan)
+        if raw > 0:
+            name = plan.call.spec.full_name
+            self._estimate_scale[name] = max(self._estimate_scale.get(name, 1.0), cost / raw)
 
     async def _reserve(self, plan: _Plan) -> BudgetHold | None:
         """Reserve the call's estimated cost, or raise ``BudgetExceededError`` (unsent).
@@ -620,7 +637,7 @@ class Harness:
         budget = self.budget if plan.family not in _OFFLINE else None
         if budget is None:
             return None
-        estimate = _cost_estimate(plan)
+        estimate = self._estimate(plan)
         pause = 0.002
         loop = asyncio.get_running_loop()
         give_up = loop.time() + plan.timeout  # a hold is never kept longer than a call lasts

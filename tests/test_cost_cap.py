@@ -182,6 +182,23 @@ def test_a_low_estimate_overshoots_by_the_calls_in_flight_at_most(local_server, 
     assert "cost cap $20.00 reached: $84.00 spent; the request was not sent" in str(results[-1])
 
 
+def test_a_model_that_costs_more_than_estimated_gets_larger_estimates(local_server, tmp_path):
+    # Estimated $10, billed $42 (40 prompt tokens, 2 completion): after the first answer the
+    # model's estimates are scaled by 4.2, so the third call (84 + 42 > 100) is not sent; with
+    # the bare estimate it would have been (84 + 10 <= 100) and spent $126.
+    body = chat_body("hi")
+    body["usage"] = {"prompt_tokens": 40, "completion_tokens": 2, "total_tokens": 42}
+    server = local_server(lambda r: Reply(body=body))
+    budget = CostBudget(100.0, tmp_path / "limits.sqlite")
+    h = paid_harness(server.url, budget, max_concurrency=1)
+    assert h.estimate_cost("paid", USER, max_tokens=2, api_key=KEY) == pytest.approx(10.0)
+    results = h.batch_completion("paid", [USER] * 3, max_tokens=2, api_key=KEY)
+    assert len(server.requests) == 2 and isinstance(results[2], BudgetExceededError)
+    assert budget.spent() == pytest.approx(84.0)
+    assert h.estimate_cost("paid", USER, max_tokens=2, api_key=KEY) == pytest.approx(42.0)
+    assert "this call may cost up to $42.00" in str(results[2])
+
+
 def test_a_call_too_big_for_the_whole_cap_is_not_sent(local_server, tmp_path):
     server = local_server(lambda r: Reply(body=chat_body("hi")))
     budget = CostBudget(0.00001, tmp_path / "limits.sqlite")
