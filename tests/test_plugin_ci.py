@@ -164,7 +164,7 @@ def test_replay_mode_fails_an_item_with_a_missing_recording(local_server, pytest
     replay.stdout.fnmatch_lines([
         "*a [[]net[]]: not recorded: repeat 4 of 4*",
         "*ReplayMissError*",
-        "net *0/1 *1 *0.0%*",  # items passed failed errors: the miss is an error
+        "net *0/1 *1 *0.0%*",  # passed/items, errors: the miss is an error
     ])
     item = document(pytester)["items"][0]
     assert item["errored"] is True and item["passes"] == 3
