@@ -412,7 +412,7 @@ class ReplayMissError(HarnessError):
 
 
 class BudgetExceededError(HarnessError):
-    """The session's cost cap (``--harness-max-cost``) was reached; nothing was sent."""
+    """The cost cap (``--harness-max-cost``) is reached or the call's estimate exceeds it."""
 
 
 class AllModelsFailed(HarnessError):

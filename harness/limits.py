@@ -2,9 +2,10 @@
 
 This module owns ``SharedLimiter`` (concurrency slots, requests per minute, tokens per
 minute, and a cool-down after a 429, per model key), its adaptive rule ``AdaptiveRule``,
-and ``CostBudget`` (a session-wide spending cap). Both keep their state in one SQLite file
-(default ``.harness/limits.sqlite``), so the limits hold across pytest-xdist workers and
-separate processes alike, not per process.
+and ``CostBudget`` (a session-wide spending cap; calls in flight hold their estimated cost
+against it). Both keep their state in one SQLite file (default ``.harness/limits.sqlite``),
+so the limits hold across pytest-xdist workers and separate processes alike, not per
+process.
 
 **Slots are leases.** Taking a slot inserts a row into ``leases`` with the owner's pid, host
 and an expiry time; releasing it deletes the row. A model is full when it has as many rows
@@ -79,6 +80,7 @@ from harness.paths import DEFAULT_LIMITS_PATH
 __all__ = [
     "AdaptiveRule",
     "AdaptiveState",
+    "BudgetHold",
     "CostBudget",
     "DEFAULT_PATH",
     "Lease",
@@ -119,6 +121,10 @@ _SCHEMA = (
         tokens INTEGER NOT NULL, requests INTEGER NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS starts_model_t ON starts (model, t)",
     "CREATE TABLE IF NOT EXISTS budgets (key TEXT PRIMARY KEY, spent REAL NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS budget_holds (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL, amount REAL NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS budget_holds_key ON budget_holds (key)",
 )
 
 
@@ -904,8 +910,26 @@ def _write_state(
 # --- the session cost cap --------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetHold:
+    """Dollars a call in flight holds against the cap until it settles (``CostBudget.reserve``)."""
+
+    id: int | None
+    """The row in ``budget_holds``; ``None`` when nothing is held (an estimate of zero)."""
+    amount: float
+    """The estimate held, in dollars."""
+
+
 class CostBudget:
     """A spending cap in dollars shared by every process using the same file and key.
+
+    **Reservations make the cap hold under concurrency.** Before a call is sent it reserves
+    an estimate of its cost (``reserve``): the reservation is granted only while the
+    spend so far, plus what the calls in flight hold, plus the estimate stays within the
+    cap. When the call ends, ``settle`` swaps the hold for the actual cost (``release``
+    when nothing was spent). So the cap is exceeded only by what the calls in flight cost
+    beyond their estimates; when the estimates are upper bounds, never. A hold is a row with
+    its owner's pid and host: the holds of a process that died on this host stop counting.
 
     Args:
         limit_usd: the cap; ``exhausted()`` once ``spent() >= limit_usd``.
@@ -929,15 +953,72 @@ class CostBudget:
     def add(self, cost: float) -> float:
         """Add ``cost`` dollars; returns the total spent so far."""
         with self._store.transaction(wait=True) as db:
-            db.execute(
-                "INSERT INTO budgets (key, spent) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET spent = spent + excluded.spent",
-                (self.key, float(cost)),
+            return self._add(db, cost)
+
+    def _add(self, db: sqlite3.Connection, cost: float) -> float:
+        db.execute(
+            "INSERT INTO budgets (key, spent) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET spent = spent + excluded.spent",
+            (self.key, float(cost)),
+        )
+        row = db.execute("SELECT spent FROM budgets WHERE key = ?", (self.key,)).fetchone()
+        return float(row[0])
+
+    def reserve(self, estimate: float) -> BudgetHold | None:
+        """Hold ``estimate`` dollars for a call about to be sent, if it fits under the cap.
+
+        It fits when the spend is below the cap and the spend, the holds of the calls in
+        flight and ``estimate`` together stay within it. Returns the hold (give it to
+        ``settle`` or ``release``), or ``None`` when it does not fit (``totals`` tells
+        whether waiting for the calls in flight could help).
+        """
+        estimate = max(float(estimate), 0.0)
+        with self._store.transaction(wait=True) as db:
+            spent, held = self._totals(db)
+            if spent >= self.limit_usd or spent + held + estimate > self.limit_usd:
+                return None
+            if estimate == 0.0:
+                return BudgetHold(None, 0.0)
+            cursor = db.execute(
+                "INSERT INTO budget_holds (key, amount, pid, host) VALUES (?, ?, ?, ?)",
+                (self.key, estimate, os.getpid(), _HOST),
             )
-            spent: float = db.execute(
-                "SELECT spent FROM budgets WHERE key = ?", (self.key,)
-            ).fetchone()[0]
-        return spent
+            return BudgetHold(cursor.lastrowid, estimate)
+
+    def settle(self, hold: BudgetHold | None, cost: float) -> float:
+        """Drop ``hold`` and add the call's actual ``cost``; returns the total spent so far."""
+        with self._store.transaction(wait=True) as db:
+            if hold is not None and hold.id is not None:
+                db.execute("DELETE FROM budget_holds WHERE id = ?", (hold.id,))
+            return self._add(db, cost)
+
+    def release(self, hold: BudgetHold | None) -> None:
+        """Drop ``hold`` without spending (the call failed or was never sent)."""
+        if hold is None or hold.id is None:
+            return
+        with self._store.transaction(wait=True) as db:
+            db.execute("DELETE FROM budget_holds WHERE id = ?", (hold.id,))
+
+    def totals(self) -> tuple[float, float]:
+        """Dollars spent and dollars held by calls in flight, under this key."""
+        with self._store.transaction(wait=True) as db:
+            return self._totals(db)
+
+    def _totals(self, db: sqlite3.Connection) -> tuple[float, float]:
+        row = db.execute("SELECT spent FROM budgets WHERE key = ?", (self.key,)).fetchone()
+        holders = db.execute(
+            "SELECT DISTINCT pid FROM budget_holds WHERE key = ? AND host = ?", (self.key, _HOST)
+        ).fetchall()
+        for (pid,) in holders:
+            if not _pid_alive(pid):
+                db.execute(
+                    "DELETE FROM budget_holds WHERE key = ? AND host = ? AND pid = ?",
+                    (self.key, _HOST, pid),
+                )
+        (held,) = db.execute(
+            "SELECT COALESCE(SUM(amount), 0) FROM budget_holds WHERE key = ?", (self.key,)
+        ).fetchone()
+        return (float(row[0]) if row else 0.0), float(held)
 
     def spent(self) -> float:
         """Dollars spent so far under this key."""
@@ -946,7 +1027,7 @@ class CostBudget:
         return float(row[0]) if row else 0.0
 
     def remaining(self) -> float:
-        """Dollars left before the cap (never below zero)."""
+        """Dollars left before the cap (never below zero); holds of calls in flight not counted."""
         return max(self.limit_usd - self.spent(), 0.0)
 
     def exhausted(self) -> bool:
@@ -954,9 +1035,10 @@ class CostBudget:
         return self.spent() >= self.limit_usd
 
     def reset(self) -> None:
-        """Start this key from zero."""
+        """Start this key from zero (its holds too)."""
         with self._store.transaction(wait=True) as db:
             db.execute("DELETE FROM budgets WHERE key = ?", (self.key,))
+            db.execute("DELETE FROM budget_holds WHERE key = ?", (self.key,))
 
     def close(self) -> None:
         """Close this process's connections to the file."""

@@ -7,6 +7,10 @@ publish one price per model name: ``openai``, ``anthropic``,
 ``gemini``, ``cohere``, ``mistral``, ``deepseek`` and ``groq``. ``builtin_price`` looks a
 ``provider/model`` pair up, ``known_prices`` lists the whole table.
 
+``estimate_prompt_tokens`` and ``DEFAULT_MAX_OUTPUT_TOKENS`` give the cost cap its
+estimate of a call before it is sent (``Price.cost(estimate_prompt_tokens(messages),
+max_tokens or DEFAULT_MAX_OUTPUT_TOKENS)``): no tokenizer, a character count.
+
 Some providers get no built-in price on purpose:
 
 * ``azure``: a model is named by its deployment, which is an arbitrary name chosen by the
@@ -23,12 +27,72 @@ plain literal, so importing this module reads no file.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from types import MappingProxyType
+from typing import Any
 
-__all__ = ["PRICES_AS_OF", "Price", "builtin_price", "known_prices"]
+__all__ = [
+    "DEFAULT_MAX_OUTPUT_TOKENS",
+    "PRICES_AS_OF",
+    "Price",
+    "builtin_price",
+    "estimate_prompt_tokens",
+    "known_prices",
+]
+
+DEFAULT_MAX_OUTPUT_TOKENS = 1024
+"""Completion tokens the cost cap assumes for a call that sets no ``max_tokens``."""
+
+_CHARS_PER_TOKEN = 4
+_TOKENS_PER_MESSAGE = 4  # role and separators, as OpenAI's chat format counts them
+_TOKENS_PER_REPLY = 3  # the assistant turn the answer starts
+_TOKENS_PER_NON_TEXT_PART = 85  # an image part at low detail (OpenAI)
+
+
+def _text_tokens(text: str) -> int:
+    return -(-len(text) // _CHARS_PER_TOKEN)  # characters / 4, rounded up
+
+
+def estimate_prompt_tokens(
+    messages: Sequence[Mapping[str, Any]], texts: Sequence[str] = (), tools: Any = None
+) -> int:
+    """A cheap estimate of a call's prompt tokens, for the cost cap (no tokenizer).
+
+    Each message counts its text at four characters a token, rounded up, plus 4 tokens
+    (role, separators), and the reply 3 more; a non-text content part (an image) counts
+    85; ``tools`` count their JSON text. Embeddings ``texts`` count their characters only.
+    English prose is about four characters a token; code and other scripts use more
+    tokens per character, so the estimate can be low for them.
+    """
+    tokens = sum(_text_tokens(t) for t in texts)
+    if messages:
+        tokens += _TOKENS_PER_REPLY
+    for message in messages:
+        tokens += _TOKENS_PER_MESSAGE
+        content = message.get("content")
+        if isinstance(content, str):
+            tokens += _text_tokens(content)
+        elif isinstance(content, Sequence):
+            for part in content:
+                text = part.get("text") if isinstance(part, Mapping) else part
+                if isinstance(text, str):
+                    tokens += _text_tokens(text)
+                else:
+                    tokens += _TOKENS_PER_NON_TEXT_PART
+        for key in ("tool_calls", "function_call", "name"):
+            if message.get(key):
+                tokens += _text_tokens(_json(message[key]))
+    if tools:
+        tokens += _text_tokens(_json(tools))
+    return tokens
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,9 +70,10 @@ from harness.errors import (
 )
 from harness.errors import TimeoutError as HarnessTimeoutError
 from harness.http import ClientCache, RawStream, Send, TransportKind
-from harness.limits import CostBudget, SharedLimiter
+from harness.limits import BudgetHold, CostBudget, SharedLimiter
 from harness.messages import validate_conversations, validate_messages
 from harness.paths import DEFAULT_CACHE_PATH, DEFAULT_LIMITS_PATH
+from harness.prices import DEFAULT_MAX_OUTPUT_TOKENS, estimate_prompt_tokens
 from harness.providers.base import (
     DEFAULT_MAX_RESPONSE_BYTES,
     Call,
@@ -164,6 +165,8 @@ class _Plan:
     embedding: bool = False
     """An embeddings call: the texts are ``call.params["input"]``, the answer an
     ``EmbeddingResponse`` (its own cache keys)."""
+    hold: BudgetHold | None = None
+    """The cost cap's reservation of the attempt in flight, until ``_settle`` spends it."""
 
     def with_messages(self, messages: list[dict[str, Any]]) -> _Plan:
         """The same settings for another conversation (a batch resolves them once)."""
@@ -206,8 +209,10 @@ class Harness:
             ``[cache] path`` when it has a ``[cache]`` table, else no cache.
         cache_mode: ``use`` (default), ``replay``, ``record``, ``refresh-failed`` or ``off``;
             the config's ``[cache] mode`` when not given. A call's ``cache=`` overrides it.
-        budget: a ``CostBudget``: once its spend reaches the limit, calls fail with
-            ``BudgetExceededError`` before sending (replayed answers still come back).
+        budget: a ``CostBudget``: each call reserves its estimated cost before it is sent
+            (``estimate_cost``); a call whose estimate does not fit fails with
+            ``BudgetExceededError``, unsent (replayed answers still come back). Offline
+            models are not counted.
         limits: a ``SharedLimiter`` or the path of its SQLite file: per-model concurrency,
             ``rpm`` and ``tpm`` shared by every process using it (pytest-xdist workers). By
             default limits are per event loop, and a shared file is opened (the config's
@@ -246,6 +251,8 @@ class Harness:
         self._cache: ResponseCache | None = None
         self._cache_resolved = False
         self.budget = budget
+        self._estimate_scale: dict[str, float] = {}
+        """Per model, how far its calls have cost beyond their estimates (>= 1)."""
         self._shared: SharedLimiter | None = limits if isinstance(limits, SharedLimiter) else None
         self._limits_path = None if isinstance(limits, SharedLimiter) else limits
         if self._limits_path is not None:
@@ -511,8 +518,14 @@ class Harness:
             meta.cost_usd = price.cost(
                 usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens
             )
-        if meta.cost_usd and self.budget is not None and plan.family not in _OFFLINE:
-            self.budget.add(meta.cost_usd)
+        hold, plan.hold = plan.hold, None
+        if self.budget is not None and plan.family not in _OFFLINE:
+            if hold is not None:
+                self.budget.settle(hold, meta.cost_usd or 0.0)
+                if meta.cost_usd and meta.cost_usd > hold.amount > 0:
+                    self._learn_estimate(plan, meta.cost_usd)
+            elif meta.cost_usd:
+                self.budget.add(meta.cost_usd)
         if cache is not None and plan.record:
             raw, chunks = _recording(plan)
             cache.put(
@@ -532,10 +545,18 @@ class Harness:
         Returns the response and when the attempt started (after any wait for a slot).
         """
         async with self._slot(plan) as slot:
-            start = time.perf_counter()
-            async with asyncio.timeout(plan.timeout):
-                response: Answer = await self._generate(plan, provider, send)
-            slot.tokens = response.usage.total_tokens
+            # Reserved inside the model's slot, just before sending: a call waiting for its
+            # slot holds nothing, so queued (prefetched) calls cannot crowd the cap.
+            hold = None if self.budget is None else await self._reserve(plan)
+            try:
+                start = time.perf_counter()
+                async with asyncio.timeout(plan.timeout):
+                    response: Answer = await self._generate(plan, provider, send)
+                slot.tokens = response.usage.total_tokens
+            except BaseException:
+                self._release(hold)
+                raise
+        plan.hold = hold  # spent by _settle
         return response, start
 
     def _slot(self, plan: _Plan) -> contextlib.AbstractAsyncContextManager[_Slot]:
@@ -590,29 +611,79 @@ class Harness:
         async with sem:
             yield _Slot()
 
-    def _check_budget(self, plan: _Plan) -> None:
-        """Raise ``BudgetExceededError`` if the session's cost cap is reached."""
+    def estimate_cost(self, model: str, messages: list[dict[str, Any]], **params: Any) -> float:
+        """What the cost cap reserves for this call before sending it, in dollars.
+
+        The prompt's tokens estimated from its characters (``estimate_prompt_tokens``) at
+        the input price, plus ``max_tokens`` (else ``DEFAULT_MAX_OUTPUT_TOKENS``) at the
+        output price; ``0.0`` for a model with no price. Once a call of the model has cost
+        more than its estimate, this harness scales the model's estimates by the largest
+        such ratio seen, so one low estimate does not repeat.
+        """
+        spec = self._spec(model, params)
+        return self._estimate(self._plan(spec, validate_messages(messages), params))
+
+    def _estimate(self, plan: _Plan) -> float:
+        """``_cost_estimate``, scaled up for a model whose calls cost more than estimated."""
+        return _cost_estimate(plan) * self._estimate_scale.get(plan.call.spec.full_name, 1.0)
+
+    def _learn_estimate(self, plan: _Plan, cost: float) -> None:
+        """A call cost more than its estimate: scale the model's later estimates to match."""
+        raw = _cost_estimate(plan)
+        if raw > 0:
+            name = plan.call.spec.full_name
+            self._estimate_scale[name] = max(self._estimate_scale.get(name, 1.0), cost / raw)
+
+    async def _reserve(self, plan: _Plan) -> BudgetHold | None:
+        """Reserve the call's estimated cost, or raise ``BudgetExceededError`` (unsent).
+
+        When the estimate does not fit only because of what the calls in flight hold, wait
+        for them to settle (they may cost less than they hold), at most the call's timeout;
+        when it would not fit even if they cost nothing, fail at once. Offline models are not
+        budgeted; a network model with no price reserves nothing and is stopped once the
+        spend reaches the cap.
+        """
         budget = self.budget if plan.family not in _OFFLINE else None
-        if budget is not None and budget.exhausted():
-            raise plan.call.error(
-                BudgetExceededError,
-                f"the session's cost cap of ${budget.limit_usd:g} is reached "
-                f"(${budget.spent():.4f} spent); the request was not sent",
-            )
+        if budget is None:
+            return None
+        estimate = self._estimate(plan)
+        pause = 0.002
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + plan.timeout  # a hold is never kept longer than a call lasts
+        while True:
+            hold = budget.reserve(estimate)
+            if hold is not None:
+                return hold
+            spent, held = budget.totals()
+            waiting_helps = held > 0.0 and spent < budget.limit_usd
+            if not waiting_helps or spent + estimate > budget.limit_usd or loop.time() > give_up:
+                raise _over_budget(plan, budget.limit_usd, spent, held, estimate)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    def _release(self, hold: BudgetHold | None) -> None:
+        if hold is not None and self.budget is not None:
+            self.budget.release(hold)
 
     @contextlib.asynccontextmanager
     async def _stream_gate(self, plan: _Plan, stream: ResponseStream) -> AsyncIterator[None]:
-        """What a caller's stream runs inside: the model's slot, after the budget check."""
+        """What a caller's stream runs inside: the model's slot, then the cost reservation.
+
+        ``_settle`` (the stream's ``on_complete``) spends the reservation; a stream that
+        ends otherwise releases it here.
+        """
         async with self._slot(plan) as slot:
-            self._check_budget(plan)
-            yield
+            hold = plan.hold = await self._reserve(plan)
+            try:
+                yield
+            finally:
+                if plan.hold is hold:
+                    plan.hold = None
+                    self._release(hold)
             if stream.response is not None:
                 slot.tokens = stream.response.usage.total_tokens
 
     async def _generate(self, plan: _Plan, provider: Any, send: Send) -> Answer:
-        # Checked inside the model's slot, just before sending: calls already in flight
-        # finish, so the overshoot is at most one slot's worth per model.
-        self._check_budget(plan)
         if plan.embedding:
             embedded: EmbeddingResponse = await provider.embed(plan.call, send)
             return embedded
@@ -1085,6 +1156,42 @@ def _embedded_text(call: Call) -> list[dict[str, Any]]:
     return [{"role": "user", "content": call.params["input"][0]}]
 
 
+def _cost_estimate(plan: _Plan) -> float:
+    """The most the call should cost: estimated prompt tokens, ``max_tokens`` of output."""
+    call = plan.call
+    price = call.spec.price
+    if price is None:
+        return 0.0
+    if plan.embedding:
+        texts = call.params.get("input") or ()
+        return price.cost(estimate_prompt_tokens((), [str(t) for t in texts]), 0)
+    params = call.params
+    limit = params.get("max_tokens") or params.get("max_completion_tokens")
+    prompt = estimate_prompt_tokens(call.messages, tools=params.get("tools"))
+    return price.cost(prompt, int(limit or DEFAULT_MAX_OUTPUT_TOKENS))
+
+
+def _over_budget(
+    plan: _Plan, cap: float, spent: float, held: float, estimate: float
+) -> HarnessError:
+    """The unsent call's error: ``cost cap $0.00001 reached: $0.0068 spent; …``.
+
+    When the spend is below the cap but the call's estimate does not fit, it says ``would
+    be exceeded`` with what the calls in flight hold and the call's estimate.
+    """
+    from harness.report.formatting import usd_brief
+
+    cap_text = usd_brief(cap, 6)
+    if spent >= cap:
+        text = f"cost cap {cap_text} reached: {usd_brief(spent)} spent"
+    else:
+        text = f"cost cap {cap_text} would be exceeded: {usd_brief(spent)} spent"
+        if held > 0:
+            text += f", {usd_brief(held)} held by calls in flight"
+        text += f", and this call may cost up to {usd_brief(estimate)}"
+    return plan.call.error(BudgetExceededError, text + "; the request was not sent")
+
+
 def _estimate_tokens(call: Call) -> int:
     """A rough token estimate for ``tpm`` before the answer says: prompt chars / 4 + max tokens."""
     chars = sum(len(str(m.get("content") or "")) for m in call.messages)
@@ -1188,9 +1295,7 @@ def _cancel_task(
         loop.call_soon_threadsafe(task.cancel)
 
 
-def _resolve_future(
-    future: concurrent.futures.Future[Result], task: asyncio.Task[Result]
-) -> None:
+def _resolve_future(future: concurrent.futures.Future[Result], task: asyncio.Task[Result]) -> None:
     """Hand a finished task's outcome to the caller's future (unless it gave up)."""
     if future.cancelled():
         return

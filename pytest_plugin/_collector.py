@@ -21,7 +21,8 @@ import pytest
 
 from harness._version import __version__
 from harness.report.document import build_document, case_key, config_hash, model_entries
-from harness.report.summary import prompt_table, summary_table
+from harness.report.formatting import usd_brief
+from harness.report.summary import TERMINAL_WIDTH, fitted_prompt_tables, fitted_summary_table
 from harness.results import JsonlWriter, ResultRecord, RunDocument
 from pytest_plugin._settings import Settings
 
@@ -334,7 +335,7 @@ class ResultsCollector:
         """The per-model table and the files written; silent when nothing was recorded."""
         if self.unsent:
             terminalreporter.write_line(
-                f"harness: cost cap ${self.settings.max_cost:g} reached: "
+                f"harness: cost cap {usd_brief(self.settings.max_cost, 6)} reached: "
                 f"{self.unsent} item(s) skipped, their requests not sent",
                 yellow=True,
                 bold=True,
@@ -348,9 +349,10 @@ class ResultsCollector:
         tr = terminalreporter
         tr.write_sep("=", "harness summary")
         document = self._document or self.document()  # built once, at session finish
-        lines = summary_table(document, "simple").splitlines()
-        by_prompt = prompt_table(document, "simple")
-        if by_prompt:  # prompt variants: pass rate per prompt × model, 95% interval, counts
+        width = int(getattr(getattr(tr, "_tw", None), "fullwidth", 0) or TERMINAL_WIDTH)
+        lines = fitted_summary_table(document, width).splitlines()  # the reports: every column
+        # prompt variants: pass rate per prompt × model, 95% interval, counts
+        for by_prompt in fitted_prompt_tables(document, width):
             lines += ["", *by_prompt.splitlines()]
         for line in lines:
             tr.write_line(line)

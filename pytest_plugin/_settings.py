@@ -172,8 +172,8 @@ def add_options(parser: pytest.Parser) -> None:
         "--harness-max-cost",
         default=None,
         metavar="USD",
-        help="stop sending requests once the session's recorded spend reaches USD; "
-        "the remaining items are skipped with the reason",
+        help="cap the session's spend at USD: a request is sent only if its estimated cost "
+        "fits; the remaining items are skipped with the reason",
     )
     group.addoption(
         "--harness-gate",

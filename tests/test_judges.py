@@ -388,7 +388,9 @@ def test_judge_calls_go_through_the_store_and_are_not_repeated_on_a_rerun(local_
 def test_judge_calls_count_toward_the_cost_cap(local_server, pytester):
     from tests.helpers.local_server import Reply, chat_body
 
-    server = local_server(lambda r: Reply(body=chat_body('{"score": 0.9, "reason": "Right."}')))
+    body = chat_body('{"score": 0.9, "reason": "Right."}')
+    body["usage"] = {"prompt_tokens": 1000, "completion_tokens": 1, "total_tokens": 1001}
+    server = local_server(lambda r: Reply(body=body))
     pytester.makepyprojecttoml(
         CONFIG
         + f'\n[tool.harness.models.judge]\nmodel = "openai/judge"\napi_base = "{server.url}/v1"\napi_key_env = "NONE"\n'
@@ -399,9 +401,11 @@ def test_judge_calls_count_toward_the_cost_cap(local_server, pytester):
         'Canberra is the capital."', 'Canberra is the capital!"'
     )
     (pytester.path / "suites" / "j.yaml").write_text(two)
-    result = pytester.runpytest("suites", "--harness-max-cost", "1", "--harness-cache", "off")
+    # $1 a token: a judgment is estimated at its prompt plus 1,024 output tokens (about
+    # $1,300), so the first fits under $2,000; it spends $1,001, and the second no longer fits.
+    result = pytester.runpytest("suites", "--harness-max-cost", "2000", "--harness-cache", "off")
     assert len(server.requests) == 1  # the first judgment spent the cap; the second was not sent
-    result.stdout.fnmatch_lines(["*cost cap*"])
+    result.stdout.fnmatch_lines(["*cost cap $2,000.00 would be exceeded: $1,001.00 spent*"])
 
 
 def test_the_example_suite_judges_offline(pytester):

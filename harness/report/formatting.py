@@ -4,7 +4,8 @@ Each function takes ``None`` for "not measured / not reported" and then gives ``
 
 * money — ``usd``: two decimals from one dollar (``$1,234.50``), four below it
   (``$0.0123``), six below one cent (``$0.001234``), ``$0`` for nothing, the sign before
-  the dollar (``-$0.002000``);
+  the dollar (``-$0.002000``); ``usd_brief``: a few significant digits below a dollar
+  (``$0.0068``, ``$0.00001``), for messages;
 * milliseconds — ``ms``: whole milliseconds with thousands separators (``850 ms``,
   ``12,345 ms``); ``unit=False`` drops `` ms`` for a column whose header says it;
 * rates — ``percent``: a fraction as a percentage, one decimal (``71.8%``); ``interval``:
@@ -22,6 +23,7 @@ Each function takes ``None`` for "not measured / not reported" and then gives ``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +43,7 @@ __all__ = [
     "speed",
     "timestamp",
     "usd",
+    "usd_brief",
 ]
 
 NONE = "—"
@@ -56,6 +59,22 @@ def usd(value: float | None) -> str:
         return "$0"
     digits = 2 if size >= 1 else 4 if size >= 0.01 else 6
     return f"{'-' if value < 0 else ''}${size:,.{digits}f}"
+
+
+def usd_brief(value: float | None, digits: int = 2) -> str:
+    """Money in a message: ``usd`` from a dollar, else ``digits`` significant digits.
+
+    ``$0.0068``, ``$0.00001``, ``$0.25``, ``$12.50``: trailing zeros dropped (but at least
+    two decimals), so a cap of ``0.00001`` reads as given.
+    """
+    if value is None or value == 0 or abs(value) >= 1:
+        return usd(value)
+    size = abs(value)
+    decimals = max(digits - 1 - math.floor(math.log10(size)), 2)
+    text = f"{size:.{decimals}f}".rstrip("0")
+    if len(text.split(".")[1]) < 2:
+        text = f"{size:.2f}"
+    return f"{'-' if value < 0 else ''}${text}"
 
 
 def ms(value: float | None, *, unit: bool = True) -> str:

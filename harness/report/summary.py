@@ -22,6 +22,11 @@ p50 latency that the report's quality / cost / latency charts plot.
 ``record_verdict`` and ``repeats_differ`` let the reports show every repeat of an item whose
 repeats disagree (some pass, some fail, or different outputs).
 
+``fitted_summary_table`` and ``fitted_prompt_tables`` are the terminal's versions of both
+tables, made to fit a width (100 columns at most): counts merged (``passed/items``,
+``p50/p95 ms``), empty columns left out, then less asked for columns dropped; the
+reports keep the full tables.
+
 ``race_summary(document)`` tallies the races: per model its wins and losses and the tokens
 and cost it consumed while losing (as far as providers reported them), and the totals.
 
@@ -42,9 +47,12 @@ __all__ = [
     "RACE_OUTCOMES",
     "REPLAYED_HEADER",
     "SUMMARY_HEADERS",
+    "TERMINAL_WIDTH",
     "TRADEOFF_HEADERS",
     "TTFT_HEADER",
     "contestant_usage",
+    "fitted_prompt_tables",
+    "fitted_summary_table",
     "group_headers",
     "group_rows",
     "group_summaries",
@@ -59,6 +67,7 @@ __all__ = [
     "record_verdict",
     "repeats_differ",
     "replayed_text",
+    "shorten",
     "summary_headers",
     "summary_rows",
     "suite_headers",
@@ -587,6 +596,181 @@ def repeats_differ(records: Sequence[_R], output: Callable[[_R], Hashable]) -> b
         return False
     verdicts = {record_verdict(r)[0] for r in records}
     return len(verdicts) > 1 or len({output(r) for r in records}) > 1
+
+
+# --------------------------------------------------------------------------- terminal
+
+TERMINAL_WIDTH = 100
+"""The widest the terminal's tables get, however wide the terminal."""
+
+_FIT_STEPS = ("merge", "ttft", "replayed", "tokens", "ci", "p95", "latency")
+"""What a narrower table gives up, in order: merged counts and latencies (and no column of
+zeros), then time to first token, replays, tokens, the pass rate's interval, p95 latency,
+and latency."""
+
+
+def fitted_summary_table(document: RunDocument, width: int = TERMINAL_WIDTH) -> str:
+    """The per-model table for a terminal, no line wider than ``min(width, 100)``.
+
+    The full table (``summary_table``) when it fits; else, step by step until it fits:
+    ``passed/items`` in one column with ``failed`` left out (it is the rest) and ``errors``
+    only when some are nonzero, ``p50/p95 ms`` in one; then without ``ttft p50 ms``,
+    ``replayed``, ``tokens``, the pass rate's interval, p95 latency and latency; then model
+    names are shortened in the middle (``anthropic/cla…sonnet-4``), to 8 characters at
+    least. The narrowest table (model, passed/items, errors when any, pass rate, cost) is
+    about 50 columns wide; a terminal narrower than that gets it anyway.
+    """
+    limit = min(width, TERMINAL_WIDTH)
+    full = summary_table(document, "simple")
+    if _widest(full) <= limit:
+        return full
+    summaries = model_summaries(document)
+    with_ttft = _with_ttft(document)
+    with_replayed = _with_replayed(document, None)
+    longest = max((len(str(m["model"])) for m in summaries), default=5)
+
+    def attempt(done: int, name_width: int | None) -> str:
+        steps = set(_FIT_STEPS[:done])
+        return _compact_table(summaries, steps, with_ttft, with_replayed, name_width)
+
+    text = full
+    for done in range(1, _FIT_STEPS.index("ci") + 2):
+        text = attempt(done, None)
+        if _widest(text) <= limit:
+            return text
+    # Then names shortened to 24 characters before latency goes, and to 8 after.
+    for floor, done in ((24, 5), (24, 6), (24, 7), (8, 7)):
+        name_width = longest
+        text = attempt(done, None)
+        while _widest(text) > limit and name_width > floor:
+            name_width = max(name_width - (_widest(text) - limit), floor)
+            text = attempt(done, name_width)
+        if _widest(text) <= limit:
+            return text
+    return text
+
+
+def _compact_table(
+    summaries: list[dict[str, Any]],
+    steps: set[str],
+    with_ttft: bool,
+    with_replayed: bool,
+    name_width: int | None,
+) -> str:
+    """The per-model table without what ``steps`` gives up (see ``_FIT_STEPS``)."""
+    from tabulate import tabulate
+
+    errors = any(m["errors"] for m in summaries)
+    headers = ["model", "passed/items"]
+    if errors:
+        headers.append("errors")
+    headers.append("pass rate" if "ci" in steps else "pass rate [95% CI]")
+    if "latency" not in steps:
+        headers.append("p50 ms" if "p95" in steps else "p50/p95 ms")
+    if with_ttft and "ttft" not in steps:
+        headers.append(TTFT_HEADER)
+    if "tokens" not in steps:
+        headers.append("tokens")
+    headers.append("cost")
+    if with_replayed and "replayed" not in steps:
+        headers.append(REPLAYED_HEADER)
+    rows = []
+    for m in summaries:
+        lo, hi = m["pass_rate_ci95"]
+        rate = percent(m["pass_rate"])
+        if m["pass_rate"] is not None and "ci" not in steps:
+            rate += f" [{lo * 100:.1f}–{hi * 100:.1f}]"
+        name = str(m["model"])
+        row = [
+            name if name_width is None else shorten(name, name_width),
+            f"{integer(m['passed'])}/{integer(m['items'])}",
+        ]
+        if errors:
+            row.append(integer(m["errors"]))
+        row.append(rate)
+        p50, p95 = m["latency_p50_ms"], m["latency_p95_ms"]
+        if "p95" in steps and "latency" not in steps:
+            row.append(ms(p50, unit=False))
+        elif "latency" not in steps:
+            row.append(NONE if p50 is None else f"{ms(p50, unit=False)}/{ms(p95, unit=False)}")
+        if with_ttft and "ttft" not in steps:
+            row.append(ms(m["ttft_p50_ms"], unit=False))
+        if "tokens" not in steps:
+            row.append(integer(m["total_tokens"]))
+        row.append(usd(m["cost_usd"]))
+        if with_replayed and "replayed" not in steps:
+            row.append(replayed_text(m["cache_hits"], m["saved_usd"]))
+        rows.append(row)
+    align = ("left",) + ("right",) * (len(headers) - 1)
+    return str(
+        tabulate(rows, headers=headers, tablefmt="simple", colalign=align, disable_numparse=True)
+    )
+
+
+def fitted_prompt_tables(document: RunDocument, width: int = TERMINAL_WIDTH) -> list[str]:
+    """The prompt × model table for a terminal, as tables no wider than ``min(width, 100)``.
+
+    The models are split over as many tables as needed, each repeating the prompt column
+    (the ``all models`` column comes last); when one model does not fit beside the
+    prompts, cells lose their interval (``66.7% 4/6``) and prompt ids and model names are
+    shortened to half the width each.
+    Empty when no record has a prompt.
+    """
+    from tabulate import tabulate
+
+    rows = prompt_rows(document)
+    if not rows:
+        return []
+    limit = min(width, TERMINAL_WIDTH)
+    headers = list(prompt_headers(document))
+    columns = list(range(1, len(headers)))
+
+    def table(cols: list[int], rows: list[list[str]], heads: list[str]) -> str:
+        align = ("left",) + ("right",) * len(cols)
+        return str(
+            tabulate(
+                [[row[0], *(row[c] for c in cols)] for row in rows],
+                headers=[heads[0], *(heads[c] for c in cols)],
+                tablefmt="simple",
+                colalign=align,
+                disable_numparse=True,
+            )
+        )
+
+    if all(_widest(table([c], rows, headers)) > limit for c in columns):
+        rows = [[row[0], *(_without_interval(cell) for cell in row[1:])] for row in rows]
+    if any(_widest(table([c], rows, headers)) > limit for c in columns):
+        half = max((limit - 2) // 2, 8)
+        rows = [[shorten(row[0], half), *row[1:]] for row in rows]
+        headers = [headers[0], *(shorten(h, half - 2) for h in headers[1:])]  # 2: padding
+    tables: list[str] = []
+    group: list[int] = []
+    for c in columns:
+        if group and _widest(table([*group, c], rows, headers)) > limit:
+            tables.append(table(group, rows, headers))
+            group = []
+        group.append(c)
+    tables.append(table(group, rows, headers))
+    return tables
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` cut in the middle to ``width`` characters (``anthropic/cla…sonnet-4``)."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 3
+    tail = width - 1 - head
+    return text[:head] + "…" + text[len(text) - tail :]
+
+
+def _without_interval(cell: str) -> str:
+    """``66.7% [30.0–90.3] 4/6`` → ``66.7% 4/6``."""
+    start, end = cell.find(" ["), cell.find("] ")
+    return cell if start < 0 or end < start else cell[:start] + cell[end + 1 :]
+
+
+def _widest(text: str) -> int:
+    return max((len(line) for line in text.splitlines()), default=0)
 
 
 # --------------------------------------------------------------------------- races
