@@ -368,7 +368,11 @@ def head_to_head(pairwise: Sequence[Mapping[str, Any]], most: int = 10) -> list[
 
 
 def tally_text(pair: Mapping[str, Any]) -> str:
-    """One line for a head-to-head (the terminal summary), from ``head_to_head``."""
+    """One line for a head-to-head (the terminal summary), from ``head_to_head``.
+
+    ``head to head a vs b: won 3, tied 1, lost 1 of 5 (judge j); win rate 70% [30%–93%]``:
+    a's wins, ties and losses against b and its win rate with the 95 % interval.
+    """
     first, second = pair["models"]
     t = pair["overall"]
     if not t["n"]:
@@ -376,7 +380,7 @@ def tally_text(pair: Mapping[str, Any]) -> str:
     low, high = t["ci95"]
     failed = f"; {t['failed']} not judged" if t["failed"] else ""
     return (
-        f"head to head {first} vs {second} (judge {pair['judge']}, {t['n']} cases): "
-        f"{first} won {t['wins']}, tied {t['ties']}, lost {t['losses']}; win rate "
-        f"{t['win_rate']:.0%} [95% CI {low:.0%}–{high:.0%}]{failed}"
+        f"head to head {first} vs {second}: won {t['wins']}, tied {t['ties']}, lost "
+        f"{t['losses']} of {t['n']} (judge {pair['judge']}); win rate {t['win_rate']:.0%} "
+        f"[{low:.0%}–{high:.0%}]{failed}"
     )

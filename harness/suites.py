@@ -331,8 +331,15 @@ class _LineList(list[Any]):
 
 
 # libyaml's parser when PyYAML was built with it (~10x faster on large suites); the
-# constructors below are Python either way, so line tracking works the same.
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# constructors below are Python either way, so line tracking works the same. When ``yaml``
+# was imported afresh after its C module (pytester's in-process runs drop and re-import
+# modules; a C extension is never re-imported), that parser builds nodes of the old
+# ``yaml.nodes`` classes, which the new resolver does not recognise (every tag comes out
+# None): then the pure-Python parser is used.
+_C_NODES = getattr(getattr(yaml, "_yaml", None), "ScalarNode", None) is yaml.ScalarNode
+_BaseLoader: type[yaml.SafeLoader] = (
+    getattr(yaml, "CSafeLoader", yaml.SafeLoader) if _C_NODES else yaml.SafeLoader
+)
 
 
 MAX_ALIAS_EXPANSION = 1_000_000

@@ -189,7 +189,7 @@ class ResultsCollector:
                 session.exitstatus = pytest.ExitCode.OK
                 self.gate_notes.append(
                     f"harness: gate 'rate': {self.failed_items} failing item(s) reported; "
-                    "the pass-rate and regression gates passed, so the run passes"
+                    "the pass-rate and regression gates passed"
                 )
 
     def _keep_run(self, document: RunDocument) -> None:
@@ -373,7 +373,7 @@ class ResultsCollector:
         for path in self.written:
             tr.write_line(f"report: {path}")
         if self.kept is not None:
-            tr.write_line(f"kept: {self.kept} (--harness-baseline last compares with it)")
+            tr.write_line(f"kept: {self.kept} (--harness-baseline last)")
         for failure in self.gate_failures:
             tr.write_line(failure, red=True, bold=True)
         for note in self.gate_notes:

@@ -190,7 +190,7 @@ def test_head_to_head_counts_ties_as_half_and_splits_by_prompt():
     assert [r["case"] for r in h["differ"]] == ["c1", "c2", "c4"]
     assert (
         tally_text(h)
-        == "head to head a vs b (judge j, 4 cases): a won 2, tied 1, lost 1; win rate 62% [95% CI 22%–91%]"
+        == "head to head a vs b: won 2, tied 1, lost 1 of 4 (judge j); win rate 62% [22%–91%]"
     )
 
 
@@ -288,7 +288,7 @@ def test_the_example_suite_judges_careful_against_quick_offline(example):
     result.assert_outcomes(passed=10)
     result.stdout.fnmatch_lines(
         [
-            "head to head careful vs quick (judge judge, 5 cases): careful won 3, tied 1, lost 1; win rate 70% [[]95% CI 30%–93%[]]"
+            "head to head careful vs quick: won 3, tied 1, lost 1 of 5 (judge judge); win rate 70% [[]30%–93%[]]"
         ]
     )
     pairwise = [r for r in lines_of(example) if r["kind"] == "pairwise"]
@@ -346,7 +346,7 @@ def test_the_pairwise_option_compares_in_every_suite(pytester):
     (rec,) = [r for r in lines_of(pytester) if r["kind"] == "pairwise"]
     assert rec["models"] == ["y", "x"] and rec["winner"] == "x" and rec["judge"] == "mock/judge"
     result.stdout.fnmatch_lines(
-        ["head to head y vs x (judge mock/judge, 1 cases): y won 0, tied 0, lost 1*"]
+        ["head to head y vs x: won 0, tied 0, lost 1 of 1 (judge mock/judge)*"]
     )
 
 
@@ -435,7 +435,7 @@ def test_the_pairwise_command_judges_a_saved_run(tmp_path, capsys):
     args = ["pairwise", str(path), "--models", "b,a", "--config", str(config)]
     assert main([*args, "--cache-path", str(tmp_path / "c.sqlite")]) == 0
     out = capsys.readouterr().out
-    assert "head to head b vs a (judge mock/judge, 1 cases): b won 0, tied 0, lost 1" in out
+    assert "head to head b vs a: won 0, tied 0, lost 1 of 1 (judge mock/judge)" in out
     (rec,) = load_document(path)["pairwise"]
     assert rec["winner"] == "a" and rec["models"] == ["b", "a"]
     assert "### Head to head" in (tmp_path / "report.md").read_text()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import string
+import subprocess
+import sys
 import tempfile
 import textwrap
 from pathlib import Path
@@ -1208,3 +1210,25 @@ def test_vars_file_must_be_a_regular_file(tmp_path: Path) -> None:
     for name in ("pipe.csv", "dir.csv"):
         err = fails(tmp_path, f"prompt: hi\nvars_file: {name}\n")
         assert err.problem == f"{name!r} is not a regular file"
+
+
+def test_a_suite_loads_after_yaml_is_imported_again(tmp_path: Path) -> None:
+    """pytester's in-process runs drop and re-import modules, but never libyaml's C module."""
+    suite = tmp_path / "s.yaml"
+    suite.write_text("prompt: hi {{ x }}\ncases:\n  - id: a\n    vars: {x: 1}\n")
+    script = f"""
+import sys
+import harness.suites
+for name in list(sys.modules):
+    if (name == "yaml" or name.startswith("yaml.")) and name != "yaml._yaml":
+        del sys.modules[name]
+    elif name.startswith("harness"):
+        del sys.modules[name]
+from harness.suites import load_suite
+print(load_suite({str(suite)!r}).cases[0].messages[0]["content"])
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr[-800:]
+    assert out.stdout.strip() == "hi 1"
