@@ -76,6 +76,7 @@ __all__ = [
     "suite_summaries",
     "suite_table",
     "summary_table",
+    "text_table",
     "tradeoff_rows",
     "tradeoff_summaries",
 ]
@@ -391,13 +392,23 @@ def _group_table(summaries: Sequence[Mapping[str, Any]], field: str, tablefmt: s
     rows = group_rows(summaries, field)
     if not rows:
         return ""
+    return text_table(rows, group_headers(summaries, field), tablefmt)
+
+
+def text_table(
+    rows: Sequence[Sequence[str]], headers: Sequence[str], tablefmt: str = "simple"
+) -> str:
+    """A table of already formatted cells: the first column left-aligned, the rest right."""
     from tabulate import tabulate
 
-    headers = group_headers(summaries, field)
     align = ("left",) + ("right",) * (len(headers) - 1)
     return str(
         tabulate(
-            rows, headers=list(headers), tablefmt=tablefmt, colalign=align, disable_numparse=True
+            [list(r) for r in rows],
+            headers=list(headers),
+            tablefmt=tablefmt,
+            colalign=align,
+            disable_numparse=True,
         )
     )
 
@@ -500,19 +511,7 @@ def summary_table(document: RunDocument, tablefmt: str = "simple") -> str:
 
     It has the replayed column when some answer was replayed from the response store.
     """
-    from tabulate import tabulate
-
-    headers = summary_headers(document)
-    align = ("left",) + ("right",) * (len(headers) - 1)
-    return str(
-        tabulate(
-            summary_rows(document),
-            headers=list(headers),
-            tablefmt=tablefmt,
-            colalign=align,
-            disable_numparse=True,
-        )
-    )
+    return text_table(summary_rows(document), summary_headers(document), tablefmt)
 
 
 # --------------------------------------------------------------------------- trade-off
@@ -658,8 +657,6 @@ def _compact_table(
     name_width: int | None,
 ) -> str:
     """The per-model table without what ``steps`` gives up (see ``_FIT_STEPS``)."""
-    from tabulate import tabulate
-
     errors = any(m["errors"] for m in summaries)
     headers = ["model", "passed/items"]
     if errors:
@@ -701,10 +698,7 @@ def _compact_table(
         if with_replayed and "replayed" not in steps:
             row.append(replayed_text(m["cache_hits"], m["saved_usd"]))
         rows.append(row)
-    align = ("left",) + ("right",) * (len(headers) - 1)
-    return str(
-        tabulate(rows, headers=headers, tablefmt="simple", colalign=align, disable_numparse=True)
-    )
+    return text_table(rows, headers)
 
 
 def fitted_prompt_tables(document: RunDocument, width: int = TERMINAL_WIDTH) -> list[str]:
@@ -716,8 +710,6 @@ def fitted_prompt_tables(document: RunDocument, width: int = TERMINAL_WIDTH) -> 
     shortened to half the width each.
     Empty when no record has a prompt.
     """
-    from tabulate import tabulate
-
     rows = prompt_rows(document)
     if not rows:
         return []
@@ -726,15 +718,9 @@ def fitted_prompt_tables(document: RunDocument, width: int = TERMINAL_WIDTH) -> 
     columns = list(range(1, len(headers)))
 
     def table(cols: list[int], rows: list[list[str]], heads: list[str]) -> str:
-        align = ("left",) + ("right",) * len(cols)
-        return str(
-            tabulate(
-                [[row[0], *(row[c] for c in cols)] for row in rows],
-                headers=[heads[0], *(heads[c] for c in cols)],
-                tablefmt="simple",
-                colalign=align,
-                disable_numparse=True,
-            )
+        return text_table(
+            [[row[0], *(row[c] for c in cols)] for row in rows],
+            [heads[0], *(heads[c] for c in cols)],
         )
 
     if all(_widest(table([c], rows, headers)) > limit for c in columns):
