@@ -3,6 +3,8 @@
 For each scenario (N requests, C workers, L ms server latency) and each client:
 
 * ``lean``      — ``Harness(transport="lean")``, ``abatch_completion`` (the default path);
+* ``lean-capped`` — the same with a priced model and a cost cap (``--harness-max-cost``) far
+  above the spend: every call reserves its estimated cost and settles it (SQLite);
 * ``lean-sync`` — the same harness through the sync ``batch_completion``;
 * ``lean-stream`` — the lean harness with ``stream=True``: every answer is streamed (SSE,
   first chunk at 20 ms, the rest at L) and assembled, with its time to first token;
@@ -49,7 +51,9 @@ MODEL = "openai/fast"
 LATENCY_MS = 50.0
 SCENARIOS: dict[str, tuple[int, int]] = {"c100": (2000, 100), "c1000": (5000, 1000)}
 QUICK_N = {"c100": 500, "c1000": 1000}
-TRANSPORTS = ("lean", "lean-sync", "lean-stream", "httpx", "raw")
+TRANSPORTS = ("lean", "lean-capped", "lean-sync", "lean-stream", "httpx", "raw")
+CAP_USD = 1e9
+"""``lean-capped``: a cap far above the spend, so every call reserves and settles its cost."""
 TTFT_MS = 20.0
 CHILD_TIMEOUT_S = 900
 
@@ -136,6 +140,23 @@ class _RawClient:
 # --- one measurement (runs in a child process) ----------------------------------------------
 
 
+def _capped_harness() -> Any:
+    """A lean harness with a priced model and a cost cap in a fresh limits file."""
+    import tempfile
+
+    from harness import Harness
+    from harness.config import load_config
+    from harness.limits import CostBudget
+
+    folder = tempfile.mkdtemp(prefix="bench-cap-")
+    config = os.path.join(folder, "harness.toml")
+    with open(config, "w", encoding="utf-8") as f:
+        f.write('[models.fast]\nmodel = "openai/fast"\n'
+                "price = { input_per_mtok = 1.0, output_per_mtok = 2.0 }\n")
+    budget = CostBudget(CAP_USD, os.path.join(folder, "limits.sqlite"))
+    return Harness(load_config(config), transport="lean", budget=budget)
+
+
 def _measure(transport: str, n: int, workers: int, port: int, profile: bool) -> dict[str, Any]:
     conversations = _conversations(n)
     warm = conversations[:workers]
@@ -162,9 +183,14 @@ def _measure(transport: str, n: int, workers: int, port: int, profile: bool) -> 
         from harness import Harness, HarnessConfig
 
         kind = "lean" if transport.startswith("lean") else transport
+        model = "fast" if transport == "lean-capped" else MODEL
         if transport == "lean-stream":
             params["stream"] = True
-        harness = Harness(HarnessConfig(), transport=kind)  # type: ignore[arg-type]
+        harness = (
+            _capped_harness()
+            if transport == "lean-capped"
+            else Harness(HarnessConfig(), transport=kind)  # type: ignore[arg-type]
+        )
         if transport == "lean-sync":
             harness.batch_completion(MODEL, warm, max_workers=workers, **params)
             reset_stats(port)
@@ -174,12 +200,12 @@ def _measure(transport: str, n: int, workers: int, port: int, profile: bool) -> 
         else:
 
             async def both() -> tuple[list[Any], float, float, float, float]:
-                await harness.abatch_completion(MODEL, warm, max_workers=workers, **params)
+                await harness.abatch_completion(model, warm, max_workers=workers, **params)
                 reset_stats(port)
                 t0, c0 = time.perf_counter(), time.process_time()
                 with _profiled(profile, f"{transport} N={n} C={workers}"):
                     out = await harness.abatch_completion(
-                        MODEL, conversations, max_workers=workers, **params
+                        model, conversations, max_workers=workers, **params
                     )
                 t1, c1 = time.perf_counter(), time.process_time()
                 await harness.aclose()
