@@ -37,25 +37,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import cProfile
-import io
 import json
 import math
 import os
-import pstats
-import resource
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from tabulate import tabulate
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_batch import _profiled, _rss_mb  # noqa: E402
 from fake_server import fake_server, fetch_stats, reset_stats  # noqa: E402
 
 LATENCY_MS = 50.0
@@ -107,30 +102,6 @@ def _requests(family: str, call_inputs: list[str | list[str]]) -> list[list[str]
         texts = [value] if isinstance(value, str) else value
         out.extend(texts[i : i + size] for i in range(0, len(texts), size))
     return out
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-
-
-@contextlib.contextmanager
-def _profiled(enabled: bool, label: str) -> Iterator[None]:
-    """Profile the block with cProfile and print the top functions to stderr."""
-    if not enabled:
-        yield
-        return
-    profile = cProfile.Profile()
-    profile.enable()
-    try:
-        yield
-    finally:
-        profile.disable()
-        text = io.StringIO()
-        stats = pstats.Stats(profile, stream=text)
-        stats.sort_stats("tottime").print_stats(25)
-        stats.sort_stats("cumulative").print_stats(40)
-        print(f"--- cProfile of the measured run ({label}): own time, then cumulative ---")
-        print(text.getvalue())
 
 
 # --- the raw floor ---------------------------------------------------------------------------
@@ -322,10 +293,9 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines()
         return {**head, "failed": lines[-1] if lines else "?"}
-    lines = proc.stdout.strip().splitlines()
     if spec["profile"]:
-        print("\n".join(lines[:-1]), file=sys.stderr)
-    row: dict[str, Any] = json.loads(lines[-1])
+        print(proc.stderr, file=sys.stderr)
+    row: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return row
 
 

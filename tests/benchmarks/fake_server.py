@@ -420,7 +420,7 @@ class _HTTPConnection(asyncio.Protocol):
             )
 
     def _reply(self, body: bytes, close: bool) -> None:
-        """The timer fired: send a prepared 200 body (counted like ``_answer``)."""
+        """Send a prepared 200 body: the request leaves the in-flight count, counted completed."""
         self.pending = None
         stats = self.state.stats
         stats.inflight -= 1
@@ -437,20 +437,7 @@ class _HTTPConnection(asyncio.Protocol):
 
     def _answer(self, model: bytes, close: bool) -> None:
         """The timer fired: send the completion (the hot path)."""
-        self.pending = None
-        stats = self.state.stats
-        stats.inflight -= 1
-        stats.completed += 1
-        transport = self.transport
-        if transport is None:
-            return
-        body = self.state.completion(model)
-        transport.write((_HEAD_200_CLOSE if close else _HEAD_200) % len(body) + body)
-        if close:
-            self.closing = True
-            transport.close()
-        elif self.buf:
-            self._process()
+        self._reply(self.state.completion(model), close)
 
     def _stream(self, model: bytes, close: bool, rest_after: float) -> None:
         """Time to first token: send the head and the first chunk; the rest follows."""
