@@ -29,13 +29,9 @@ from harness.report.history import (
     run_overview,
     save_run,
 )
+from tests.helpers.pytester_ini import PYTESTER_INI
 
-CONFIG = """
-[tool.pytest.ini_options]
-asyncio_default_fixture_loop_scope = "function"
-addopts = "-p no:hypothesispytest -p no:randomly"
-filterwarnings = ["ignore::pytest.PytestAssertRewriteWarning"]
-
+CONFIG = PYTESTER_INI + """
 [tool.harness.models.careful]
 model = "mock/careful"
 

@@ -19,13 +19,9 @@ import pytest
 
 import harness.suites  # noqa: F401  (PyYAML's C extension must be imported only once)
 from harness.report.document import load_document, merge_documents
+from tests.helpers.pytester_ini import PYTESTER_INI
 
-CONFIG = """
-[tool.pytest.ini_options]
-asyncio_default_fixture_loop_scope = "function"
-addopts = "-p no:hypothesispytest -p no:randomly"
-filterwarnings = ["ignore::pytest.PytestAssertRewriteWarning"]
-
+CONFIG = PYTESTER_INI + """
 [tool.harness.models.good]
 model = "mock/good"
 

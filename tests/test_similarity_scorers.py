@@ -18,6 +18,7 @@ from harness.checks.similarity import SCORERS, embedding_model_problem, similar
 from harness.config import HarnessConfig
 from harness.embeddings import cosine, hashed_embedding
 from harness.errors import ConfigError
+from tests.helpers.pytester_ini import PYTESTER_INI
 
 # --- hand-computed values ------------------------------------------------------------------
 
@@ -197,12 +198,7 @@ cases:
     mock_response: "The Eiffel Tower is in Paris, France."
 """
 
-CONFIG = """
-[tool.pytest.ini_options]
-asyncio_default_fixture_loop_scope = "function"
-addopts = "-p no:hypothesispytest -p no:randomly"
-filterwarnings = ["ignore::pytest.PytestAssertRewriteWarning"]
-
+CONFIG = PYTESTER_INI + """
 [tool.harness]
 embedding_model = "embedder"
 
