@@ -295,7 +295,7 @@ def test_the_offline_judge_picks_the_answer_closer_to_the_reference_and_is_biase
 CONFIG = """
 [tool.pytest.ini_options]
 asyncio_default_fixture_loop_scope = "function"
-addopts = "-p no:hypothesispytest"
+addopts = "-p no:hypothesispytest -p no:randomly"
 filterwarnings = ["ignore::pytest.PytestAssertRewriteWarning"]
 
 [tool.harness.models.good]

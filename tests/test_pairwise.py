@@ -261,7 +261,7 @@ def test_bad_compare_is_a_precise_load_error(tmp_path, compare, message):
 CONFIG = """
 [tool.pytest.ini_options]
 asyncio_default_fixture_loop_scope = "function"
-addopts = "-p no:hypothesispytest"
+addopts = "-p no:hypothesispytest -p no:randomly"
 filterwarnings = ["ignore::pytest.PytestAssertRewriteWarning"]
 """
 

@@ -14,7 +14,7 @@ import harness.suites  # noqa: F401
 CONFIG = """
 [tool.pytest.ini_options]
 asyncio_default_fixture_loop_scope = "function"
-addopts = "-p no:hypothesispytest"
+addopts = "-p no:hypothesispytest -p no:randomly"
 filterwarnings = ["ignore::pytest.PytestAssertRewriteWarning"]
 
 [tool.harness.models.good]

@@ -18,7 +18,7 @@ from pytest_plugin._preflight import suggest_model, unknown_model
 CONFIG = """
 [tool.pytest.ini_options]
 asyncio_default_fixture_loop_scope = "function"
-addopts = "-p no:hypothesispytest"
+addopts = "-p no:hypothesispytest -p no:randomly"
 filterwarnings = ["ignore::pytest.PytestAssertRewriteWarning"]
 
 [tool.harness.models.fast]

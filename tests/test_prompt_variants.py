@@ -268,7 +268,7 @@ def test_any_variants_round_trip(variants: list[tuple[str | None, str]], value: 
 CONFIG = """
 [tool.pytest.ini_options]
 asyncio_default_fixture_loop_scope = "function"
-addopts = "-p no:hypothesispytest"
+addopts = "-p no:hypothesispytest -p no:randomly"
 filterwarnings = ["ignore::pytest.PytestAssertRewriteWarning"]
 
 [tool.harness.models.careful]

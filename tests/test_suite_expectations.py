@@ -515,7 +515,7 @@ def test_any_jsonl_assert_value_loads_or_raises_suite_error(value: Any) -> None:
 PROJECT_CONFIG = """
 [tool.pytest.ini_options]
 asyncio_default_fixture_loop_scope = "function"
-addopts = "-p no:hypothesispytest"
+addopts = "-p no:hypothesispytest -p no:randomly"
 filterwarnings = ["ignore::pytest.PytestAssertRewriteWarning"]
 
 [tool.harness.models.careful]
